@@ -1,0 +1,332 @@
+"""Descriptions of tensors: shape and dtype, optionally with value bounds.
+
+A ``TensorSpec`` describes one item (no batch dimension); methods that create
+tensors take ``outer_dims`` (e.g. ``(B,)`` or ``(T, B)``) that are prepended
+to ``spec.shape``.
+"""
+
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "TensorSpec",
+    "BoundedTensorSpec",
+    "torch_dtype_to_str",
+    "torch_dtype_from",
+]
+
+_NUMPY_TO_TORCH = {
+    np.dtype(np.bool_): torch.bool,
+    np.dtype(np.uint8): torch.uint8,
+    np.dtype(np.int8): torch.int8,
+    np.dtype(np.int16): torch.int16,
+    np.dtype(np.int32): torch.int32,
+    np.dtype(np.int64): torch.int64,
+    np.dtype(np.float16): torch.float16,
+    np.dtype(np.float32): torch.float32,
+    np.dtype(np.float64): torch.float64,
+    np.dtype(np.complex64): torch.complex64,
+    np.dtype(np.complex128): torch.complex128,
+}
+_TORCH_TO_NUMPY = {v: k for k, v in _NUMPY_TO_TORCH.items()}
+
+DTypeLike = Union[torch.dtype, np.dtype, type, str]
+OuterDims = Optional[Union[int, Sequence[int], torch.Size]]
+
+
+def torch_dtype_from(dtype: DTypeLike) -> torch.dtype:
+    """Convert a torch dtype, NumPy dtype/type or name (``"float32"``) to a
+    ``torch.dtype``.
+
+    Raises:
+        TypeError: ``dtype`` is not a dtype torch supports.
+    """
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if isinstance(dtype, str) and hasattr(torch, dtype.replace("torch.", "")):
+        candidate = getattr(torch, dtype.replace("torch.", ""))
+        if isinstance(candidate, torch.dtype):
+            return candidate
+    try:
+        return _NUMPY_TO_TORCH[np.dtype(dtype)]
+    except (TypeError, KeyError):
+        raise TypeError(f"dtype must be a torch or numpy dtype; got {dtype!r}") from None
+
+
+def torch_dtype_to_str(dtype: torch.dtype) -> str:
+    """``torch.float32`` -> ``"float32"``."""
+    return str(torch_dtype_from(dtype)).replace("torch.", "")
+
+
+def _as_shape(shape: Any, name: str = "shape") -> torch.Size:
+    if isinstance(shape, (int, np.integer)):
+        shape = (int(shape),)
+    try:
+        dims = tuple(int(d) for d in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of ints; got {shape!r}") from None
+    if any(d < 0 for d in dims):
+        raise ValueError(f"{name} must have non-negative dims; got {dims}")
+    return torch.Size(dims)
+
+
+def _outer(outer_dims: OuterDims) -> torch.Size:
+    if outer_dims is None:
+        return torch.Size(())
+    return _as_shape(outer_dims, "outer_dims")
+
+
+class TensorSpec:
+    """Shape and dtype of a tensor (without batch dimensions).
+
+    Args:
+        shape (Sequence[int] | int): the shape of one item.
+        dtype (torch.dtype | numpy dtype | str): its dtype (default float32).
+    """
+
+    __slots__ = ("_shape", "_dtype")
+
+    def __init__(self, shape: Union[int, Sequence[int]], dtype: DTypeLike = torch.float32):
+        self._shape = _as_shape(shape)
+        self._dtype = torch_dtype_from(dtype)
+
+    @classmethod
+    def from_spec(cls, spec: "TensorSpec") -> "TensorSpec":
+        """A ``TensorSpec`` with the shape and dtype of ``spec``."""
+        if not isinstance(spec, TensorSpec):
+            raise TypeError(f"spec must be a TensorSpec; got {type(spec).__name__}")
+        return TensorSpec(spec.shape, spec.dtype)
+
+    @classmethod
+    def from_tensor(cls, tensor: torch.Tensor, from_dim: int = 0) -> "TensorSpec":
+        """The spec of ``tensor.shape[from_dim:]`` and ``tensor.dtype``."""
+        if not isinstance(tensor, torch.Tensor):
+            raise TypeError(f"tensor must be a torch.Tensor; got {type(tensor).__name__}")
+        return cls(tensor.shape[from_dim:], tensor.dtype)
+
+    @classmethod
+    def from_array(cls, array: Any, from_dim: int = 0) -> "TensorSpec":
+        """The spec of a NumPy array (or scalar) from dimension ``from_dim``."""
+        array = np.asarray(array)
+        return cls(array.shape[from_dim:], array.dtype)
+
+    @property
+    def shape(self) -> torch.Size:
+        return self._shape
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self._shape)
+
+    @property
+    def numel(self) -> int:
+        """Number of elements of one item."""
+        return int(np.prod(self._shape, dtype=np.int64))
+
+    @property
+    def numpy_dtype(self) -> np.dtype:
+        return _TORCH_TO_NUMPY[self._dtype]
+
+    def is_bounded(self) -> bool:
+        return False
+
+    def is_discrete(self) -> bool:
+        """Whether the dtype is an integer or bool type."""
+        return not (self._dtype.is_floating_point or self._dtype.is_complex)
+
+    def is_continuous(self) -> bool:
+        """Whether the dtype is a floating point type."""
+        return self._dtype.is_floating_point
+
+    def __repr__(self) -> str:
+        return f"TensorSpec(shape={tuple(self._shape)}, dtype={self._dtype})"
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            type(self) is type(other)
+            and self._shape == other._shape
+            and self._dtype == other._dtype
+        )
+
+    def __ne__(self, other: Any) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, tuple(self._shape), self._dtype))
+
+    def __reduce__(self):
+        return TensorSpec, (tuple(self._shape), self._dtype)
+
+    # ---- tensor factories -------------------------------------------------
+    def constant(self, value: Any, outer_dims: OuterDims = None) -> torch.Tensor:
+        """A tensor of shape ``outer_dims + shape`` filled with ``value``."""
+        return torch.full(_outer(outer_dims) + self._shape, value, dtype=self._dtype)
+
+    def zeros(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        return torch.zeros(_outer(outer_dims) + self._shape, dtype=self._dtype)
+
+    def ones(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        return torch.ones(_outer(outer_dims) + self._shape, dtype=self._dtype)
+
+    def randn(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Standard normal samples (floating dtypes) or rounded normal samples
+        (integer dtypes) of shape ``outer_dims + shape``."""
+        shape = _outer(outer_dims) + self._shape
+        if self._dtype.is_floating_point:
+            return torch.randn(shape, dtype=self._dtype)
+        if self._dtype == torch.bool:
+            return torch.randn(shape) > 0
+        return torch.randn(shape).round().to(self._dtype)
+
+    def numpy_constant(self, value: Any, outer_dims: OuterDims = None) -> np.ndarray:
+        return np.full(tuple(_outer(outer_dims) + self._shape), value, dtype=self.numpy_dtype)
+
+    def numpy_zeros(self, outer_dims: OuterDims = None) -> np.ndarray:
+        return self.numpy_constant(0, outer_dims)
+
+    def sample(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Random values: standard normal for an unbounded spec."""
+        return self.randn(outer_dims)
+
+
+def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
+    array = np.asarray(value, dtype=_TORCH_TO_NUMPY[dtype])
+    try:
+        np.broadcast_to(array, tuple(shape))
+    except ValueError:
+        raise ValueError(
+            f"{name} of shape {array.shape} cannot be broadcast to the spec shape "
+            f"{tuple(shape)}"
+        ) from None
+    return array
+
+
+class BoundedTensorSpec(TensorSpec):
+    """A ``TensorSpec`` whose values lie in ``[minimum, maximum]``.
+
+    Args:
+        shape (Sequence[int] | int): the shape of one item.
+        dtype: its dtype (default float32).
+        minimum (number | array_like): lower bound, broadcastable to ``shape``.
+        maximum (number | array_like): upper bound, broadcastable to ``shape``.
+
+    Raises:
+        ValueError: a bound cannot be broadcast to ``shape`` or ``minimum``
+            exceeds ``maximum`` somewhere.
+    """
+
+    __slots__ = ("_minimum", "_maximum")
+
+    def __init__(
+        self,
+        shape: Union[int, Sequence[int]],
+        dtype: DTypeLike = torch.float32,
+        minimum: Any = 0,
+        maximum: Any = 1,
+    ):
+        super().__init__(shape, dtype)
+        if minimum is None or maximum is None:
+            raise ValueError("minimum and maximum must both be given (got None)")
+        if self._dtype == torch.bool:
+            minimum, maximum = bool(minimum), bool(maximum)
+        lo = _bound_array(minimum, "minimum", self._shape, self._dtype)
+        hi = _bound_array(maximum, "maximum", self._shape, self._dtype)
+        bad = np.broadcast_to(lo > hi, np.broadcast_shapes(lo.shape, hi.shape))
+        if np.any(bad):
+            raise ValueError(
+                f"minimum must be <= maximum; got minimum={minimum!r}, maximum={maximum!r}"
+            )
+        lo.setflags(write=False)
+        hi.setflags(write=False)
+        self._minimum = lo
+        self._maximum = hi
+
+    @classmethod
+    def from_spec(cls, spec: TensorSpec) -> "BoundedTensorSpec":
+        """A bounded copy of ``spec``; an unbounded spec gets the full range of
+        its dtype."""
+        if not isinstance(spec, TensorSpec):
+            raise TypeError(f"spec must be a TensorSpec; got {type(spec).__name__}")
+        if isinstance(spec, BoundedTensorSpec):
+            return BoundedTensorSpec(spec.shape, spec.dtype, spec.minimum, spec.maximum)
+        if spec.dtype.is_floating_point:
+            info = torch.finfo(spec.dtype)
+        elif spec.dtype == torch.bool:
+            return BoundedTensorSpec(spec.shape, spec.dtype, False, True)
+        else:
+            info = torch.iinfo(spec.dtype)
+        return BoundedTensorSpec(spec.shape, spec.dtype, info.min, info.max)
+
+    @property
+    def minimum(self) -> np.ndarray:
+        """Lower bound as a read-only NumPy array (broadcastable to ``shape``)."""
+        return self._minimum
+
+    @property
+    def maximum(self) -> np.ndarray:
+        """Upper bound as a read-only NumPy array (broadcastable to ``shape``)."""
+        return self._maximum
+
+    def is_bounded(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return (
+            f"BoundedTensorSpec(shape={tuple(self._shape)}, dtype={self._dtype}, "
+            f"minimum={self._minimum.tolist()}, maximum={self._maximum.tolist()})"
+        )
+
+    def __eq__(self, other: Any) -> bool:
+        return (
+            super().__eq__(other)
+            and np.array_equal(
+                np.broadcast_to(self._minimum, self._shape),
+                np.broadcast_to(other._minimum, other._shape),
+            )
+            and np.array_equal(
+                np.broadcast_to(self._maximum, self._shape),
+                np.broadcast_to(other._maximum, other._shape),
+            )
+        )
+
+    def __hash__(self) -> int:
+        return hash((super().__hash__(), self._minimum.tobytes(), self._maximum.tobytes()))
+
+    def __reduce__(self):
+        return BoundedTensorSpec, (
+            tuple(self._shape),
+            self._dtype,
+            self._minimum,
+            self._maximum,
+        )
+
+    def _bounds(self, device: Any = None):
+        lo = torch.as_tensor(np.broadcast_to(self._minimum, tuple(self._shape)).copy())
+        hi = torch.as_tensor(np.broadcast_to(self._maximum, tuple(self._shape)).copy())
+        return lo.to(device), hi.to(device)
+
+    def sample(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Uniform samples in ``[minimum, maximum]`` (inclusive for integer
+        dtypes) of shape ``outer_dims + shape``."""
+        shape = _outer(outer_dims) + self._shape
+        lo, hi = self._bounds()
+        if self._dtype == torch.bool:
+            return torch.rand(shape) < 0.5
+        if self.is_discrete():
+            lo64, hi64 = lo.to(torch.float64), hi.to(torch.float64)
+            values = torch.floor(lo64 + torch.rand(shape, dtype=torch.float64) * (hi64 - lo64 + 1))
+            return torch.minimum(values, hi64).to(self._dtype)
+        lo, hi = lo.to(torch.float64), hi.to(torch.float64)
+        span = hi - lo
+        if not torch.isfinite(span).all():
+            # Unbounded or huge range: sample a standard normal clipped to the bounds.
+            values = torch.randn(shape, dtype=torch.float64)
+            return torch.maximum(torch.minimum(values, hi), lo).to(self._dtype)
+        values = lo + torch.rand(shape, dtype=torch.float64) * span
+        return values.to(self._dtype)
