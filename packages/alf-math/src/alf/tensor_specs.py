@@ -63,9 +63,11 @@ def torch_dtype_to_str(dtype: torch.dtype) -> str:
 def _as_shape(shape: Any, name: str = "shape") -> torch.Size:
     if isinstance(shape, (int, np.integer)):
         shape = (int(shape),)
+    if isinstance(shape, (str, bytes)):
+        raise TypeError(f"{name} must be a sequence of ints; got {shape!r}")
     try:
         dims = tuple(int(d) for d in shape)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"{name} must be a sequence of ints; got {shape!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"{name} must have non-negative dims; got {dims}")

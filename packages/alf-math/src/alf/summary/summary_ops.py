@@ -131,21 +131,19 @@ def should_record_summaries() -> bool:
 # ---- scopes ---------------------------------------------------------------
 class scope:
     """A name scope: summary names written inside are prefixed with
-    ``"outer/inner/"``. The object can be entered again later (e.g. saved by
-    one function and used by another); entering yields the full scope name.
+    ``"outer/inner/"``. The prefix is fixed when the object is created, so a
+    scope made in one place can be entered later elsewhere (e.g. passed to a
+    helper that writes summaries); entering yields the full scope name.
     """
 
     def __init__(self, name: str):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
-        self._name = name
-        self._full_name: Optional[str] = None
+        outer = _scope_stack()[-1]
+        self._full_name = f"{outer}{name}/" if name else outer
 
     def __enter__(self) -> str:
-        stack = _scope_stack()
-        if self._full_name is None:
-            self._full_name = f"{stack[-1]}{self._name}/" if self._name else stack[-1]
-        stack.append(self._full_name)
+        _scope_stack().append(self._full_name)
         return self._full_name
 
     def __exit__(self, *exc: Any) -> None:

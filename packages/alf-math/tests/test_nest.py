@@ -1,0 +1,171 @@
+"""Tests of alf.nest against hand-written expectations and a recursive oracle."""
+
+import collections
+from collections import OrderedDict
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alf import nest
+
+Point = collections.namedtuple("Point", ["x", "y"])
+Outer = collections.namedtuple("Outer", ["obs", "action"])
+
+
+def _oracle_flatten(value):
+    """Independent recursive flattening (dict keys sorted)."""
+    if isinstance(value, dict):
+        return [leaf for k in sorted(value) for leaf in _oracle_flatten(value[k])]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _oracle_flatten(v)]
+    return [value]
+
+
+leaves = st.one_of(st.integers(), st.none(), st.text(max_size=3))
+nests = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.lists(children, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from("abcd"), children, max_size=3),
+        st.tuples(children, children).map(lambda t: Point(*t)),
+    ),
+    max_leaves=12,
+)
+
+
+@given(nests)
+def test_flatten_matches_recursive_oracle(value):
+    assert nest.flatten(value) == _oracle_flatten(value)
+
+
+@given(nests)
+def test_pack_sequence_as_inverts_flatten(value):
+    flat = nest.flatten(value)
+    rebuilt = nest.pack_sequence_as(value, flat)
+    assert rebuilt == value
+    assert type(rebuilt) is type(value)
+
+
+@given(nests)
+def test_map_structure_applies_to_every_leaf(value):
+    mapped = nest.map_structure(lambda x: f"seen:{x!r}", value)
+    assert nest.flatten(mapped) == [f"seen:{x!r}" for x in _oracle_flatten(value)]
+    nest.assert_same_structure(mapped, value)
+
+
+def test_dict_order_independent_of_insertion():
+    a = {"b": 1, "a": 2}
+    b = {"a": 3, "b": 4}
+    assert nest.flatten(a) == [2, 1]
+    assert nest.map_structure(lambda x, y: x + y, a, b) == {"b": 5, "a": 5}
+    # the result keeps the first nest's key order
+    assert list(nest.map_structure(lambda x: x, a)) == ["b", "a"]
+
+
+def test_ordered_dict_and_namedtuple_types_are_kept():
+    value = OrderedDict([("z", Point(1, 2)), ("a", [3])])
+    out = nest.map_structure(lambda x: x * 10, value)
+    assert isinstance(out, OrderedDict) and list(out) == ["z", "a"]
+    assert out["z"] == Point(10, 20)
+
+
+def test_assert_same_structure_names_the_path():
+    with pytest.raises(ValueError, match=r"at 'obs\.y'"):
+        nest.assert_same_structure(
+            Outer(obs=Point(1, [2, 3]), action=4), Outer(obs=Point(1, [2]), action=4)
+        )
+    with pytest.raises(ValueError, match=r"at 'a': keys"):
+        nest.assert_same_structure({"a": {"x": 1}}, {"a": {"y": 1}})
+    with pytest.raises(ValueError, match="at the top level"):
+        nest.assert_same_structure([1, 2], 3)
+
+
+def test_check_types_distinguishes_list_and_tuple():
+    nest.assert_same_structure([1, 2], (1, 2))
+    with pytest.raises(TypeError, match="list vs tuple"):
+        nest.assert_same_structure([1, 2], (1, 2), check_types=True)
+    assert not nest.is_same_structure([1], [1, 2])
+
+
+def test_map_structure_rejects_different_structures_with_path():
+    with pytest.raises(ValueError, match=r"at 'action'"):
+        nest.map_structure(lambda a, b: a, Outer(1, (2,)), Outer(1, (2, 3)))
+
+
+def test_map_structure_with_path():
+    value = {"a": [1, 2], "b": Point(3, 4)}
+    out = nest.map_structure_with_path(lambda path, x: f"{path}={x}", value)
+    assert out == {"a": ["a.0=1", "a.1=2"], "b": Point("b.x=3", "b.y=4")}
+
+
+def test_flatten_up_to_and_map_structure_up_to():
+    shallow = {"a": None, "b": (None, None)}
+    deep = {"a": [1, 2], "b": ({"c": 3}, 4)}
+    assert nest.flatten_up_to(shallow, deep) == [[1, 2], {"c": 3}, 4]
+    sizes = nest.map_structure_up_to(shallow, lambda x: len(nest.flatten(x)), deep)
+    assert sizes == {"a": 2, "b": (1, 1)}
+    with pytest.raises(ValueError, match="at 'b.0'"):
+        nest.flatten_up_to({"b": ((None,), None)}, {"b": (5, 4)})
+
+
+def test_pack_sequence_as_rejects_wrong_length():
+    with pytest.raises(ValueError, match="flat_seq has 1 elements but nest has 2 leaves"):
+        nest.pack_sequence_as([0, 0], [1])
+
+
+def test_get_field_and_set_field():
+    value = Outer(obs={"image": [10, 11], "state": 5}, action=Point(1, 2))
+    assert nest.get_field(value, "obs.image.1") == 11
+    assert nest.get_field(value, "action.y") == 2
+    assert nest.get_field(value, "") is value
+    updated = nest.set_field(value, "obs.state", 99)
+    assert updated.obs["state"] == 99 and value.obs["state"] == 5
+    assert updated.action is value.action  # untouched branches are shared
+    doubled = nest.transform_nest(value, "action", lambda p: Point(p.x * 2, p.y * 2))
+    assert doubled.action == Point(2, 4)
+
+
+def test_path_naming_no_field_raises_before_any_change():
+    value = {"a": {"b": 1}}
+    with pytest.raises(ValueError, match="field 'a.c' names no field"):
+        nest.get_field(value, "a.c")
+    with pytest.raises(ValueError, match="field 'a.b.x' names no field"):
+        nest.set_field(value, "a.b.x", 2)
+    assert value == {"a": {"b": 1}}
+    with pytest.raises(TypeError, match="field must be a str"):
+        nest.get_field(value, 3)
+
+
+def test_find_field_and_extract_fields():
+    value = {"x": Point(x=1, y={"x": 2}), "z": ()}
+    assert nest.find_field(value, "x") == [Point(x=1, y={"x": 2})]
+    assert nest.find_field({"a": {"t": ()}, "b": {"t": 3}}, "t") == [3]
+    assert nest.find_field({"a": {"t": ()}}, "t", ignore_empty=False) == [()]
+    assert nest.extract_fields_from_nest(Point(1, 2)) == [("x", 1), ("y", 2)]
+    assert nest.extract_any_leaf_from_nest([None, (None, 7)]) == 7
+    with pytest.raises(TypeError, match="nest must be a container"):
+        nest.extract_fields_from_nest(3)
+
+
+def test_prune_nest_like():
+    full = {"a": 1, "b": Point(2, 3), "c": [4, 5]}
+    slim = {"b": Point(0, None), "c": [0, 0]}
+    assert nest.prune_nest_like(full, slim) == {"b": Point(2, None), "c": [4, 5]}
+
+
+def test_nest_batch_size():
+    import torch
+
+    value = {"a": torch.zeros(3, 2), "b": [torch.ones(3)]}
+    assert nest.get_nest_batch_size(value) == 3
+    with pytest.raises(ValueError, match="share the size of dim 0"):
+        nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.zeros(4)})
+
+
+def test_is_predicates():
+    assert nest.is_namedtuple(Point(1, 2)) and nest.is_namedtuple(Point)
+    assert not nest.is_namedtuple((1, 2))
+    assert nest.is_unnamedtuple((1, 2)) and not nest.is_unnamedtuple(Point(1, 2))
+    assert nest.is_nested({}) and nest.is_nested([]) and not nest.is_nested(None)

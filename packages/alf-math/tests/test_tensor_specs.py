@@ -1,0 +1,88 @@
+"""Tests of alf.tensor_specs."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from alf.tensor_specs import BoundedTensorSpec, TensorSpec, torch_dtype_from
+
+
+def test_shape_dtype_and_factories():
+    spec = TensorSpec((2, 3), torch.int32)
+    assert spec.shape == torch.Size([2, 3]) and spec.dtype == torch.int32
+    assert spec.ndim == 2 and spec.numel == 6
+    z = spec.zeros(outer_dims=(4, 5))
+    assert z.shape == (4, 5, 2, 3) and z.dtype == torch.int32 and not z.any()
+    assert spec.ones(7).sum() == 7 * 6
+    assert torch.equal(spec.constant(3), torch.full((2, 3), 3, dtype=torch.int32))
+    np_zeros = spec.numpy_zeros((1,))
+    assert np_zeros.shape == (1, 2, 3) and np_zeros.dtype == np.int32
+    assert TensorSpec(()).randn((10,)).shape == (10,)
+    assert spec.is_discrete() and not spec.is_continuous() and not spec.is_bounded()
+
+
+def test_dtype_conversions():
+    assert TensorSpec((1,), np.float64).dtype == torch.float64
+    assert TensorSpec((1,), "uint8").dtype == torch.uint8
+    assert TensorSpec((1,), np.dtype("int64")).numpy_dtype == np.int64
+    assert torch_dtype_from("torch.bool") == torch.bool
+    with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype"):
+        TensorSpec((1,), "not-a-dtype")
+
+
+def test_from_tensor_and_array():
+    t = torch.zeros(8, 3, 4, dtype=torch.float16)
+    assert TensorSpec.from_tensor(t, from_dim=1) == TensorSpec((3, 4), torch.float16)
+    assert TensorSpec.from_array(np.zeros((2, 5), np.int64)) == TensorSpec((2, 5), torch.int64)
+    assert TensorSpec.from_array(1.5) == TensorSpec((), torch.float64)
+    with pytest.raises(TypeError, match="tensor must be a torch.Tensor"):
+        TensorSpec.from_tensor(np.zeros(3))
+
+
+def test_equality_hash_and_pickle():
+    a = BoundedTensorSpec((2,), torch.float32, minimum=[-1, 0], maximum=1)
+    b = BoundedTensorSpec((2,), torch.float32, minimum=np.array([-1.0, 0.0]), maximum=[1, 1])
+    assert a == b and hash(a) != hash(TensorSpec((2,)))
+    assert a != TensorSpec((2,))
+    restored = pickle.loads(pickle.dumps(a))
+    assert restored == a and isinstance(restored, BoundedTensorSpec)
+    assert pickle.loads(pickle.dumps(TensorSpec((3,), torch.uint8))) == TensorSpec((3,), torch.uint8)
+
+
+def test_bounded_sample_within_bounds_float_and_int():
+    torch.manual_seed(0)
+    spec = BoundedTensorSpec((3,), torch.float32, minimum=[-2.0, 0.0, 5.0], maximum=[-1.0, 1e-3, 6.0])
+    s = spec.sample((2000,))
+    lo, hi = torch.tensor(spec.minimum), torch.tensor(spec.maximum)
+    assert s.shape == (2000, 3) and ((s >= lo) & (s <= hi)).all()
+    ispec = BoundedTensorSpec((), torch.int64, minimum=0, maximum=4)
+    counts = torch.bincount(ispec.sample((5000,)), minlength=5)
+    assert counts.numel() == 5
+    # each of the 5 values has probability 1/5: 1000 expected, sd ~28
+    assert (counts - 1000).abs().max() < 150
+
+
+def test_bounded_from_unbounded_spec_uses_dtype_range():
+    b = BoundedTensorSpec.from_spec(TensorSpec((2,), torch.uint8))
+    assert int(b.minimum) == 0 and int(b.maximum) == 255
+    f = BoundedTensorSpec.from_spec(TensorSpec((), torch.float32))
+    assert np.isfinite(f.sample((100,)).numpy()).all()
+
+
+def test_bounds_are_read_only():
+    spec = BoundedTensorSpec((2,), minimum=0.0, maximum=1.0)
+    with pytest.raises(ValueError):
+        spec.minimum[...] = 5
+
+
+def test_bad_bounds_are_rejected():
+    with pytest.raises(ValueError, match="minimum must be <= maximum"):
+        BoundedTensorSpec((2,), minimum=[0, 2], maximum=1)
+    with pytest.raises(ValueError, match="minimum of shape \\(3,\\) cannot be broadcast"):
+        BoundedTensorSpec((2,), minimum=[0, 0, 0], maximum=1)
+    with pytest.raises(ValueError, match="non-negative"):
+        TensorSpec((-1, 2))
+    with pytest.raises(TypeError, match="shape must be a sequence of ints"):
+        TensorSpec("ab")
