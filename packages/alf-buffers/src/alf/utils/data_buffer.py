@@ -1,0 +1,599 @@
+"""Classes for storing data for sampling.
+
+``RingBuffer`` keeps, for each of ``num_environments`` environments, a ring of
+the latest ``max_length`` items of a nest of tensors described by a nest of
+``TensorSpec``; it can be shared between processes with blocking enqueue and
+dequeue. ``DataBuffer`` is a single ring of ``capacity`` items with uniform
+random sampling.
+
+Terminology: a *position* (``pos``) counts the items ever enqueued into an
+environment's ring and only grows (``clear`` resets it to 0); the *index*
+(``idx``) of a position is the slot of the storage holding it:
+``idx == pos % max_length``. An environment holds the items at positions
+``[pos - size, pos)`` where ``pos`` is its current position and ``size`` its
+current size.
+
+Storage is allocated once, at construction: one tensor of shape
+``[num_environments, max_length] + spec.shape`` per leaf of the spec, plus two
+int64 ``[num_environments]`` tensors of positions and sizes. All of them are
+registered buffers of the ``nn.Module``, so ``state_dict()`` holds the stored
+data and the positions, and ``load_state_dict`` restores a buffer exactly.
+"""
+
+import functools
+from typing import Any, Callable, List
+
+import torch
+from torch import nn
+
+import alf.nest as nest
+from alf.utils._buffer_checks import (
+    check_data_spec,
+    check_env_ids,
+    check_items,
+    check_non_negative_int,
+    check_positive_int,
+)
+from alf.utils._buffer_sync import LocalSync, SharedSync
+
+__all__ = ["atomic", "RingBuffer", "DataBuffer"]
+
+
+def atomic(func: Callable) -> Callable:
+    """Make class member function atomic by checking class._lock.
+
+    Can only be applied on class methods, whose containing class must have
+    ``_lock`` set to ``None`` or a ``multiprocessing`` lock object; with a lock
+    the method runs while holding it. The lock should be re-entrant
+    (``multiprocessing.RLock``) when atomic methods call each other.
+
+    Args:
+        func (callable): the function to be wrapped.
+    Returns:
+        the wrapped function
+    Raises:
+        TypeError: (when called) the instance has no ``_lock`` attribute.
+    """
+
+    @functools.wraps(func)
+    def atomic_wrapper(self, *args, **kwargs):
+        try:
+            lock = self._lock
+        except AttributeError:
+            raise TypeError(
+                f"@atomic method {func.__qualname__} needs self._lock (None or a "
+                f"multiprocessing lock); {type(self).__name__} has no _lock"
+            ) from None
+        if lock is None:
+            return func(self, *args, **kwargs)
+        with lock:
+            return func(self, *args, **kwargs)
+
+    return atomic_wrapper
+
+
+def _buffer_name(i: int, path: str) -> str:
+    """Name of the registered storage buffer of leaf ``i`` (at ``path``)."""
+    tail = "".join(c if c.isalnum() else "_" for c in path)
+    return f"_buffer{i}_{tail}" if tail else f"_buffer{i}"
+
+
+class RingBuffer(nn.Module):
+    """Batched Ring Buffer.
+
+    Multiprocessing safe, optionally via: ``allow_multiprocess`` flag, blocking
+    modes to enqueue and dequeue, a stop event to terminate blocked processes,
+    and putting buffer into shared memory.
+
+    This is the underlying implementation of ReplayBuffer and Queue.
+
+    Users give the environment ids when adding a batch, so multiple actors can
+    store experience in the same buffer, each in its own environments.
+
+    Once stop event is set, all blocking enqueue and dequeue calls that happen
+    afterwards will be skipped, unless the operation already started.
+
+    Terminology: ``pos`` (as in ``_current_pos``) is the always increasing
+    position of an element in the infinitely long buffer, and ``idx`` the
+    actual index of the element in the underlying store (``_buffer``):
+    ``idx == pos % _max_length``, and ``_buffer[env, idx]`` is the stored data.
+
+    Multiple processes: with ``allow_multiprocess=True`` the CPU storage is put
+    in shared memory and every operation holds a re-entrant lock shared by all
+    processes. Pass the buffer to a child as a ``Process`` argument; children
+    started with ``spawn`` and with ``fork`` share the same memory, lock,
+    conditions and stop event. (A CUDA buffer can be shared with ``spawn``
+    children only, as CUDA does not survive ``fork``.) Such a buffer cannot be
+    pickled or deep-copied other than to start a process.
+
+    Args:
+        data_spec (nested TensorSpec): spec describing a single item that can
+            be stored in this buffer.
+        num_environments (int): number of environments or total batch size.
+        max_length (int): The maximum number of items that can be stored for a
+            single environment.
+        device (str | torch.device): A torch device to place the storage and
+            positions on.
+        allow_multiprocess (bool): if True, allows multiple processes to write
+            and read the buffer asynchronously.
+        name (str): name of the replay buffer.
+    Raises:
+        ValueError: ``num_environments`` or ``max_length`` is < 1, or
+            ``data_spec`` has no leaf.
+        TypeError: a leaf of ``data_spec`` is not a ``TensorSpec`` or an int
+            argument is not an int.
+    """
+
+    def __init__(
+        self,
+        data_spec: Any,
+        num_environments: int,
+        max_length: int = 1024,
+        device: Any = "cpu",
+        allow_multiprocess: bool = False,
+        name: str = "RingBuffer",
+    ):
+        super().__init__()
+        num_environments = check_positive_int(num_environments, "num_environments")
+        max_length = check_positive_int(max_length, "max_length")
+        leaves = check_data_spec(data_spec)
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str; got {type(name).__name__}")
+        device = torch.device(device)
+        self._name = name
+        self._data_spec = data_spec
+        self._specs = leaves
+        self._num_envs = num_environments
+        self._max_length = max_length
+        self._allow_multiprocess = bool(allow_multiprocess)
+        self._buffer_names = [_buffer_name(i, path) for i, (path, _) in enumerate(leaves)]
+        for buf_name, (_, spec) in zip(self._buffer_names, leaves):
+            storage = torch.zeros(
+                (num_environments, max_length) + tuple(spec.shape),
+                dtype=spec.dtype,
+                device=device,
+            )
+            self.register_buffer(buf_name, storage)
+        self.register_buffer(
+            "_current_size", torch.zeros(num_environments, dtype=torch.int64, device=device)
+        )
+        self.register_buffer(
+            "_current_pos", torch.zeros(num_environments, dtype=torch.int64, device=device)
+        )
+        self._sync = SharedSync() if self._allow_multiprocess else LocalSync()
+        self._lock = self._sync.lock
+        if self._allow_multiprocess:
+            self.share_memory()
+        self._refresh()
+
+    # ---- cached views of the registered buffers ---------------------------
+    def _refresh(self) -> None:
+        """Rebuild what is derived from the registered buffers (after
+        construction, ``.to()``, unpickling)."""
+        self._storage = [self._buffers[n] for n in self._buffer_names]
+        self._device = self._buffers["_current_pos"].device
+        self._all_env_ids = torch.arange(self._num_envs, device=self._device)
+
+    def _apply(self, fn, recurse=True):
+        result = super()._apply(fn, recurse)
+        self._refresh()
+        return result
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        for key in ("_storage", "_all_env_ids"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._refresh()
+
+    def extra_repr(self) -> str:
+        return (
+            f"name={self._name!r}, num_environments={self._num_envs}, "
+            f"max_length={self._max_length}, device={self._device}, "
+            f"allow_multiprocess={self._allow_multiprocess}"
+        )
+
+    # ---- properties -------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The device where the data is stored in."""
+        return self._device
+
+    @property
+    def num_environments(self) -> int:
+        return self._num_envs
+
+    @property
+    def _buffer(self) -> Any:
+        """The storage: a nest like ``data_spec`` of tensors of shape
+        ``[num_environments, max_length] + spec.shape``."""
+        return nest.pack_sequence_as(self._data_spec, self._storage)
+
+    # ---- helpers ----------------------------------------------------------
+    def check_convert_env_ids(self, env_ids: Any) -> torch.Tensor:
+        """Check ``env_ids`` and return them as an int64 tensor on ``device``.
+
+        Args:
+            env_ids (Tensor | Sequence[int] | None): ids of shape ``[B]``, each
+                in ``[0, num_environments)`` and none twice; ``None`` means
+                all environments, in order.
+        Returns:
+            Tensor: int64 of shape ``[B]`` on ``device``.
+        Raises:
+            TypeError: not integers.
+            ValueError: not 1-D, out of range, or duplicated.
+        """
+        if env_ids is None:
+            return self._all_env_ids
+        return check_env_ids(env_ids, self._num_envs).to(self._device)
+
+    def circular(self, pos: Any) -> Any:
+        """Mod pos by _max_length to get the actual index in the _buffer."""
+        return pos % self._max_length
+
+    def _has_space(self, env_ids: torch.Tensor) -> bool:
+        return bool((self._current_size[env_ids] < self._max_length).all())
+
+    def _has_data(self, env_ids: torch.Tensor, n: int) -> bool:
+        return bool((self._current_size[env_ids] >= n).all())
+
+    @atomic
+    def has_data(self, env_ids: Any, n: int = 1) -> bool:
+        """Check n steps of data available for env_ids.
+
+        Args:
+            env_ids (Tensor): ids of shape ``[B]`` (``None``: all).
+            n (int): Number of time steps to check.
+        Returns:
+            bool: whether every environment of ``env_ids`` holds ``n`` items.
+        """
+        n = check_non_negative_int(n, "n")
+        return self._has_data(self.check_convert_env_ids(env_ids), n)
+
+    @atomic
+    def has_space(self, env_ids: Any) -> bool:
+        """Check free space for one batch of data for env_ids.
+
+        Args:
+            env_ids (Tensor): ids of shape ``[B]`` (``None``: all).
+        Returns:
+            bool: whether every environment of ``env_ids`` has a free slot.
+        """
+        return self._has_space(self.check_convert_env_ids(env_ids))
+
+    @atomic
+    def get_current_position(self) -> torch.Tensor:
+        """Get the current position for each environment.
+
+        Returns:
+            Tensor: int64 with shape ``[num_environments]`` (a copy): the
+            position the next enqueued item of each environment will have.
+        """
+        return self._current_pos.clone()
+
+    @atomic
+    def get_earliest_position(self, env_ids: Any) -> torch.Tensor:
+        """The earliest position that is still in the replay buffer.
+
+        Args:
+            env_ids (Tensor): int64 Tensor of environment ids, shape ``[B]``
+                (``None``: all).
+        Returns:
+            Tensor: int64 with the same shape as env_ids, whose each entry is
+            the earliest position that is still in the replay buffer for
+            corresponding environment (equal to the current position when the
+            environment holds nothing).
+        """
+        env_ids = self.check_convert_env_ids(env_ids)
+        return self._current_pos[env_ids] - self._current_size[env_ids]
+
+    # ---- writing ----------------------------------------------------------
+    def enqueue(self, batch: Any, env_ids: Any = None, blocking: bool = False) -> bool:
+        """Add a batch of items to the buffer.
+
+        Note, when blocking == False, it always succeeds, overwriting oldest
+        data if there is no free slot.
+
+        Args:
+            batch (nested Tensor): each leaf of shape ``[B] + spec.shape`` and
+                the spec's dtype.
+            env_ids (Tensor): If None, ``B`` must be num_environments. If not
+                None, its shape should be ``[B]``; no id may repeat.
+                ``batch[i]`` is generated by environment ``env_ids[i]``.
+            blocking (bool): If True, blocks if there is no free slot to add
+                data. If False, enqueue can overwrite oldest data.
+        Returns:
+            True on success, False only in blocking mode when queue is stopped.
+        Raises:
+            ValueError, TypeError: bad ``env_ids`` or a ``batch`` that disagrees
+                with the spec (the message names the nest path); nothing is
+                stored then.
+            RuntimeError: blocking without ``allow_multiprocess`` when the
+                buffer has no space (the wait could never end).
+        """
+        env_ids = self.check_convert_env_ids(env_ids)
+        items = check_items(
+            self._data_spec, self._specs, batch, env_ids.shape[0], self._device
+        )
+        with self._locked():
+            if blocking and not self._sync.wait_for_space(lambda: self._has_space(env_ids)):
+                return False
+            self._write(env_ids, items)
+            self._sync.data_added()
+            return True
+
+    def _locked(self):
+        return self._lock if self._lock is not None else _NoLock
+
+    def _write(self, env_ids: torch.Tensor, items: List[torch.Tensor]) -> None:
+        pos = self._current_pos[env_ids]
+        idx = self.circular(pos)
+        for storage, item in zip(self._storage, items):
+            storage[env_ids, idx] = item
+        self._current_pos[env_ids] = pos + 1
+        self._current_size[env_ids] = torch.clamp(
+            self._current_size[env_ids] + 1, max=self._max_length
+        )
+
+    # ---- reading ----------------------------------------------------------
+    def dequeue(self, env_ids: Any = None, n: int = 1, blocking: bool = False) -> Any:
+        """Return earliest n steps and mark them removed in the buffer.
+
+        Args:
+            env_ids (Tensor): If None, batch_size must be num_environments. If
+                not None, dequeue from these environments (no id may repeat).
+                ``result[i]`` will be from environment ``env_ids[i]``.
+            n (int): Number of steps to dequeue, ``1 <= n <= max_length``.
+            blocking (bool): If True, blocks if there is not enough data to
+                dequeue.
+        Returns:
+            nested Tensors (shape ``[B, n] + spec.shape``, oldest first) or
+            None when blocking dequeue gets terminated by stop event.
+        Raises:
+            AssertionError: when not enough data is present, in non-blocking
+                mode (nothing is removed then).
+            ValueError, TypeError: bad ``env_ids`` or ``n``.
+            RuntimeError: blocking without ``allow_multiprocess`` when the
+                buffer has not enough data (the wait could never end).
+        """
+        n = check_positive_int(n, "n")
+        if n > self._max_length:
+            raise ValueError(
+                f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
+            )
+        env_ids = self.check_convert_env_ids(env_ids)
+        with self._locked():
+            if blocking:
+                if not self._sync.wait_for_data(lambda: self._has_data(env_ids, n)):
+                    return None
+            elif not self._has_data(env_ids, n):
+                raise AssertionError(
+                    f"not enough data to dequeue n={n}: environments "
+                    f"{env_ids.tolist()} hold {self._current_size[env_ids].tolist()} items"
+                )
+            result = self._read(env_ids, n)
+            self._current_size[env_ids] = self._current_size[env_ids] - n
+            self._sync.space_freed()
+        return nest.pack_sequence_as(self._data_spec, result)
+
+    def _read(self, env_ids: torch.Tensor, n: int) -> List[torch.Tensor]:
+        """The earliest ``n`` items of each environment: ``[B, n] + shape``."""
+        start = self._current_pos[env_ids] - self._current_size[env_ids]
+        steps = torch.arange(n, device=self._device)
+        idx = self.circular(start.unsqueeze(1) + steps)
+        envs = env_ids.unsqueeze(1).expand(-1, n)
+        return [storage[envs, idx] for storage in self._storage]
+
+    @atomic
+    def remove_up_to(self, n: int, env_ids: Any = None) -> None:
+        """Mark as removed earliest up to n steps.
+
+        Args:
+            n (int): max number of steps to mark removed from buffer (>= 0).
+            env_ids (Tensor): environments to remove from (``None``: all).
+        """
+        n = check_non_negative_int(n, "n")
+        env_ids = self.check_convert_env_ids(env_ids)
+        self._current_size[env_ids] = torch.clamp(self._current_size[env_ids] - n, min=0)
+        self._sync.space_freed()
+
+    @atomic
+    def clear(self, env_ids: Any = None) -> None:
+        """Clear the buffer: the environments hold nothing and their positions
+        restart from 0.
+
+        Args:
+            env_ids (Tensor): optional list of environment ids to clear
+                (``None``: all).
+        """
+        env_ids = self.check_convert_env_ids(env_ids)
+        self._current_size[env_ids] = 0
+        self._current_pos[env_ids] = 0
+        self._sync.space_freed()
+
+    # ---- stop / revive ----------------------------------------------------
+    def stop(self) -> None:
+        """Stop waiting processes from being blocked.
+
+        Only checked in blocking mode of dequeue and enqueue.
+
+        All blocking enqueue and dequeue calls that happen afterwards will be
+        skipped (return None for dequeue or False for enqueue), unless the
+        operation already started; calls blocked now return at once.
+        """
+        self._sync.stop()
+
+    def revive(self) -> None:
+        """Clears the stop Event so blocking mode will start working again.
+
+        Only checked in blocking mode of dequeue and enqueue.
+        """
+        self._sync.revive()
+
+
+class _NoLockType:
+    """Context manager standing in for the lock of a single-process buffer."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_NoLock = _NoLockType()
+
+
+class DataBuffer(RingBuffer):
+    """A simple circular buffer supporting random sampling. This buffer
+    doesn't preserve temporality as data from multiple environments will be
+    arbitrarily stored.
+
+    Not multiprocessing safe.
+
+    Args:
+        data_spec (nested TensorSpec): spec for the data item (without batch
+            dimension) to be stored.
+        capacity (int): capacity of the buffer.
+        device (str): which device to store the data
+        name (str): name of the buffer
+    Raises:
+        ValueError: ``capacity`` < 1 or ``data_spec`` has no leaf.
+        TypeError: a leaf of ``data_spec`` is not a ``TensorSpec``.
+    """
+
+    def __init__(self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"):
+        capacity = check_positive_int(capacity, "capacity")
+        super().__init__(
+            data_spec,
+            num_environments=1,
+            max_length=capacity,
+            device=device,
+            allow_multiprocess=False,
+            name=name,
+        )
+
+    def _refresh(self) -> None:
+        super()._refresh()
+        # the single ring of each leaf: [capacity] + spec.shape
+        self._rings = [storage[0] for storage in self._storage]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_rings", None)
+        return state
+
+    @property
+    def current_size(self) -> torch.Tensor:
+        """Number of stored items (0-dim int64 tensor)."""
+        return self._current_size[0].clone()
+
+    @property
+    def current_pos(self) -> torch.Tensor:
+        """Number of items ever added since the last ``clear`` (0-dim int64
+        tensor)."""
+        return self._current_pos[0].clone()
+
+    def is_full(self) -> bool:
+        """Whether ``capacity`` items are stored."""
+        return int(self._current_size[0]) == self._max_length
+
+    def add_batch(self, batch: Any) -> None:
+        """Add a batch of items to the buffer.
+
+        Add ``batch_size`` items along the length of the underlying RingBuffer,
+        whereas ``RingBuffer.enqueue`` only adds data of length 1. Keeps the
+        newest ``capacity`` items if ``batch_size > capacity``.
+
+        Args:
+            batch (nested Tensor): each leaf of shape
+                ``[batch_size] + spec.shape``.
+        Raises:
+            ValueError, TypeError: ``batch`` disagrees with the spec (the
+                message names the nest path); nothing is stored then.
+        """
+        items = check_items(self._data_spec, self._specs, batch, None, self._device)
+        batch_size = items[0].shape[0]
+        n = min(batch_size, self._max_length)
+        if n == 0:
+            return
+        pos = self._current_pos[0:1]
+        idx = self.circular(pos + torch.arange(n, device=self._device))
+        for ring, item in zip(self._rings, items):
+            ring.index_copy_(0, idx, item[batch_size - n :])
+        self._current_pos.add_(n)
+        self._current_size.copy_(torch.clamp(self._current_size + n, max=self._max_length))
+
+    def get_batch(self, batch_size: int) -> Any:
+        """Get batch_size random samples in the buffer (uniformly, with
+        replacement).
+
+        Args:
+            batch_size (int): batch size
+        Returns:
+            nested Tensor of shape ``[batch_size] + spec.shape``
+        Raises:
+            ValueError: the buffer is empty or ``batch_size`` < 0.
+        """
+        batch_size = check_non_negative_int(batch_size, "batch_size")
+        size = int(self._current_size[0])
+        if size == 0:
+            raise ValueError(f"get_batch needs stored items; {self._name} is empty")
+        idx = torch.randint(size, (batch_size,), device=self._device)
+        start = int(self._current_pos[0]) - size
+        if size < self._max_length and start % self._max_length != 0:
+            # a partly filled ring that does not start at slot 0
+            idx = self.circular(idx + start)
+        # a full ring: every slot holds an item, uniform slots = uniform items
+        return self._gather(idx)
+
+    def _gather(self, idx: torch.Tensor) -> Any:
+        return nest.pack_sequence_as(
+            self._data_spec, [torch.index_select(ring, 0, idx) for ring in self._rings]
+        )
+
+    def get_batch_by_indices(self, indices: Any) -> Any:
+        """Get the samples by indices
+
+        index=0 corresponds to the earliest added sample in the DataBuffer.
+
+        Args:
+            indices (Tensor): integer indices of shape ``[batch_size]``, each in
+                ``[0, current_size)``.
+        Returns:
+            nested Tensor of shape ``[batch_size] + spec.shape``, where
+            ``batch_size`` is ``indices.shape[0]``.
+        Raises:
+            TypeError: ``indices`` is not an integer tensor.
+            ValueError: ``indices`` is not 1-D or an index is out of range.
+        """
+        if not isinstance(indices, torch.Tensor):
+            raise TypeError(f"indices must be a torch.Tensor; got {type(indices).__name__}")
+        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+            raise TypeError(f"indices must have an integer dtype; got {indices.dtype}")
+        if indices.dim() != 1:
+            raise ValueError(f"indices must be 1-D; got shape {tuple(indices.shape)}")
+        size = int(self._current_size[0])
+        if indices.numel() > 0:
+            low, high = int(indices.min()), int(indices.max())
+            if low < 0 or high >= size:
+                raise ValueError(
+                    f"indices must lie in [0, current_size={size}); got values in [{low}, {high}]"
+                )
+        start = int(self._current_pos[0]) - size
+        idx = self.circular(indices.to(device=self._device, dtype=torch.int64) + start)
+        return self._gather(idx)
+
+    def get_all(self) -> Any:
+        """All stored items, earliest first.
+
+        Returns:
+            nested Tensor of shape ``[current_size] + spec.shape`` (a copy).
+        """
+        size = int(self._current_size[0])
+        start = int(self._current_pos[0]) - size
+        idx = self.circular(torch.arange(start, start + size, device=self._device))
+        return self._gather(idx)
