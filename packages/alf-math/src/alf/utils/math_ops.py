@@ -396,9 +396,7 @@ def softclip_tf(
     return (clipped - high) / (high - floor) * (high - low) + high
 
 
-def softclip(
-    x: torch.Tensor, low: Bound, high: Bound, hinge_softness: float = 1.0
-) -> torch.Tensor:
+def softclip(x: torch.Tensor, low: Bound, high: Bound, hinge_softness: float = 1.0) -> torch.Tensor:
     """Softly squash ``x`` into ``(low, high)``, symmetric about the middle
     of the interval.
 

@@ -1,0 +1,572 @@
+"""Collection of tensor utility functions: norms and clipping of nests of
+tensors, reverse cumulative ops, tensor extension, image coordinate helpers,
+covariance and explained variance.
+
+Shape legend: ``B`` batch, ``C`` channels, ``H``/``W`` image height/width,
+``D`` embedding size.
+"""
+
+import numbers
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+
+from alf import nest
+
+__all__ = [
+    "BatchSquash",
+    "append_coordinate",
+    "clip_by_global_norm",
+    "clip_by_norms",
+    "cov",
+    "explained_variance",
+    "global_norm",
+    "reverse_cumprod",
+    "reverse_cumsum",
+    "scale_gradient",
+    "spatial_broadcast",
+    "tensor_extend",
+    "tensor_extend_new_dim",
+    "tensor_extend_zero",
+    "tensor_prepend",
+    "tensor_prepend_zero",
+    "to_tensor",
+]
+
+Scalar = Union[float, torch.Tensor]
+
+
+class BatchSquash:
+    """Flatten the ``batch_dims`` leading dimensions of a tensor into one and
+    restore them afterwards (for networks that accept a single batch dim).
+
+    ``flatten`` caches the leading shape; ``unflatten`` uses that cache, so
+    each ``flatten`` must precede the matching ``unflatten``.
+
+    Args:
+        batch_dims (int): number of leading batch dimensions (``>= 0``).
+
+    Raises:
+        ValueError: ``batch_dims`` is negative.
+    """
+
+    def __init__(self, batch_dims: int):
+        if not isinstance(batch_dims, (int, np.integer)) or batch_dims < 0:
+            raise ValueError(f"batch_dims must be a non-negative int; got {batch_dims!r}")
+        self._batch_dims = int(batch_dims)
+        self._batch_shape: Optional[torch.Size] = None
+
+    def flatten(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``[b1, ..., bk, *rest]`` -> ``[b1 * ... * bk, *rest]`` (``k = batch_dims``).
+
+        Raises:
+            ValueError: ``tensor`` has fewer than ``batch_dims`` dimensions.
+        """
+        if tensor.ndim < self._batch_dims:
+            raise ValueError(
+                f"tensor must have at least batch_dims={self._batch_dims} dims; got "
+                f"shape {tuple(tensor.shape)}"
+            )
+        self._batch_shape = tensor.shape[: self._batch_dims]
+        if self._batch_dims == 1:
+            return tensor
+        return tensor.reshape(-1, *tensor.shape[self._batch_dims :])
+
+    def unflatten(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``[N, *rest]`` -> ``[*cached_batch_shape, *rest]``.
+
+        Raises:
+            RuntimeError: ``flatten`` was never called.
+            ValueError: ``tensor.shape[0]`` does not match the cached batch shape.
+        """
+        if self._batch_shape is None:
+            raise RuntimeError("BatchSquash.unflatten called before flatten")
+        expected = int(np.prod(self._batch_shape, dtype=np.int64))
+        if tensor.ndim == 0 or tensor.shape[0] != expected:
+            raise ValueError(
+                f"tensor must have shape[0] == {expected} (batch shape "
+                f"{tuple(self._batch_shape)}); got shape {tuple(tensor.shape)}"
+            )
+        if self._batch_dims == 1:
+            return tensor
+        return tensor.reshape(*self._batch_shape, *tensor.shape[1:])
+
+
+def append_coordinate(im: torch.Tensor) -> torch.Tensor:
+    """Append two coordinate channels to a channel-first image batch.
+
+    Channel ``C`` holds the x coordinate (varying along ``W``) and channel
+    ``C + 1`` the y coordinate (varying along ``H``), each evenly spaced
+    from -1 to 1.
+
+    Args:
+        im (Tensor): shape ``[B, C, H, W]`` (floating dtype).
+
+    Returns:
+        Tensor of shape ``[B, C + 2, H, W]``.
+
+    Raises:
+        ValueError: ``im`` is not rank 4.
+    """
+    if im.ndim != 4:
+        raise ValueError(f"im must have shape [B, C, H, W]; got {tuple(im.shape)}")
+    b, _, h, w = im.shape
+    ys = torch.linspace(-1, 1, h, dtype=im.dtype, device=im.device)
+    xs = torch.linspace(-1, 1, w, dtype=im.dtype, device=im.device)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    coords = torch.stack([grid_x, grid_y]).unsqueeze(0).expand(b, 2, h, w)
+    return torch.cat([im, coords], dim=1)
+
+
+def spatial_broadcast(z: torch.Tensor, im_shape: Sequence[int]) -> torch.Tensor:
+    """Broadcast an embedding over an image's spatial grid.
+
+    Args:
+        z (Tensor): shape ``[..., D]``.
+        im_shape (tuple[int]): an image shape whose last two entries are
+            ``H`` and ``W``.
+
+    Returns:
+        Tensor of shape ``[..., D, H, W]`` (an expanded view of ``z``).
+
+    Raises:
+        ValueError: ``im_shape`` has fewer than two entries or ``z`` is a scalar.
+    """
+    if len(im_shape) < 2:
+        raise ValueError(f"im_shape must end with (H, W); got {tuple(im_shape)}")
+    if z.ndim == 0:
+        raise ValueError("z must have shape [..., D]; got a scalar tensor")
+    h, w = int(im_shape[-2]), int(im_shape[-1])
+    return z[..., None, None].expand(*z.shape, h, w)
+
+
+# --------------------------------------------------------------------------
+# Norms and clipping
+
+
+def _tensor_leaves(tensors: Any, name: str) -> List[torch.Tensor]:
+    """The non-None leaves of ``tensors``, checked to be floating tensors."""
+    leaves = []
+    for path, leaf in nest.flatten_with_path(tensors):
+        if leaf is None:
+            continue
+        where = f" at '{path}'" if path else ""
+        if not isinstance(leaf, torch.Tensor):
+            raise TypeError(f"{name} must hold tensors or None; got {type(leaf).__name__}{where}")
+        if not (leaf.dtype.is_floating_point or leaf.dtype.is_complex):
+            raise TypeError(f"{name} must hold floating tensors; got {leaf.dtype}{where}")
+        leaves.append(leaf)
+    return leaves
+
+
+def _check_clip_norm(clip_norm: Scalar) -> None:
+    """``clip_norm`` must be a positive scalar. A CUDA tensor's value is not
+    read (that would synchronize the device); its shape is still checked."""
+    if isinstance(clip_norm, torch.Tensor):
+        if clip_norm.numel() != 1:
+            raise ValueError(f"clip_norm must be a scalar; got shape {tuple(clip_norm.shape)}")
+        if clip_norm.device.type != "cpu":
+            return
+        value = float(clip_norm)
+    elif isinstance(clip_norm, numbers.Real):
+        value = float(clip_norm)
+    else:
+        raise TypeError(f"clip_norm must be a float or a Tensor; got {type(clip_norm).__name__}")
+    if not value > 0:
+        raise ValueError(f"clip_norm must be > 0; got {value}")
+
+
+def _check_in_place(leaves: List[torch.Tensor]) -> None:
+    if torch.is_grad_enabled() and any(t.is_leaf and t.requires_grad for t in leaves):
+        raise ValueError(
+            "in_place=True cannot modify leaf tensors that require grad; use "
+            "in_place=False or run under torch.no_grad()"
+        )
+
+
+def _groups(leaves: List[torch.Tensor]) -> Dict[Tuple[torch.device, torch.dtype], List[int]]:
+    groups: Dict[Tuple[torch.device, torch.dtype], List[int]] = {}
+    for i, t in enumerate(leaves):
+        groups.setdefault((t.device, t.dtype), []).append(i)
+    return groups
+
+
+def _norms(leaves: List[torch.Tensor]) -> List[torch.Tensor]:
+    """L2 norm of each tensor (0-dim, real, at least float32), computed with
+    one fused ``torch._foreach_norm`` call per (device, dtype) group."""
+    norms: List[Optional[torch.Tensor]] = [None] * len(leaves)
+    for (_, dtype), idx in _groups(leaves).items():
+        group = [leaves[i] for i in idx]
+        if hasattr(torch, "_foreach_norm"):
+            group_norms = torch._foreach_norm(group)
+        else:  # pragma: no cover - torch without foreach kernels
+            group_norms = [torch.linalg.vector_norm(t) for t in group]
+        real = dtype.to_real() if dtype.is_complex else dtype
+        acc = torch.promote_types(real, torch.float32)
+        for i, n in zip(idx, group_norms):
+            norms[i] = n.to(acc)
+    return norms  # type: ignore[return-value]
+
+
+def _global_norm_of(leaves: List[torch.Tensor]) -> torch.Tensor:
+    if not leaves:
+        return torch.zeros(())
+    device = leaves[0].device
+    norms = [n.to(device) for n in _norms(leaves)]
+    dtype = norms[0].dtype
+    for n in norms[1:]:
+        dtype = torch.promote_types(dtype, n.dtype)
+    return torch.linalg.vector_norm(torch.stack([n.to(dtype) for n in norms]))
+
+
+def global_norm(tensors: Any) -> torch.Tensor:
+    """``sqrt(sum_t ||t||_2^2)`` over all tensors of a nest; ``None`` leaves
+    are ignored.
+
+    Args:
+        tensors (nested Tensor): floating tensors (any shapes) or ``None``.
+
+    Returns:
+        0-dim Tensor (float32, or float64 if any input is float64) on the
+        device of the first tensor; 0 when there is no tensor.
+
+    Raises:
+        TypeError: a leaf is neither ``None`` nor a floating tensor.
+    """
+    return _global_norm_of(_tensor_leaves(tensors, "tensors"))
+
+
+def _scale(leaves: List[torch.Tensor], factors: List[torch.Tensor], in_place: bool):
+    """``t * f`` for each tensor, grouped into fused foreach kernels."""
+    out: List[Optional[torch.Tensor]] = [None] * len(leaves)
+    for (device, dtype), idx in _groups(leaves).items():
+        group = [leaves[i] for i in idx]
+        group_factors = [factors[i].to(device=device, dtype=dtype) for i in idx]
+        if in_place:
+            torch._foreach_mul_(group, group_factors)
+            scaled = group
+        else:
+            scaled = torch._foreach_mul(group, group_factors)
+        for i, t in zip(idx, scaled):
+            out[i] = t
+    return out
+
+
+def _repack(tensors: Any, leaves: List[torch.Tensor]) -> Any:
+    it = iter(leaves)
+    return nest.map_structure(lambda x: None if x is None else next(it), tensors)
+
+
+def clip_by_global_norm(
+    tensors: Any,
+    clip_norm: Scalar,
+    use_norm: Optional[Scalar] = None,
+    in_place: bool = False,
+) -> Tuple[Any, torch.Tensor]:
+    """Scale all tensors of a nest by one factor so that their global norm is
+    at most ``clip_norm``::
+
+        t <- t * clip_norm / max(global_norm, clip_norm)
+        global_norm = sqrt(sum_t ||t||_2^2)
+
+    Tensors are untouched when ``global_norm <= clip_norm``. ``None`` leaves
+    are ignored (and stay ``None``). The norms and the scaling use fused
+    ``torch._foreach_*`` kernels (one per device and dtype), so clipping
+    hundreds of tensors costs a few kernel launches, not hundreds.
+
+    Args:
+        tensors (nested Tensor): floating tensors or ``None``.
+        clip_norm (float | Tensor): positive clipping threshold.
+        use_norm (float | Tensor | None): a precomputed global norm to use
+            instead of computing it.
+        in_place (bool): if True, scale the input tensors themselves (e.g.
+            gradients held by an optimizer). Leaf tensors that require grad
+            cannot be modified in place.
+
+    Returns:
+        tuple: ``(clipped_tensors, global_norm)``: a nest with the structure of
+        ``tensors`` (the input tensors when ``in_place``) and the global norm
+        as a 0-dim tensor (``use_norm`` when given).
+
+    Raises:
+        TypeError: a leaf is neither ``None`` nor a floating tensor, or
+            ``clip_norm`` is not a number/tensor.
+        ValueError: ``clip_norm <= 0``, or ``in_place`` with a leaf tensor
+            that requires grad.
+    """
+    leaves = _tensor_leaves(tensors, "tensors")
+    _check_clip_norm(clip_norm)
+    if in_place:
+        _check_in_place(leaves)
+    if use_norm is None:
+        norm = _global_norm_of(leaves)
+    else:
+        norm = torch.as_tensor(use_norm)
+    if not leaves:
+        return tensors, norm
+    norm_t = norm.to(leaves[0].device)
+    clip = torch.as_tensor(clip_norm, dtype=norm_t.dtype, device=norm_t.device)
+    factor = clip / torch.maximum(norm_t, clip)
+    scaled = _scale(leaves, [factor] * len(leaves), in_place)
+    if in_place:
+        return tensors, norm
+    return _repack(tensors, scaled), norm
+
+
+def clip_by_norms(tensors: Any, clip_norm: Scalar, in_place: bool = False) -> Any:
+    """Scale each tensor of a nest so that its own L2 norm is at most
+    ``clip_norm``: ``t <- t * clip_norm / max(||t||_2, clip_norm)``.
+
+    ``None`` leaves are ignored (and stay ``None``).
+
+    Args:
+        tensors (nested Tensor): floating tensors or ``None``.
+        clip_norm (float | Tensor): positive clipping threshold.
+        in_place (bool): if True, scale the input tensors themselves. Leaf
+            tensors that require grad cannot be modified in place.
+
+    Returns:
+        nest with the structure of ``tensors`` (the input tensors when
+        ``in_place``).
+
+    Raises:
+        TypeError: a leaf is neither ``None`` nor a floating tensor.
+        ValueError: ``clip_norm <= 0``, or ``in_place`` with a leaf tensor
+            that requires grad.
+    """
+    leaves = _tensor_leaves(tensors, "tensors")
+    _check_clip_norm(clip_norm)
+    if in_place:
+        _check_in_place(leaves)
+    if not leaves:
+        return tensors
+    factors = []
+    for n in _norms(leaves):
+        clip = torch.as_tensor(clip_norm, dtype=n.dtype, device=n.device)
+        factors.append(clip / torch.maximum(n, clip))
+    scaled = _scale(leaves, factors, in_place)
+    if in_place:
+        return tensors
+    return _repack(tensors, scaled)
+
+
+# --------------------------------------------------------------------------
+# Statistics
+
+
+def cov(data: torch.Tensor, rowvar: bool = False) -> torch.Tensor:
+    """Unbiased sample covariance matrix (as ``numpy.cov``).
+
+    Args:
+        data (Tensor): 1-D ``[N]`` (one variable, N observations) or 2-D.
+        rowvar (bool): for 2-D data, if True each row is a variable and each
+            column an observation (``[D, N]``); otherwise each column is a
+            variable (``[N, D]``).
+
+    Returns:
+        Tensor of shape ``[D, D]``, squeezed (a scalar for one variable).
+
+    Raises:
+        ValueError: ``data`` is not 1-D or 2-D or has fewer than 2 observations.
+    """
+    if data.ndim not in (1, 2):
+        raise ValueError(f"data must be 1-D or 2-D; got shape {tuple(data.shape)}")
+    x = data.reshape(1, -1) if data.ndim == 1 else (data if rowvar else data.t())
+    n = x.shape[1]
+    if n < 2:
+        raise ValueError(f"data must hold at least 2 observations; got {n}")
+    x = x - x.mean(dim=1, keepdim=True)
+    return (x @ x.t().conj() / (n - 1)).squeeze()
+
+
+def explained_variance(
+    ypred: torch.Tensor,
+    y: torch.Tensor,
+    valid_mask: Optional[torch.Tensor] = None,
+    dim: Optional[int] = None,
+) -> torch.Tensor:
+    """Fraction of the variance of ``y`` that ``ypred`` explains:
+    ``1 - Var[y - ypred] / Var[y]``.
+
+    ``1`` is a perfect prediction, ``0`` is no better than predicting the
+    mean, below 0 is worse. Variances are population variances over the
+    valid entries. Where ``Var[y] == 0`` the result is 0.
+
+    Args:
+        ypred (Tensor): prediction, same shape as ``y``.
+        y (Tensor): target.
+        valid_mask (Tensor | None): same shape as ``y``; entries where it is
+            False/0 are ignored.
+        dim (int | None): dimension to reduce; ``None`` reduces all.
+
+    Returns:
+        Tensor: a scalar when ``dim`` is None, else ``y`` with ``dim`` reduced.
+
+    Raises:
+        ValueError: shapes of ``ypred``/``valid_mask`` differ from ``y``.
+    """
+    if ypred.shape != y.shape:
+        raise ValueError(
+            f"ypred must have the shape of y {tuple(y.shape)}; got {tuple(ypred.shape)}"
+        )
+    if valid_mask is not None and valid_mask.shape != y.shape:
+        raise ValueError(
+            f"valid_mask must have the shape of y {tuple(y.shape)}; got {tuple(valid_mask.shape)}"
+        )
+    if dim is None:
+        ypred, y = ypred.reshape(-1), y.reshape(-1)
+        valid_mask = None if valid_mask is None else valid_mask.reshape(-1)
+        dim = 0
+    if valid_mask is None:
+        weight = torch.ones_like(y)
+    else:
+        weight = valid_mask.to(y.dtype)
+    count = weight.sum(dim=dim, keepdim=True).clamp_min(1)
+
+    def var(x):
+        mean = (x * weight).sum(dim=dim, keepdim=True) / count
+        return (((x - mean) ** 2) * weight).sum(dim=dim, keepdim=True) / count
+
+    var_y = var(y)
+    ratio = var(y - ypred) / torch.where(var_y > 0, var_y, torch.ones_like(var_y))
+    return torch.where(var_y > 0, 1 - ratio, torch.zeros_like(var_y)).squeeze(dim)
+
+
+# --------------------------------------------------------------------------
+# Cumulative ops, gradient scaling, extension
+
+
+def reverse_cumsum(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``out[i] = sum_{j >= i} x[j]`` along ``dim``; same shape as ``x``."""
+    return torch.flip(torch.cumsum(torch.flip(x, [dim]), dim), [dim])
+
+
+def reverse_cumprod(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """``out[i] = prod_{j >= i} x[j]`` along ``dim``; same shape as ``x``."""
+    return torch.flip(torch.cumprod(torch.flip(x, [dim]), dim), [dim])
+
+
+def scale_gradient(tensor: torch.Tensor, scale: Scalar, clone_input: bool = True) -> torch.Tensor:
+    """Multiply the gradient flowing back through ``tensor`` by ``scale``
+    (the forward value is unchanged).
+
+    Args:
+        tensor (Tensor): a tensor that requires grad.
+        scale (float | Tensor): factor applied to the gradient of ``tensor``.
+        clone_input (bool): if True, scale only the gradient through a clone
+            of ``tensor`` (other uses of ``tensor`` are unaffected); if False,
+            register the hook on ``tensor`` itself (every use is scaled).
+
+    Returns:
+        The (cloned) tensor carrying the scaling hook.
+
+    Raises:
+        ValueError: ``tensor`` does not require grad.
+    """
+    if not tensor.requires_grad:
+        raise ValueError("tensor must require grad to scale its gradient; got requires_grad=False")
+    output = tensor.clone() if clone_input else tensor
+    output.register_hook(lambda grad: grad * scale)
+    return output
+
+
+def _check_slice(x: torch.Tensor, y: torch.Tensor) -> None:
+    if x.ndim == 0 or y.shape != x.shape[1:]:
+        raise ValueError(
+            f"y must have shape x.shape[1:] = {tuple(x.shape[1:])}; got {tuple(y.shape)} "
+            f"(x has shape {tuple(x.shape)})"
+        )
+
+
+def tensor_extend(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Append the slice ``y`` to ``x`` along dim 0.
+
+    Args:
+        x (Tensor): shape ``[N, ...]``.
+        y (Tensor): shape ``x.shape[1:]``.
+
+    Returns:
+        Tensor of shape ``[N + 1, ...]``.
+
+    Raises:
+        ValueError: ``y.shape != x.shape[1:]``.
+    """
+    _check_slice(x, y)
+    return torch.cat([x, y.unsqueeze(0).to(x.dtype)])
+
+
+def tensor_prepend(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Prepend the slice ``y`` to ``x`` along dim 0.
+
+    Args:
+        x (Tensor): shape ``[N, ...]``.
+        y (Tensor): shape ``x.shape[1:]``.
+
+    Returns:
+        Tensor of shape ``[N + 1, ...]``.
+
+    Raises:
+        ValueError: ``y.shape != x.shape[1:]``.
+    """
+    _check_slice(x, y)
+    return torch.cat([y.unsqueeze(0).to(x.dtype), x])
+
+
+def tensor_extend_zero(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Append a slice of zeros to ``x`` along ``dim``.
+
+    Returns:
+        Tensor of shape ``(*x.shape[:dim], x.shape[dim] + 1, *x.shape[dim+1:])``.
+    """
+    shape = list(x.shape)
+    shape[dim] = 1
+    return torch.cat([x, x.new_zeros(shape)], dim=dim)
+
+
+def tensor_prepend_zero(x: torch.Tensor) -> torch.Tensor:
+    """Prepend a slice of zeros to ``x`` along dim 0.
+
+    Returns:
+        Tensor of shape ``(x.shape[0] + 1, *x.shape[1:])``.
+    """
+    return torch.cat([x.new_zeros((1, *x.shape[1:])), x])
+
+
+def tensor_extend_new_dim(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+    """Insert a new dimension of size ``n`` at ``dim``, replicating ``x``.
+
+    Args:
+        x (Tensor): any tensor.
+        dim (int): position of the new dimension, in ``[0, x.ndim]``.
+        n (int): number of replicas (``>= 0``).
+
+    Returns:
+        Tensor of shape ``(*x.shape[:dim], n, *x.shape[dim:])`` (an expanded
+        view of ``x``: clone it before writing into it).
+
+    Raises:
+        ValueError: ``n < 0`` or ``dim`` out of range.
+    """
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative int; got {n!r}")
+    if not 0 <= dim <= x.ndim:
+        raise ValueError(f"dim must be in [0, {x.ndim}]; got {dim}")
+    return x.unsqueeze(dim).expand(*x.shape[:dim], int(n), *x.shape[dim:])
+
+
+def to_tensor(data: Any, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """Convert array-like data (list, tuple, ndarray, scalar, tensor) to a
+    tensor; non-tensor data goes to torch's default device, and Python
+    floats become torch's default float dtype.
+
+    Args:
+        data (array like): the data.
+        dtype (torch.dtype | None): dtype of the result; inferred if None.
+
+    Returns:
+        Tensor (shares memory with ``data`` when possible).
+    """
+    if isinstance(data, torch.Tensor):
+        return data if dtype is None else data.to(dtype)
+    return torch.as_tensor(data, dtype=dtype)
