@@ -1,0 +1,282 @@
+"""Nox sessions of the alf-utils monorepo: tests, isolated wheel installs, lint, build, bench.
+
+The package table is read from ``packages/*/pyproject.toml`` (see
+``tools/workspace.py``); every per-package session is generated from it.
+
+    nox -s tests isolated lint            what CI runs (.ci/run)
+    nox -s "tests(alf-math-cpu)"          one package, one torch flavour
+    nox -s isolated -k alf-dist           one package's wheel, installed alone
+    nox -s lint -- alf-math               ruff + dependency check for one package
+    nox -s build                          every wheel into dist/ (-- NAME ... for some)
+    nox -s bench -- bench_buffers         benchmarks (not part of CI)
+
+Add ``-r`` to reuse the test virtualenvs between runs (``isolated`` always starts
+from a fresh one). Every pip install passes ``-c constraints.txt``, which pins
+torch to the local CPU build; the ``cuda`` flavour alone installs torch from the
+PyTorch CUDA index, and only on a machine where ``nvidia-smi`` lists a GPU.
+Arguments after ``--`` go to pytest in ``tests`` and ``isolated``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from check_wheels import check_wheels, shipped_modules  # noqa: E402
+from workspace import DEFAULT_TEST_REQUIREMENTS, Package, discover_packages, sibling_closure  # noqa: E402
+
+CONSTRAINTS = ROOT / "constraints.txt"
+RESULTS = ROOT / ".nox" / "_results"
+TORCH_PIN = "torch==2.13.0"
+CUDA_INDEX = os.environ.get("ALF_TORCH_CUDA_INDEX", "https://download.pytorch.org/whl/cu126")
+
+PACKAGES: dict[str, Package] = discover_packages(ROOT)
+
+nox.options.sessions = ["tests", "isolated", "lint"]
+nox.options.error_on_external_run = True
+if os.environ.get("ALF_NOX_REPORT"):
+    nox.options.report = os.environ["ALF_NOX_REPORT"]
+
+
+def _test_matrix() -> list:
+    """(package, torch flavour) pairs: cpu and cuda for torch packages, none for the others."""
+    params = []
+    for pkg in PACKAGES.values():
+        for flavour in ("cpu", "cuda") if pkg.uses_torch else ("none",):
+            params.append(nox.param(pkg.name, flavour, id=f"{pkg.name}-{flavour}"))
+    return params
+
+
+def results_name(session_name: str) -> str:
+    """File stem of a session's JUnit report (``tests(alf-math-cpu)`` -> ``tests_alf-math-cpu_``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", session_name)
+
+
+def _pip_install(session: nox.Session, *args: str) -> None:
+    session.install("--disable-pip-version-check", "-c", str(CONSTRAINTS), *args)
+
+
+def _test_requirements(pkg: Package, target: str) -> list[str]:
+    """What installs ``target`` (a path or wheel of ``pkg``) with its test tools."""
+    if pkg.has_test_extra:
+        return [f"{target}[test]", "pytest"]
+    return [target, *DEFAULT_TEST_REQUIREMENTS]
+
+
+def _no_gpu_reason() -> str | None:
+    """Why this machine cannot run the cuda flavour, or None when nvidia-smi lists a GPU."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return "nvidia-smi is not on PATH"
+    try:
+        proc = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"nvidia-smi -L failed ({exc})"
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        return f"nvidia-smi -L exited with {proc.returncode}" + (f": {detail[0]}" if detail else "")
+    if "GPU" not in proc.stdout:
+        return "nvidia-smi -L lists no GPU"
+    return None
+
+
+def _check_torch(session: nox.Session, pkg: Package, flavour: str) -> None:
+    """Fail unless the venv's torch is what the flavour promises (absent for torch-free packages)."""
+    session.run("python", str(ROOT / "tools" / "check_torch.py"), pkg.name, flavour)
+
+
+def _run_pytest(
+    session: nox.Session, pkg: Package, tests: Path, config: Path, env: dict[str, str]
+) -> None:
+    """Run ``tests`` with pytest in one process, writing a JUnit report for .ci/run.
+
+    ``config`` is the root pyproject.toml (or a copy of it): its [tool.pytest.ini_options]
+    sets ``--import-mode=importlib`` and the rootdir is its folder.
+    """
+    if not list(tests.rglob("test_*.py")) and not list(tests.rglob("*_test.py")):
+        session.error(f"{pkg.name} has no tests: {pkg.tests.relative_to(ROOT)}/test_*.py not found")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    junit = RESULTS / f"{results_name(session.name)}.xml"
+    junit.unlink(missing_ok=True)
+    # Exit status 5 (nothing collected) fails the session like any other non-zero status.
+    session.run(
+        "pytest",
+        "-c",
+        str(config),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit2",
+        str(tests),
+        *session.posargs,
+        env=env,
+    )
+
+
+@nox.session
+@nox.parametrize(("package", "torch"), _test_matrix())
+def tests(session: nox.Session, package: str, torch: str) -> None:
+    """Run one package's suite with only the package, its declared dependencies and test tools.
+
+    Siblings are installed from their folders (editable). ``torch``: ``cpu`` pins
+    torch 2.13.0 (the local CPU wheel), ``cuda`` installs torch 2.13.0 from the
+    PyTorch CUDA index and sets ALF_TEST_DEVICE=cuda (skipped where nvidia-smi finds
+    no GPU), ``none`` is the flavour of torch-free packages and asserts torch is absent.
+    """
+    pkg = PACKAGES[package]
+    if torch == "cuda":
+        reason = _no_gpu_reason()
+        if reason:
+            session.skip(f"no CUDA GPU on this machine: {reason}")
+        # Installed first, from the CUDA index; the later -c constraints.txt install keeps it.
+        session.install("--disable-pip-version-check", "--index-url", CUDA_INDEX, TORCH_PIN)
+    editable = []
+    for sib in sibling_closure(PACKAGES, package):
+        editable += ["-e", str(PACKAGES[sib].path)]
+    target = _test_requirements(pkg, str(pkg.path))
+    _pip_install(session, *editable, "-e", *target)
+    _check_torch(session, pkg, torch)
+    env = {"ALF_TEST_DEVICE": "cuda" if torch == "cuda" else "cpu"}
+    session.chdir(ROOT)
+    _run_pytest(session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", env)
+
+
+def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
+    """Build ``pkg``'s wheel into ``out`` (replacing older ones) and check its namespaces."""
+    out.mkdir(parents=True, exist_ok=True)
+    for old in out.glob(f"{pkg.wheel_prefix}*.whl"):
+        old.unlink()
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "wheel",
+        "--disable-pip-version-check",
+        "--no-deps",
+        "-c",
+        str(CONSTRAINTS),
+        "-w",
+        str(out),
+        str(pkg.path),
+        silent=True,
+    )
+    wheels = sorted(out.glob(f"{pkg.wheel_prefix}*.whl"))
+    if len(wheels) != 1:
+        session.error(f"expected one {pkg.name} wheel in {out}, found {[w.name for w in wheels]}")
+    problems = check_wheels(wheels)
+    if problems:
+        session.error("wheel check failed:\n  " + "\n  ".join(problems))
+    session.log(f"built {wheels[0].name}: namespaces are PEP 420, py.typed shipped")
+    return wheels[0]
+
+
+@nox.session(reuse_venv=False)
+@nox.parametrize("package", [nox.param(name, id=name) for name in PACKAGES])
+def isolated(session: nox.Session, package: str) -> None:
+    """Build the wheel, install it alone in a fresh venv, import every module, run the suite.
+
+    Only the declared dependencies are installed; sibling packages come from
+    wheels built here. pytest runs from a temporary folder holding a copy of the
+    tests, so the source tree cannot leak in.
+    """
+    pkg = PACKAGES[package]
+    tmp = Path(session.create_tmp()).resolve()
+    wheel_dir = tmp / "wheels"
+    shutil.rmtree(wheel_dir, ignore_errors=True)
+    sibling_wheels = [
+        str(_build_wheel(session, PACKAGES[s], wheel_dir))
+        for s in sibling_closure(PACKAGES, package)
+    ]
+    wheel = _build_wheel(session, pkg, wheel_dir)
+    _pip_install(session, *sibling_wheels, *_test_requirements(pkg, str(wheel)))
+    _check_torch(session, pkg, "cpu" if pkg.uses_torch else "none")
+
+    run_dir = tmp / "run"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir()
+    session.chdir(run_dir)
+    modules = shipped_modules(wheel)
+    session.run("python", str(ROOT / "tools" / "import_all.py"), *modules)
+    if pkg.tests.is_dir():
+        shutil.copytree(pkg.tests, run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "pyproject.toml", run_dir / "pyproject.toml")
+    _run_pytest(session, pkg, Path("tests"), run_dir / "pyproject.toml", {"ALF_TEST_DEVICE": "cpu"})
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff, the dependency/namespace check and the tools' own tests (``-- NAME`` limits to packages)."""
+    _pip_install(session, "ruff", "pytest", "packaging")
+    names = list(session.posargs)
+    unknown = [n for n in names if n not in PACKAGES]
+    if unknown:
+        session.error(f"unknown package(s) {unknown}; known: {list(PACKAGES)}")
+    paths = [str(PACKAGES[n].path) for n in names] or ["."]
+    session.run("ruff", "check", *paths)
+    session.run("python", "tools/check_deps.py", *names)
+    if not names:
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        junit = RESULTS / f"{results_name(session.name)}.xml"
+        session.run(
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            "-o",
+            "junit_family=xunit2",
+            "tools/tests",
+        )
+
+
+@nox.session
+def build(session: nox.Session) -> None:
+    """Build wheels into dist/ and check them (``-- NAME ...`` for some packages only)."""
+    names = list(session.posargs) or list(PACKAGES)
+    unknown = [n for n in names if n not in PACKAGES]
+    if unknown:
+        session.error(f"unknown package(s) {unknown}; known: {list(PACKAGES)}")
+    dist = ROOT / "dist"
+    wheels = [_build_wheel(session, PACKAGES[n], dist) for n in names]
+    problems = check_wheels(sorted(dist.glob("*.whl")))
+    if problems:
+        session.error("wheels in dist/ conflict:\n  " + "\n  ".join(problems))
+    session.log("dist/: " + ", ".join(w.name for w in wheels))
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Install every package and benchmarks/requirements.txt, run benchmarks/bench_*.py.
+
+    ``nox -s bench -- bench_buffers bench_gae`` runs the named scripts only. Not part of CI.
+    """
+    scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
+    if session.posargs:
+        wanted = {Path(a).stem for a in session.posargs}
+        unknown = wanted - {s.stem for s in scripts}
+        if unknown:
+            session.error(
+                f"no such benchmark(s): {sorted(unknown)}; have {[s.stem for s in scripts]}"
+            )
+        scripts = [s for s in scripts if s.stem in wanted]
+    if not scripts:
+        session.error("no benchmarks/bench_*.py to run")
+    _pip_install(
+        session,
+        "-r",
+        str(ROOT / "benchmarks" / "requirements.txt"),
+        *(str(p.path) for p in PACKAGES.values()),
+    )
+    session.chdir(ROOT)
+    for script in scripts:
+        session.log(f"--- {script.name}")
+        session.run("python", str(script.relative_to(ROOT)))

@@ -1,0 +1,426 @@
+"""Check that every package declares exactly what it imports, and that the graph is acyclic.
+
+Usage::
+
+    python tools/check_deps.py [--root ROOT] [PACKAGE ...]
+
+For each package under ``packages/`` (or only the ones named) this reads every
+``.py`` file under ``src/`` and ``tests/`` with :mod:`ast` and checks that
+
+* every module-level import of ``src/`` maps to a distribution in
+  ``[project].dependencies`` (``alf.*`` modules map to the sibling package whose
+  ``src/`` ships them; third-party import names map through :data:`IMPORT_TO_DIST`);
+* imports that run only on demand (inside a function, under ``try: ... except
+  ImportError``, or under ``if TYPE_CHECKING:``) are declared as a dependency or in
+  an optional-dependency group other than ``test``;
+* every import of ``tests/`` is covered by the dependencies, the ``test`` extra (or
+  pytest and hypothesis where there is none) and the package itself;
+* every required dependency is imported somewhere in ``src/`` (list exceptions in
+  ``[tool.alf-check-deps] allow-unused = [...]`` of the package's pyproject);
+* no dependency is an exact pin (``==``), none is named ``alf``, and each sibling
+  requirement admits the sibling's current version;
+* neither ``src/alf/__init__.py`` nor ``src/alf/utils/__init__.py`` exists, the
+  package ships ``src/alf/py.typed``, and no two packages ship the same file;
+* neither the declared sibling graph nor the graph of actual imports has a cycle.
+
+Exit status 0 when everything holds, 1 otherwise (one line per problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from workspace import (  # noqa: E402
+    DEFAULT_TEST_REQUIREMENTS,
+    NAMESPACE_INIT_FILES,
+    Package,
+    WorkspaceError,
+    discover_packages,
+    find_cycle,
+    normalize,
+    requirement_name,
+)
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python < 3.11
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = [
+    "IMPORT_TO_DIST",
+    "ImportRef",
+    "check",
+    "collect_imports",
+    "distributions_for",
+    "main",
+    "module_owners",
+]
+
+#: Import names whose distribution has another name. Values are the accepted
+#: distributions (any one of them satisfies the import). A dotted key wins over
+#: its first component. Names not listed map to themselves (normalized).
+IMPORT_TO_DIST: dict[str, tuple[str, ...]] = {
+    "PIL": ("pillow",),
+    "_pytest": ("pytest",),
+    "absl": ("absl-py",),
+    "attr": ("attrs",),
+    "cv2": ("opencv-python", "opencv-python-headless", "opencv-contrib-python"),
+    "dateutil": ("python-dateutil",),
+    "functorch": ("torch",),
+    "gin": ("gin-config",),
+    "google.protobuf": ("protobuf",),
+    "mpl_toolkits": ("matplotlib",),
+    "pkg_resources": ("setuptools",),
+    "skimage": ("scikit-image",),
+    "sklearn": ("scikit-learn",),
+    "stable_baselines3": ("stable-baselines3",),
+    "tensorboardX": ("tensorboardx",),
+    "typing_extensions": ("typing-extensions",),
+    "yaml": ("pyyaml",),
+}
+
+#: The namespaces shared by all distributions: they belong to nobody.
+NAMESPACES = frozenset({"alf", "alf.utils"})
+
+REQUIRED, ON_DEMAND, GUARDED = "module level", "on demand", "guarded"
+
+_STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"__future__"}
+_IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
+
+
+@dataclass(frozen=True)
+class ImportRef:
+    """One imported module: where it is imported and how."""
+
+    module: str
+    names: tuple[str, ...]
+    file: Path
+    line: int
+    kind: str  # REQUIRED, ON_DEMAND or GUARDED
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any(
+        (isinstance(t, ast.Name) and t.id in _IMPORT_ERRORS)
+        or (isinstance(t, ast.Attribute) and t.attr in _IMPORT_ERRORS)
+        for t in types
+    )
+
+
+def _module_name(file: Path, src: Path) -> str:
+    parts = list(file.relative_to(src).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def collect_imports(file: Path, module: str | None = None) -> list[ImportRef]:
+    """Return the absolute imports of one source file.
+
+    Args:
+        file: a Python source file.
+        module: its dotted module name, needed to resolve relative imports (those
+            are skipped when it is None).
+
+    Raises:
+        SyntaxError: if the file does not parse.
+    """
+    tree = ast.parse(file.read_text(encoding="utf-8"), filename=str(file))
+    is_package = file.name == "__init__.py"
+    refs: list[ImportRef] = []
+
+    def resolve(node: ast.ImportFrom) -> str | None:
+        if node.level == 0:
+            return node.module
+        if module is None:
+            return None
+        base = module.split(".")
+        drop = node.level - 1 if is_package else node.level
+        if drop > len(base):
+            return None
+        base = base[: len(base) - drop]
+        return ".".join(base + ([node.module] if node.module else []))
+
+    def visit(node: ast.AST, kind: str) -> None:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                refs.append(ImportRef(alias.name, (), file, node.lineno, kind))
+            return
+        if isinstance(node, ast.ImportFrom):
+            target = resolve(node)
+            if target:
+                names = tuple(a.name for a in node.names if a.name != "*")
+                refs.append(ImportRef(target, names, file, node.lineno, kind))
+            return
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            inner = kind if kind == GUARDED else ON_DEMAND
+            for child in ast.iter_child_nodes(node):
+                visit(child, inner)
+            return
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.body:
+                visit(child, GUARDED)
+            for child in node.orelse:
+                visit(child, kind)
+            return
+        if isinstance(node, ast.Try) or type(node).__name__ == "TryStar":
+            guarded = any(_catches_import_error(h) for h in node.handlers)  # type: ignore[attr-defined]
+            for child in node.body:  # type: ignore[attr-defined]
+                visit(child, GUARDED if guarded else kind)
+            for part in ("handlers", "orelse", "finalbody"):
+                for child in getattr(node, part):
+                    visit(child, kind)
+            return
+        for child in ast.iter_child_nodes(node):
+            visit(child, kind)
+
+    visit(tree, REQUIRED)
+    return refs
+
+
+def module_owners(packages: dict[str, Package]) -> tuple[dict[str, str], list[str]]:
+    """Map every module shipped under ``packages/*/src`` to the package shipping it.
+
+    Returns:
+        ``(owners, problems)``: dotted module name -> package name, and one line for
+        each file path that two packages ship.
+    """
+    owners: dict[str, str] = {}
+    files: dict[str, str] = {}
+    problems: list[str] = []
+    for pkg in packages.values():
+        if not pkg.src.is_dir():
+            continue
+        for path in sorted(pkg.src.rglob("*")):
+            if not path.is_file() or "__pycache__" in path.parts:
+                continue
+            rel = path.relative_to(pkg.src).as_posix()
+            if rel != "alf/py.typed":
+                if rel in files:
+                    problems.append(f"{pkg.name}: src/{rel} is also shipped by {files[rel]}")
+                else:
+                    files[rel] = pkg.name
+            if path.suffix == ".py":
+                name = _module_name(path, pkg.src)
+                if name not in NAMESPACES:
+                    owners.setdefault(name, pkg.name)
+    return owners, problems
+
+
+def _owner(module: str, owners: dict[str, str]) -> str | None:
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        owner = owners.get(".".join(parts[:i]))
+        if owner:
+            return owner
+    return None
+
+
+def distributions_for(ref: ImportRef, owners: dict[str, str]) -> list[tuple[str, tuple[str, ...]]]:
+    """Return ``(what, accepted distributions)`` for each thing one import needs.
+
+    ``what`` names the module in messages. Standard-library imports need nothing;
+    an ``alf.*`` module nobody ships needs the impossible distribution ``""``.
+    """
+    modules = [ref.module]
+    if ref.module in NAMESPACES or ref.module.split(".")[0] == "alf":
+        # ``from alf.utils import math_ops`` imports the submodule alf.utils.math_ops.
+        subs = [f"{ref.module}.{n}" for n in ref.names]
+        known = [m for m in subs if _owner(m, owners)]
+        if ref.module in NAMESPACES:
+            modules = subs
+        elif known:
+            modules = known
+    needs = []
+    for module in modules:
+        top = module.split(".")[0]
+        if top in _STDLIB:
+            continue
+        if top == "alf":
+            if module in NAMESPACES:
+                continue
+            owner = _owner(module, owners)
+            needs.append((module, (owner,) if owner else ("",)))
+            continue
+        dotted = ".".join(module.split(".")[:2])
+        dists = IMPORT_TO_DIST.get(dotted) or IMPORT_TO_DIST.get(top) or (normalize(top),)
+        needs.append((module, tuple(normalize(d) for d in dists)))
+    return needs
+
+
+def _python_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def _pyproject(pkg: Package) -> dict:
+    with (pkg.path / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def _spec_problems(pkg: Package, packages: dict[str, Package]) -> list[str]:
+    problems = []
+    for req in pkg.dependencies:
+        name = requirement_name(req)
+        if name == "alf":
+            problems.append(f"{pkg.name}: depends on a distribution named 'alf' ({req!r})")
+        if "==" in req:
+            problems.append(
+                f"{pkg.name}: dependency {req!r} is an exact pin; use a range (torch>=2.1)"
+            )
+        if name in packages:
+            try:
+                from packaging.requirements import Requirement
+                from packaging.version import Version
+            except ImportError:  # the lint session installs packaging
+                continue
+            spec = Requirement(req).specifier
+            version = Version(packages[name].version)
+            if not spec:
+                problems.append(
+                    f"{pkg.name}: sibling dependency {req!r} has no version range "
+                    f"(write e.g. {name}>={version.major}.{version.minor},<{version.major}.{version.minor + 1})"
+                )
+            elif not spec.contains(version, prereleases=True):
+                problems.append(
+                    f"{pkg.name}: sibling dependency {req!r} excludes {name} {version}, "
+                    "the version in this repository"
+                )
+    return problems
+
+
+def _layout_problems(pkg: Package) -> list[str]:
+    problems = [
+        f"{pkg.name}: src/{init} must not exist (PEP 420 namespace)"
+        for init in NAMESPACE_INIT_FILES
+        if (pkg.src / init).exists()
+    ]
+    if not (pkg.src / "alf" / "py.typed").is_file():
+        problems.append(f"{pkg.name}: src/alf/py.typed (PEP 561 marker) is missing")
+    return problems
+
+
+def check(root: Path, selected: list[str] | None = None) -> tuple[list[str], int]:
+    """Run every check; return ``(problems, number of packages checked)``."""
+    try:
+        packages = discover_packages(root)
+    except WorkspaceError as exc:
+        return [str(exc)], 0
+    unknown = [n for n in selected or () if normalize(n) not in packages]
+    if unknown:
+        return [f"unknown package(s): {', '.join(unknown)}; known: {', '.join(packages)}"], 0
+    chosen = [normalize(n) for n in selected] if selected else list(packages)
+    owners, problems = module_owners(packages)
+    if selected:
+        problems = [p for p in problems if p.split(":", 1)[0] in chosen]
+    import_graph: dict[str, list[str]] = {name: [] for name in packages}
+    for name in packages:
+        pkg = packages[name]
+        extras_ok = {requirement_name(r) for k, v in pkg.extras.items() if k != "test" for r in v}
+        test_reqs = pkg.extras.get("test", list(DEFAULT_TEST_REQUIREMENTS))
+        test_ok = {requirement_name(r) for r in test_reqs} | {"pytest"}
+        declared = pkg.dependency_names
+        used: set[str] = set()
+        mine: list[str] = []
+        for folder, is_src in ((pkg.src, True), (pkg.tests, False)):
+            local = {p.stem for p in _python_files(folder)} if not is_src else set()
+            for file in _python_files(folder):
+                rel = file.relative_to(pkg.path).as_posix()
+                try:
+                    refs = collect_imports(file, _module_name(file, pkg.src) if is_src else None)
+                except SyntaxError as exc:
+                    mine.append(f"{name}: {rel}:{exc.lineno}: does not parse: {exc.msg}")
+                    continue
+                for ref in refs:
+                    if not is_src and ref.module.split(".")[0] in local:
+                        continue
+                    for what, dists in distributions_for(ref, owners):
+                        where = f"{name}: {rel}:{ref.line}"
+                        if dists == ("",):
+                            mine.append(
+                                f"{where}: imports {what}, which no package in packages/ ships"
+                            )
+                            continue
+                        if name in dists:
+                            continue
+                        if is_src:
+                            used.update(dists)
+                            for d in dists:
+                                if d in packages and d not in import_graph[name]:
+                                    import_graph[name].append(d)
+                            if declared & set(dists):
+                                continue
+                            if ref.kind != REQUIRED and extras_ok & set(dists):
+                                continue
+                            where_ok = "[project].dependencies"
+                            if ref.kind != REQUIRED:
+                                where_ok += " or a non-test optional-dependency group"
+                            mine.append(
+                                f"{where}: imports {what} ({ref.kind}); declare "
+                                f"{' or '.join(dists)} in {where_ok}"
+                            )
+                        elif ref.kind != GUARDED and not (declared | test_ok) & set(dists):
+                            extra = "the 'test' extra" if pkg.has_test_extra else "a 'test' extra"
+                            mine.append(
+                                f"{where}: test imports {what}; declare {' or '.join(dists)} "
+                                f"in [project].dependencies or {extra}"
+                            )
+        allowed_unused = {
+            normalize(n)
+            for n in _pyproject(pkg)
+            .get("tool", {})
+            .get("alf-check-deps", {})
+            .get("allow-unused", [])
+        }
+        for dep in sorted(declared - used - allowed_unused):
+            mine.append(
+                f"{name}: declares {dep} but src/ never imports it (remove it, or list it in "
+                "[tool.alf-check-deps] allow-unused)"
+            )
+        mine += _spec_problems(pkg, packages) + _layout_problems(pkg)
+        if name in chosen:
+            problems += mine
+    cycle = find_cycle(import_graph)
+    if cycle:
+        problems.append("the packages import each other in a cycle: " + " -> ".join(cycle))
+    return problems, len(chosen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("packages", nargs="*", help="package names (default: all)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="repository root (default: the checkout holding this script)",
+    )
+    args = parser.parse_args(argv)
+    problems, count = check(args.root, args.packages)
+    for line in problems:
+        print(f"check_deps: {line}", file=sys.stderr)
+    if problems:
+        print(f"check_deps: {len(problems)} problem(s) found", file=sys.stderr)
+        return 1
+    print(f"check_deps: {count} package(s) declare what they import; the graph is acyclic")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
