@@ -123,7 +123,7 @@ def build_parser():
     )
     out.add_argument("--x-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
                      help="with --x-scaled-and-aligned, the target x bounds (default: 0 1)")
-    out.add_argument("--linestyle", default="-", help="matplotlib line style (default: -)")
+    out.add_argument("--linestyle", default="solid", help="line style: solid, dashed, dashdot or dotted (default: solid)")
     out.add_argument("--linewidth", type=float, default=2.0, help="line width (default: 2)")
     out.add_argument("--std-alpha", type=float, default=0.2,
                      help="opacity of the bands (default: 0.2)")
