@@ -29,7 +29,7 @@ import numpy as np
 
 def write_run(directory, tag, points, seed):
     """One event file: the version header, then ``points`` simple-value scalars."""
-    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.compat.proto import event_pb2
 
     from alf.utils._plot_tb_crc import masked_crc32c_many
 
@@ -47,7 +47,9 @@ def write_run(directory, tag, points, seed):
     lengths = np.array([len(p) for p in payloads], dtype=np.int64)
     headers = b"".join(struct.pack("<Q", n) for n in lengths.tolist())
     header_buf = np.frombuffer(headers, dtype=np.uint8)
-    header_crc = masked_crc32c_many(header_buf, np.arange(len(payloads)) * 8, np.full(len(payloads), 8))
+    header_crc = masked_crc32c_many(
+        header_buf, np.arange(len(payloads)) * 8, np.full(len(payloads), 8)
+    )
     body = b"".join(payloads)
     body_buf = np.frombuffer(body, dtype=np.uint8)
     body_crc = masked_crc32c_many(body_buf, np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)

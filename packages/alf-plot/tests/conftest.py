@@ -41,7 +41,9 @@ class EventWriter:
                 tag=tag, tensor=tensor_util.make_tensor_proto(value, dtype="float32")
             )
             v.metadata.plugin_data.plugin_name = "scalars"
-        self.event(event_pb2.Event(step=step, wall_time=wall_time, summary=summary_pb2.Summary(value=[v])))
+        self.event(
+            event_pb2.Event(step=step, wall_time=wall_time, summary=summary_pb2.Summary(value=[v]))
+        )
 
     def scalars(self, tag, steps, values, kind="simple"):
         for s, v in zip(steps, values):
@@ -53,7 +55,9 @@ class EventWriter:
 
         self.event(
             event_pb2.Event(
-                step=step, wall_time=1.7e9, session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START)
+                step=step,
+                wall_time=1.7e9,
+                session_log=event_pb2.SessionLog(status=event_pb2.SessionLog.START),
             )
         )
 

@@ -20,18 +20,43 @@ def runs(tmp_path, write_run):
     for method, slope in (("sac", 1.0), ("ppo", 0.5)):
         for seed in range(3):
             steps = np.arange(0, 5000, 50)
-            write_run(f"{method}/seed{seed}/eval", TAG, steps, slope * steps / 100 + rng.normal(size=len(steps)))
+            write_run(
+                f"{method}/seed{seed}/eval",
+                TAG,
+                steps,
+                slope * steps / 100 + rng.normal(size=len(steps)),
+            )
     return tmp_path
 
 
 def test_end_to_end_png_of_requested_size(runs, capsys):
     out = runs / "fig.png"
-    rc = main([
-        "-o", str(out), "-r", "env_steps_return",
-        "-m", "SAC", str(runs / "sac/*/eval"),
-        "-m", "PPO", str(runs / "ppo/seed0/eval"), str(runs / "ppo/seed[12]/eval"),
-        "-s", "0.6", "-i", "CI_95", "--figsize", "5", "3", "--dpi", "60", "--title", "demo",
-    ])
+    rc = main(
+        [
+            "-o",
+            str(out),
+            "-r",
+            "env_steps_return",
+            "-m",
+            "SAC",
+            str(runs / "sac/*/eval"),
+            "-m",
+            "PPO",
+            str(runs / "ppo/seed0/eval"),
+            str(runs / "ppo/seed[12]/eval"),
+            "-s",
+            "0.6",
+            "-i",
+            "CI_95",
+            "--figsize",
+            "5",
+            "3",
+            "--dpi",
+            "60",
+            "--title",
+            "demo",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 0, err
     assert "reading SAC: 3/3 runs" in err and "reading PPO: 3/3 runs" in err
@@ -42,13 +67,51 @@ def test_end_to_end_png_of_requested_size(runs, capsys):
 @pytest.mark.parametrize("ext, magic", [(".pdf", b"%PDF"), (".svg", b"<?xml")])
 def test_vector_outputs_with_tag_and_options(runs, ext, magic):
     out = runs / f"fig{ext}"
-    rc = main([
-        "-o", str(out), "-t", TAG, "-m", "SAC", str(runs / "sac/*/eval"), "--x-steps", "0:4900:50",
-        "-s", "5", "-i", "minmax", "--y-clipping", "-5", "60", "--y-range", "-10", "70",
-        "--x-ticks", "0,2500,5000", "--x-scaled-and-aligned", "--x-range", "0", "5000",
-        "--colors", "black", "--markers", "o", "--linestyle", "dashed", "--plot-mean-only",
-        "--no-legend", "--x-label", "steps", "--y-label", "return", "-q", "-j", "1", "--verify-crc",
-    ])
+    rc = main(
+        [
+            "-o",
+            str(out),
+            "-t",
+            TAG,
+            "-m",
+            "SAC",
+            str(runs / "sac/*/eval"),
+            "--x-steps",
+            "0:4900:50",
+            "-s",
+            "5",
+            "-i",
+            "minmax",
+            "--y-clipping",
+            "-5",
+            "60",
+            "--y-range",
+            "-10",
+            "70",
+            "--x-ticks",
+            "0,2500,5000",
+            "--x-scaled-and-aligned",
+            "--x-range",
+            "0",
+            "5000",
+            "--colors",
+            "black",
+            "--markers",
+            "o",
+            "--linestyle",
+            "dashed",
+            "--plot-mean-only",
+            "--no-legend",
+            "--x-label",
+            "steps",
+            "--y-label",
+            "return",
+            "-q",
+            "-j",
+            "1",
+            "--verify-crc",
+        ]
+    )
     assert rc == 0
     assert out.read_bytes().lstrip().startswith(magic)
 
@@ -56,10 +119,16 @@ def test_vector_outputs_with_tag_and_options(runs, ext, magic):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-t", "missing/tag", "-m", "SAC", "{r}/sac/*/eval"], "tag 'missing/tag' not found in any of the runs"),
+        (
+            ["-t", "missing/tag", "-m", "SAC", "{r}/sac/*/eval"],
+            "tag 'missing/tag' not found in any of the runs",
+        ),
         (["-r", "env_steps_return", "-m", "SAC", "{r}/sac"], "no TensorBoard event files"),
         (["-r", "env_steps_return", "-m", "SAC", "{r}/nothing*"], "matches nothing"),
-        (["-r", "env_steps_return", "-m", "SAC", "{r}/sac/*/eval", "--x-steps", "0:9999:5"], "reach outside"),
+        (
+            ["-r", "env_steps_return", "-m", "SAC", "{r}/sac/*/eval", "--x-steps", "0:9999:5"],
+            "reach outside",
+        ),
         (["-r", "env_steps_return", "-m", "SAC", "{r}/sac/*/eval", "-s", "abc"], "--smoothing"),
         (["-r", "env_steps_return", "-m", "SAC"], "give the method name, then its runs"),
     ],
@@ -85,13 +154,43 @@ def test_console_script_help_and_error_exit(runs):
     script = os.path.join(sysconfig.get_path("scripts"), "alf-plot")
     cmd = [script] if os.path.exists(script) else [sys.executable, "-m", "alf.utils._plot_cli"]
     help_text = subprocess.run(cmd + ["--help"], capture_output=True, text=True, check=True).stdout
-    for option in ("--method", "--tag", "--reader", "--output", "--x-steps", "--smoothing",
-                   "--interval-mode", "--workers", "--verify-crc", "--figsize", "--dpi", "--title",
-                   "--x-label", "--y-label", "--y-clipping", "--y-range", "--x-ticks",
-                   "--x-scaled-and-aligned", "--x-range", "--linestyle", "--linewidth",
-                   "--std-alpha", "--colors", "--markers", "--plot-mean-only", "--legend-loc",
-                   "--no-legend", "--transparent", "--quiet"):
+    for option in (
+        "--method",
+        "--tag",
+        "--reader",
+        "--output",
+        "--x-steps",
+        "--smoothing",
+        "--interval-mode",
+        "--workers",
+        "--verify-crc",
+        "--figsize",
+        "--dpi",
+        "--title",
+        "--x-label",
+        "--y-label",
+        "--y-clipping",
+        "--y-range",
+        "--x-ticks",
+        "--x-scaled-and-aligned",
+        "--x-range",
+        "--linestyle",
+        "--linewidth",
+        "--std-alpha",
+        "--colors",
+        "--markers",
+        "--plot-mean-only",
+        "--legend-loc",
+        "--no-legend",
+        "--transparent",
+        "--quiet",
+    ):
         assert option in help_text
-    bad = subprocess.run(cmd + ["-o", str(runs / "o.png"), "-t", "nope", "-m", "A", str(runs / "sac/seed0/eval")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 1 and "Traceback" not in bad.stderr and "'nope' not found" in bad.stderr
+    bad = subprocess.run(
+        cmd + ["-o", str(runs / "o.png"), "-t", "nope", "-m", "A", str(runs / "sac/seed0/eval")],
+        capture_output=True,
+        text=True,
+    )
+    assert (
+        bad.returncode == 1 and "Traceback" not in bad.stderr and "'nope' not found" in bad.stderr
+    )

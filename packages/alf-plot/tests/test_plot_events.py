@@ -177,7 +177,9 @@ def test_list_event_files_errors(tmp_path):
         events.list_event_files(str(tmp_path / "missing"))
     (tmp_path / "run" / "eval").mkdir(parents=True)
     (tmp_path / "run" / "eval" / "events.out.tfevents.1.x").write_bytes(b"")
-    with pytest.raises(ValueError, match="no TensorBoard event files.*subdirectories with event files: eval"):
+    with pytest.raises(
+        ValueError, match="no TensorBoard event files.*subdirectories with event files: eval"
+    ):
         events.list_event_files(str(tmp_path / "run"))
     (tmp_path / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match="not a TensorBoard event file"):
@@ -187,7 +189,11 @@ def test_list_event_files_errors(tmp_path):
 
 def test_read_runs_in_worker_processes_matches_serial(write_run):
     runs = [
-        [events.list_event_files(write_run(f"r{i}", "x", range(0, 100 * (i + 1), 3), np.arange(34.0 * (i + 1))))[0]]
+        [
+            events.list_event_files(
+                write_run(f"r{i}", "x", range(0, 100 * (i + 1), 3), np.arange(34.0 * (i + 1)))
+            )[0]
+        ]
         for i in range(3)
     ]
     seen = []

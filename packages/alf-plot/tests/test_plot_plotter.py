@@ -25,8 +25,13 @@ def assert_image(path, width, height):
 
 def test_png_of_requested_size_and_not_blank(tmp_path):
     path = tmp_path / "a.png"
-    fig = CurvesPlotter([curve(0, 100, "A"), curve(0, 100, "B", 1)], figsize=(4, 3), title="t",
-                        x_label="x", y_label="y").plot(str(path), dpi=50)
+    fig = CurvesPlotter(
+        [curve(0, 100, "A"), curve(0, 100, "B", 1)],
+        figsize=(4, 3),
+        title="t",
+        x_label="x",
+        y_label="y",
+    ).plot(str(path), dpi=50)
     assert_image(str(path), 200, 150)
     assert not plt.fignum_exists(fig.number)  # closed
 
@@ -34,11 +39,26 @@ def test_png_of_requested_size_and_not_blank(tmp_path):
 def test_every_option(tmp_path):
     curves = [curve(0, 100, "A"), curve(20, 80, "B", 1), curve(100, 200, "C", 2)]
     p = CurvesPlotter(
-        curves, y_clipping=(-1, 2), x_range=(0, 10), y_range=(-2, 3), x_ticks=[0, 5, 10],
-        x_label="x", y_label="y", x_scaled_and_aligned=True, figsize=(5, 4), dpi=80,
-        linestyle=["-", "--", ":"], linewidth=1, std_alpha=0.5, colors=["red", "green", "blue"],
-        markers=["o", None, "x"], bg_color="#fafafa", grid_color="black", plot_mean_only=False,
-        legend_kwargs={"loc": "upper left"}, title="all",
+        curves,
+        y_clipping=(-1, 2),
+        x_range=(0, 10),
+        y_range=(-2, 3),
+        x_ticks=[0, 5, 10],
+        x_label="x",
+        y_label="y",
+        x_scaled_and_aligned=True,
+        figsize=(5, 4),
+        dpi=80,
+        linestyle=["-", "--", ":"],
+        linewidth=1,
+        std_alpha=0.5,
+        colors=["red", "green", "blue"],
+        markers=["o", None, "x"],
+        bg_color="#fafafa",
+        grid_color="black",
+        plot_mean_only=False,
+        legend_kwargs={"loc": "upper left"},
+        title="all",
     )
     fig = p.plot(str(tmp_path / "b.png"), dpi=40, close_fig=False)
     try:
@@ -49,7 +69,10 @@ def test_every_option(tmp_path):
         assert [ln.get_linestyle() for ln in lines] == ["-", "--", ":"]
         # Scaled and aligned: (0,100),(20,80),(100,200) -> (0,5),(1,4),(5,10).
         assert [(ln.get_xdata()[0], ln.get_xdata()[-1]) for ln in lines] == [
-            pytest.approx((0, 5)), pytest.approx((1, 4)), pytest.approx((5, 10))]
+            pytest.approx((0, 5)),
+            pytest.approx((1, 4)),
+            pytest.approx((5, 10)),
+        ]
         assert max(ln.get_ydata().max() for ln in lines) <= 2  # clipped
         assert [t.get_text() for t in ax.get_legend().get_texts()] == ["A", "B", "C"]
         assert ax.get_title() == "all" and len(ax.collections) == 3

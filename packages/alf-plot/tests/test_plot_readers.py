@@ -34,7 +34,9 @@ def test_given_x_steps(write_run):
     np.testing.assert_allclose(c.y, 2 * np.array(x) / 10)
     np.testing.assert_allclose(c.min_y, np.array(x) / 10)
     np.testing.assert_allclose(c.max_y, 3 * np.array(x) / 10)
-    with pytest.raises(ValueError, match=r"x_steps \[5, 200\] reach outside the x range \[0, 100\]"):
+    with pytest.raises(
+        ValueError, match=r"x_steps \[5, 200\] reach outside the x range \[0, 100\]"
+    ):
         ptc.IterationsReturnReader(runs, x_steps=[5, 200])
 
 
@@ -69,7 +71,9 @@ def test_int_smoothing_is_a_local_linear_fit(write_run):
         assert c.y[j] == pytest.approx(b)
     # A window longer than the run is shortened to the run: a straight-line fit.
     short = ptc.IterationsReturnReader(write_run("s", TAG, range(5), vals[:5]), smoothing=51)()
-    np.testing.assert_allclose(short.y, np.polyval(np.polyfit(np.arange(5), vals[:5], 1), np.arange(5)))
+    np.testing.assert_allclose(
+        short.y, np.polyval(np.polyfit(np.arange(5), vals[:5], 1), np.arange(5))
+    )
 
 
 def test_unsorted_and_repeated_steps_keep_the_last_value(write_run):
@@ -82,10 +86,30 @@ def test_unsorted_and_repeated_steps_keep_the_last_value(write_run):
 @pytest.mark.parametrize(
     "cls, tag, x_label, y_label",
     [
-        (ptc.EnvironmentStepsReturnReader, "Metrics_vs_EnvironmentSteps/AverageReturn", "Environment Steps", "Average Episodic Return"),
-        (ptc.EnvironmentStepsSuccessReader, "Metrics_vs_EnvironmentSteps/AverageEnvInfo/success", "Environment Steps", "Success Rate"),
-        (ptc.IterationsReturnReader, "Metrics/AverageReturn", "Training Iterations", "Average Episodic Return"),
-        (ptc.IterationsSuccessReader, "Metrics/AverageEnvInfo/success", "Training Iterations", "Success Rate"),
+        (
+            ptc.EnvironmentStepsReturnReader,
+            "Metrics_vs_EnvironmentSteps/AverageReturn",
+            "Environment Steps",
+            "Average Episodic Return",
+        ),
+        (
+            ptc.EnvironmentStepsSuccessReader,
+            "Metrics_vs_EnvironmentSteps/AverageEnvInfo/success",
+            "Environment Steps",
+            "Success Rate",
+        ),
+        (
+            ptc.IterationsReturnReader,
+            "Metrics/AverageReturn",
+            "Training Iterations",
+            "Average Episodic Return",
+        ),
+        (
+            ptc.IterationsSuccessReader,
+            "Metrics/AverageEnvInfo/success",
+            "Training Iterations",
+            "Success Rate",
+        ),
     ],
 )
 def test_readers_tags_and_labels(write_run, cls, tag, x_label, y_label):
@@ -111,7 +135,9 @@ def test_errors_name_what_is_missing_and_where(tmp_path, write_run):
     empty.mkdir()
     with pytest.raises(ValueError, match=f"no TensorBoard event files.*{empty.name}"):
         ptc.IterationsReturnReader([a, str(empty)])
-    with pytest.raises(ValueError, match=f"'{TAG}' not found in 1 of 2 runs: {b}.*scalar tags in {b}: other"):
+    with pytest.raises(
+        ValueError, match=f"'{TAG}' not found in 1 of 2 runs: {b}.*scalar tags in {b}: other"
+    ):
         ptc.IterationsReturnReader([a, b])
     with pytest.raises(ValueError, match="not found in any of the runs"):
         ptc.IterationsReturnReader([b])
@@ -142,7 +168,11 @@ def test_group_reader_normalizes_and_averages(write_run):
     np.testing.assert_allclose(gc.min_y, (norm1[1] + norm2[2]) / 2)
     np.testing.assert_allclose(gc.max_y, (norm1[2] + norm2[1]) / 2)
     assert gc.ay == pytest.approx((c1.ay / 100 + c2.ay / -10) / 2)
-    assert (g.name, g.x_label, g.y_label) == ("method", "Training Iterations", "Normalized Average Episodic Return")
+    assert (g.name, g.x_label, g.y_label) == (
+        "method",
+        "Training Iterations",
+        "Normalized Average Episodic Return",
+    )
     plain = ptc.MeanCurveGroupReader([r1, r2])()
     np.testing.assert_allclose(plain.y, (c1.y + c2.y) / 2)
     other = ptc.IterationsReturnReader(write_run("t3", TAG, range(0, 40, 4), np.zeros(10)))

@@ -49,10 +49,14 @@ def test_confidence_interval_modes_use_student_t(curves, level):
     c = MeanCurve.from_curves(x, ys, f"CI_{level}")
     a = np.array(ys)
     for j in range(len(x)):
-        lo, hi = stats.t.interval(level / 100, len(ys) - 1, loc=a[:, j].mean(), scale=stats.sem(a[:, j]))
+        lo, hi = stats.t.interval(
+            level / 100, len(ys) - 1, loc=a[:, j].mean(), scale=stats.sem(a[:, j])
+        )
         assert c.min_y[j] == pytest.approx(lo)
         assert c.max_y[j] == pytest.approx(hi)
-    lo, hi = stats.t.interval(level / 100, len(ys) - 1, loc=a.mean(1).mean(), scale=stats.sem(a.mean(1)))
+    lo, hi = stats.t.interval(
+        level / 100, len(ys) - 1, loc=a.mean(1).mean(), scale=stats.sem(a.mean(1))
+    )
     assert (c.min_ay, c.max_ay) == (pytest.approx(lo), pytest.approx(hi))
 
 
@@ -110,13 +114,17 @@ finite_lists = st.lists(st.floats(-1e6, 1e6), min_size=0, max_size=60)
 
 @given(finite_lists, st.floats(0, 0.99))
 def test_ema_forward_is_tensorboards(values, weight):
-    np.testing.assert_allclose(ema_smooth(values, weight=weight), tb_ema(values, weight), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        ema_smooth(values, weight=weight), tb_ema(values, weight), rtol=1e-9, atol=1e-6
+    )
 
 
 @given(finite_lists, st.floats(0, 0.99))
 def test_ema_both_averages_forward_and_backward(values, weight):
     expected = (tb_ema(values, weight) + tb_ema(values[::-1], weight)[::-1]) / 2
-    np.testing.assert_allclose(ema_smooth(values, weight, mode="both"), expected, rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        ema_smooth(values, weight, mode="both"), expected, rtol=1e-9, atol=1e-6
+    )
 
 
 @given(finite_lists, st.floats(0.1, 100))
@@ -128,11 +136,17 @@ def test_ema_adaptive(values, speed):
 def test_ema_properties():
     # speed 1: the n-th incoming weight is 1/n, i.e. the running mean.
     v = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0])
-    np.testing.assert_allclose(ema_smooth(v, speed=1, adaptive=True), np.cumsum(v) / np.arange(1, 7))
+    np.testing.assert_allclose(
+        ema_smooth(v, speed=1, adaptive=True), np.cumsum(v) / np.arange(1, 7)
+    )
     np.testing.assert_allclose(ema_smooth([2.0] * 5, weight=0.9), [2.0] * 5)
     out = ema_smooth([1.0, float("nan"), 3.0, float("inf")], weight=0.5)
     assert math.isnan(out[1]) and out[3] == math.inf
     assert out[2] == pytest.approx(tb_ema([1.0, 3.0], 0.5)[1])
-    for kw, msg in (({"weight": 1.0}, "weight"), ({"speed": 0}, "speed"), ({"mode": "back"}, "mode")):
+    for kw, msg in (
+        ({"weight": 1.0}, "weight"),
+        ({"speed": 0}, "speed"),
+        ({"mode": "back"}, "mode"),
+    ):
         with pytest.raises(ValueError, match=msg):
             ema_smooth(v, **kw)

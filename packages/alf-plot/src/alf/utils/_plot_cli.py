@@ -92,48 +92,81 @@ def build_parser():
         "interval of the mean (default: std)",
     )
     src.add_argument(
-        "-j", "--workers", type=int, metavar="N", help="reading processes (default: one per CPU "
-        "for large inputs)"
+        "-j",
+        "--workers",
+        type=int,
+        metavar="N",
+        help="reading processes (default: one per CPU for large inputs)",
     )
     src.add_argument("--verify-crc", action="store_true", help="check event record checksums")
 
     out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", required=True, help="the figure file; .png, .pdf or .svg")
     out.add_argument(
-        "-o", "--output", required=True, help="the figure file; .png, .pdf or .svg"
-    )
-    out.add_argument(
-        "--figsize", nargs=2, type=float, default=(6.0, 4.0), metavar=("W", "H"),
+        "--figsize",
+        nargs=2,
+        type=float,
+        default=(6.0, 4.0),
+        metavar=("W", "H"),
         help="figure size in inches (default: 6 4)",
     )
     out.add_argument(
-        "--dpi", type=int, default=100, help="dots per inch; a PNG is W*dpi x H*dpi pixels "
-        "(default: 100)"
+        "--dpi",
+        type=int,
+        default=100,
+        help="dots per inch; a PNG is W*dpi x H*dpi pixels (default: 100)",
     )
     out.add_argument("--title", help="the figure title")
     out.add_argument("--x-label", help="x axis label (default: the reader's)")
     out.add_argument("--y-label", help="y axis label (default: the reader's, or the tag)")
-    out.add_argument("--y-clipping", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                     help="clip the curves and bands to this range")
-    out.add_argument("--y-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                     help="y axis limits (default: automatic)")
+    out.add_argument(
+        "--y-clipping",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="clip the curves and bands to this range",
+    )
+    out.add_argument(
+        "--y-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="y axis limits (default: automatic)",
+    )
     out.add_argument("--x-ticks", metavar="T1,T2,...", help="comma-separated x ticks")
     out.add_argument(
-        "--x-scaled-and-aligned", action="store_true",
+        "--x-scaled-and-aligned",
+        action="store_true",
         help="map all curves' x linearly so the overall x bounds become --x-range",
     )
-    out.add_argument("--x-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
-                     help="with --x-scaled-and-aligned, the target x bounds (default: 0 1)")
-    out.add_argument("--linestyle", default="solid", help="line style: solid, dashed, dashdot or dotted (default: solid)")
+    out.add_argument(
+        "--x-range",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="with --x-scaled-and-aligned, the target x bounds (default: 0 1)",
+    )
+    out.add_argument(
+        "--linestyle",
+        default="solid",
+        help="line style: solid, dashed, dashdot or dotted (default: solid)",
+    )
     out.add_argument("--linewidth", type=float, default=2.0, help="line width (default: 2)")
-    out.add_argument("--std-alpha", type=float, default=0.2,
-                     help="opacity of the bands (default: 0.2)")
-    out.add_argument("--colors", metavar="C1,C2,...",
-                     help="comma-separated colors, one per method (default: tab10)")
-    out.add_argument("--markers", metavar="M1,M2,...",
-                     help="comma-separated matplotlib markers, one per method")
+    out.add_argument(
+        "--std-alpha", type=float, default=0.2, help="opacity of the bands (default: 0.2)"
+    )
+    out.add_argument(
+        "--colors",
+        metavar="C1,C2,...",
+        help="comma-separated colors, one per method (default: tab10)",
+    )
+    out.add_argument(
+        "--markers", metavar="M1,M2,...", help="comma-separated matplotlib markers, one per method"
+    )
     out.add_argument("--plot-mean-only", action="store_true", help="draw no bands")
-    out.add_argument("--legend-loc", default="best",
-                     help="matplotlib legend location (default: best)")
+    out.add_argument(
+        "--legend-loc", default="best", help="matplotlib legend location (default: best)"
+    )
     out.add_argument("--no-legend", action="store_true", help="draw no legend")
     out.add_argument("--transparent", action="store_true", help="transparent background")
     out.add_argument("-q", "--quiet", action="store_true", help="no progress line on stderr")
@@ -167,6 +200,11 @@ def _parse_x_steps(text):
         raise _UserError(
             f"--x-steps must be START:STOP:NUM or a comma-separated list; got {text!r}"
         ) from None
+
+
+def _split(text):
+    """A comma-separated option as a list of stripped items (None stays None)."""
+    return None if text is None else [v.strip() for v in text.split(",")]
 
 
 def _expand(method, patterns):
@@ -252,11 +290,12 @@ def _run(args):
                 raise _UserError(f"method {name!r}: {e}") from None
     finally:
         progress.close()
-    split = (lambda text: None if text is None else [v.strip() for v in text.split(",")])
     try:
-        x_ticks = None if args.x_ticks is None else [float(v) for v in split(args.x_ticks)]
+        x_ticks = None if args.x_ticks is None else [float(v) for v in _split(args.x_ticks)]
     except ValueError:
-        raise _UserError(f"--x-ticks must be comma-separated numbers; got {args.x_ticks!r}") from None
+        raise _UserError(
+            f"--x-ticks must be comma-separated numbers; got {args.x_ticks!r}"
+        ) from None
     try:
         plotter = ptc.CurvesPlotter(
             [r() for r in readers],
@@ -272,8 +311,8 @@ def _run(args):
             linestyle=args.linestyle,
             linewidth=args.linewidth,
             std_alpha=args.std_alpha,
-            colors=split(args.colors),
-            markers=split(args.markers),
+            colors=_split(args.colors),
+            markers=_split(args.markers),
             plot_mean_only=args.plot_mean_only,
             legend_kwargs=None if args.no_legend else {"loc": args.legend_loc},
             title=args.title,

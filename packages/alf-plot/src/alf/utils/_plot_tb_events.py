@@ -393,7 +393,9 @@ def _read_file(path, state, verify_crc):
             break
         parsed[i] = event
     versions = [
-        (i, state.version_of(e)) for i, e in parsed.items() if e.WhichOneof("what") == "file_version"
+        (i, state.version_of(e))
+        for i, e in parsed.items()
+        if e.WhichOneof("what") == "file_version"
     ]
     current = state.file_version
     starts_v2 = (current is not None and current >= 2) or (versions and versions[0][0] == 0)
@@ -404,9 +406,12 @@ def _read_file(path, state, verify_crc):
     rec = [tag_idx[ok]]
     pt_steps = [steps[ok]]
     pt_values = [values[ok]]
-    extra = [(i, s, v) for i in tag_idx[~ok].tolist() if i in parsed
-             and parsed[i].WhichOneof("what") == "summary"
-             for s, v in _values_of(parsed[i], tag, path)]
+    extra = [
+        (i, s, v)
+        for i in tag_idx[~ok].tolist()
+        if i in parsed and parsed[i].WhichOneof("what") == "summary"
+        for s, v in _values_of(parsed[i], tag, path)
+    ]
     if extra:
         rec.append(np.array([e[0] for e in extra], dtype=np.int64))
         pt_steps.append(np.array([e[1] for e in extra], dtype=np.int64))
@@ -536,7 +541,9 @@ def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
                 progress(i + 1, total)
         return results
     with ProcessPoolExecutor(max_workers=min(workers, total)) as pool:
-        futures = {pool.submit(read_scalar, files, tag, verify_crc): i for i, files in enumerate(runs)}
+        futures = {
+            pool.submit(read_scalar, files, tag, verify_crc): i for i, files in enumerate(runs)
+        }
         for done, future in enumerate(as_completed(futures), 1):
             results[futures[future]] = future.result()
             if progress is not None:

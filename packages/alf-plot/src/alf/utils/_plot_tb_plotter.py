@@ -166,7 +166,9 @@ class CurvesPlotter:
         try:
             width, height = (float(v) for v in figsize)
         except (TypeError, ValueError):
-            raise ValueError(f"figsize must be (width, height) in inches; got {figsize!r}") from None
+            raise ValueError(
+                f"figsize must be (width, height) in inches; got {figsize!r}"
+            ) from None
         if width <= 0 or height <= 0:
             raise ValueError(f"figsize must be (width, height) > 0; got {figsize!r}")
         self._figsize = (width, height)
@@ -187,7 +189,9 @@ class CurvesPlotter:
         self._grid_color = grid_color
         self._plot_mean_only = bool(plot_mean_only)
         if legend_kwargs is not None and not isinstance(legend_kwargs, dict):
-            raise TypeError(f"legend_kwargs must be a dict or None; got {type(legend_kwargs).__name__}")
+            raise TypeError(
+                f"legend_kwargs must be a dict or None; got {type(legend_kwargs).__name__}"
+            )
         self._legend_kwargs = None if legend_kwargs is None else dict(legend_kwargs)
         self._title = title
 

@@ -128,8 +128,7 @@ class MeanCurve(
         shapes = {y.shape for y in ys}
         if shapes != {x.shape}:
             raise ValueError(
-                f"every curve in ys must have the shape of x {x.shape}; got shapes "
-                f"{sorted(shapes)}"
+                f"every curve in ys must have the shape of x {x.shape}; got shapes {sorted(shapes)}"
             )
         stacked = np.stack(ys)
         y, min_y, max_y = interval(stacked, interval_mode)

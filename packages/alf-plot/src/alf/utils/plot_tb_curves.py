@@ -91,9 +91,7 @@ def _run_names(event_file):
     if isinstance(event_file, (list, tuple)) and event_file:
         for i, path in enumerate(event_file):
             if not isinstance(path, (str, os.PathLike)):
-                raise TypeError(
-                    f"event_file[{i}] must be a path string; got {type(path).__name__}"
-                )
+                raise TypeError(f"event_file[{i}] must be a path string; got {type(path).__name__}")
         return [os.fspath(p) for p in event_file]
     raise TypeError(f"event_file must be a path or a non-empty list of paths; got {event_file!r}")
 
@@ -205,7 +203,9 @@ class MeanCurveReader:
             known = events.scalar_tags(files[first])
             shown = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
             which = (
-                "any of the runs" if len(missing) == len(runs) else f"{len(missing)} of {len(runs)} runs"
+                "any of the runs"
+                if len(missing) == len(runs)
+                else f"{len(missing)} of {len(runs)} runs"
             )
             raise ValueError(
                 f"tag {tag!r} not found in {which}: "
@@ -213,7 +213,9 @@ class MeanCurveReader:
                 f" (scalar tags in {runs[first]}: {shown or 'none'})"
             )
         curves = [_ordered_unique(steps, values) for steps, values in raw]
-        curves = [(steps.astype(np.float64), _smooth(values, smoothing)) for steps, values in curves]
+        curves = [
+            (steps.astype(np.float64), _smooth(values, smoothing)) for steps, values in curves
+        ]
         x = self._common_x(runs, curves, x_steps)
         ys = [np.interp(x, steps, values) for steps, values in curves]
         self._mean_curve = MeanCurve.from_curves(x, ys, interval_mode, name)
@@ -319,8 +321,12 @@ class MeanCurveGroupReader:
         name (str): name of the method.
     """
 
-    def __init__(self, mean_curve_readers, task_performance_ranges=None, name="MeanCurveGroupReader"):
-        readers = list(mean_curve_readers) if isinstance(mean_curve_readers, (list, tuple)) else None
+    def __init__(
+        self, mean_curve_readers, task_performance_ranges=None, name="MeanCurveGroupReader"
+    ):
+        readers = (
+            list(mean_curve_readers) if isinstance(mean_curve_readers, (list, tuple)) else None
+        )
         if not readers:
             raise ValueError(
                 f"mean_curve_readers must be a non-empty list of MeanCurveReader; got "
@@ -347,7 +353,9 @@ class MeanCurveGroupReader:
                         f"task_performance_ranges[{i}] must be a pair (y0, y1); got {pair!r}"
                     ) from None
                 if y0 == y1:
-                    raise ValueError(f"task_performance_ranges[{i}] must have y0 != y1; got {pair!r}")
+                    raise ValueError(
+                        f"task_performance_ranges[{i}] must have y0 != y1; got {pair!r}"
+                    )
                 ranges[i] = (y0, y1)
         curves = [reader() for reader in readers]
         x = curves[0].x
