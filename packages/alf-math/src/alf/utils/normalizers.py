@@ -1,0 +1,399 @@
+r"""Normalizers: keep running first and second moments of a nest of tensors
+and normalize new values by them.
+
+Given weights :math:`w_i` (summing to 1) and samples :math:`x_i`, a
+normalizer keeps
+
+.. math::  m = \sum_i w_i x_i, \qquad m_2 = \sum_i w_i x_i^2
+
+in two averagers (``alf.utils.averager``) and uses the variance
+
+.. math::  \mathrm{var} = \sum_i w_i (x_i - m)^2 = m_2 - m^2 ,
+
+which is exact for any weights (a running average of per-step variances, as
+tf_agents keeps, is not: its early terms measure deviations from early
+means). The subclasses differ only in the weights: exponential
+(``EMNormalizer``), adaptive, favouring recent samples
+(``AdaptiveNormalizer``), the last ``window_size`` samples
+(``WindowNormalizer``); the base ``Normalizer`` weights all samples equally.
+
+A value is normalized as :math:`(x - m) / \sqrt{\mathrm{var} + \epsilon}`
+elementwise, where leaves have shape ``[B1, B2, ...] + spec.shape``; for an
+update the outer dims ``[B1, B2, ...]`` are averaged first (one update adds
+one sample). All leaves of one dtype are processed as one ``[N, D]`` matrix,
+so ``update``/``normalize`` cost a few kernels whatever the number of leaves
+and never synchronise with the device. State is in buffers (``state_dict()``
+round-trips).
+"""
+
+import numbers
+from typing import Any, List
+
+import torch
+from torch import nn
+
+import alf.nest
+import alf.summary
+from alf.tensor_specs import TensorSpec
+from alf.utils.averager import (
+    AdaptiveAverager,
+    EMAverager,
+    WindowAverager,
+    _check_update_rate,
+    _check_window_size,
+    _FlatLayout,
+)
+
+__all__ = [
+    "AdaptiveNormalizer",
+    "EMNormalizer",
+    "Normalizer",
+    "ScalarAdaptiveNormalizer",
+    "ScalarEMNormalizer",
+    "ScalarWindowNormalizer",
+    "WindowNormalizer",
+]
+
+
+def _check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool; got {type(value).__name__}")
+    return value
+
+
+def _check_number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a float; got {type(value).__name__}")
+    return float(value)
+
+
+class Normalizer(nn.Module):
+    r"""Normalize nested tensors by the running mean and variance of the
+    values seen so far.
+
+    Given weights :math:`w_i` and samples :math:`x_i, i = 1 \cdots n`, let
+    :math:`m = \sum_i w_i x_i` (first moment) and
+    :math:`m_2 = \sum_i w_i x_i^2` (second moment); then
+    :math:`\mathrm{var} = \sum_i w_i (x_i - m)^2 = m_2 + m^2 - 2m^2 = m_2 - m^2`,
+    the same result as with :math:`w_1 = \cdots = w_n = 1/n`. (tf_agents'
+    normalizer keeps a running average of the variance, which is not correct
+    mathematically: its early components do not measure all current samples.)
+
+    This base class weights every sample equally (:math:`w_i = 1/n`);
+    subclasses choose other weights by overriding ``_create_averager``.
+
+    Args:
+        tensor_spec (nested TensorSpec): specs of the tensors to normalize
+            (floating dtypes).
+        auto_update (bool): if True, every ``normalize()`` first updates the
+            statistics with its input; otherwise call ``update()``.
+        zero_mean (bool): whether to subtract the mean; if False the value is
+            only divided by the standard deviation.
+        unit_std (bool): assume a unit standard deviation: the value is only
+            shifted by the mean.
+        variance_epsilon (float): ``>= 0``, added to the variance before its
+            square root is taken.
+        debug_summaries (bool): write the mean and standard deviation as
+            summaries (scope ``name``) at each ``normalize`` that records.
+        max_dims_to_summarize (int): with ``debug_summaries``, at most this many
+            elements of each leaf's statistics are written as scalars.
+        name (str): name of this normalizer (the summary scope).
+    Raises:
+        TypeError: an argument has the wrong type, or ``tensor_spec`` is not a
+            nest of floating ``TensorSpec``.
+        ValueError: ``variance_epsilon < 0`` or ``max_dims_to_summarize < 0``.
+    """
+
+    def __init__(self, tensor_spec: Any, auto_update: bool = True, zero_mean: bool = True,
+                 unit_std: bool = False, variance_epsilon: float = 1e-10,
+                 debug_summaries: bool = False, max_dims_to_summarize: int = 10,
+                 name: str = "Normalizer"):
+        _check_bool(auto_update, "auto_update")
+        _check_bool(zero_mean, "zero_mean")
+        _check_bool(unit_std, "unit_std")
+        _check_bool(debug_summaries, "debug_summaries")
+        variance_epsilon = _check_number(variance_epsilon, "variance_epsilon")
+        if not variance_epsilon >= 0:
+            raise ValueError(f"variance_epsilon must be >= 0; got {variance_epsilon}")
+        if isinstance(max_dims_to_summarize, bool) or not isinstance(
+            max_dims_to_summarize, numbers.Integral
+        ):
+            raise TypeError(
+                "max_dims_to_summarize must be an int; got "
+                f"{type(max_dims_to_summarize).__name__}"
+            )
+        if max_dims_to_summarize < 0:
+            raise ValueError(
+                f"max_dims_to_summarize must be >= 0; got {max_dims_to_summarize}"
+            )
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str; got {type(name).__name__}")
+        super().__init__()
+        self._name = name
+        self._tensor_spec = tensor_spec
+        self._layout = _FlatLayout(tensor_spec)
+        self._auto_update = auto_update
+        self._zero_mean = zero_mean
+        self._unit_std = unit_std
+        self._variance_epsilon = variance_epsilon
+        self._debug_summaries = debug_summaries
+        self._max_dims_to_summarize = int(max_dims_to_summarize)
+        self._mean_averager = self._create_averager()
+        self._m2_averager = self._create_averager()
+
+    def _create_averager(self) -> nn.Module:
+        """An averager of ``tensor_spec`` giving the weights :math:`w_i`
+        (``AdaptiveAverager`` with speed 1: equal weights)."""
+        return AdaptiveAverager(self._tensor_spec, speed=1.0)
+
+    # ---- statistics --------------------------------------------------------
+    def _update_from(self, inputs: List[Any]) -> None:
+        self._layout.check_nonempty(inputs)
+        means = [_FlatLayout.outer_mean(x) for x in inputs]
+        second_moments = [_FlatLayout.outer_mean(x, square=True) for x in inputs]
+        self._mean_averager._update_means(means)
+        self._m2_averager._update_means(second_moments)
+
+    def _group_stats(self, index: int):
+        """``(mean, variance)`` of dtype group ``index``, each ``[D]``."""
+        mean = self._mean_averager._group_average(index)
+        m2 = self._m2_averager._group_average(index)
+        # m2 - m^2 can come out slightly negative through rounding
+        var = torch.relu(m2 - mean * mean)
+        return mean, var
+
+    def update(self, tensor: Any) -> None:
+        """Update the statistics given a new tensor.
+
+        Args:
+            tensor (nested Tensor): leaves of shape ``[B1, B2, ...] +
+                spec.shape``; the outer dims are averaged first (for both
+                moments), so one call adds one sample.
+        Raises:
+            ValueError/TypeError: ``tensor`` does not follow ``tensor_spec``
+                (the message names the path) or has empty outer dims; the
+                statistics are left unchanged.
+        """
+        self._update_from(self._layout.group_inputs(self._layout.leaves(tensor)))
+
+    def normalize(self, tensor: Any, clip_value: float = -1.0) -> Any:
+        r"""Normalize a tensor with mean and variance.
+
+        Computes :math:`(x - m) / \sqrt{\mathrm{var} + \epsilon}` (only
+        :math:`x - m` with ``unit_std``; :math:`m = 0` without ``zero_mean``),
+        after updating the statistics with ``tensor`` when ``auto_update``.
+
+        Args:
+            tensor (nested Tensor): each leaf can have arbitrary outer dims
+                with shape ``[B1, B2, ...] + tensor_spec.shape``.
+            clip_value (float): if positive, normalized values are clipped to
+                ``[-clip_value, clip_value]``.
+        Returns:
+            nested Tensor: the normalized tensor, same shapes as ``tensor``,
+            dtypes of ``tensor_spec``. Gradients flow to ``tensor`` (the
+            statistics are constants).
+        Raises:
+            ValueError/TypeError: ``tensor`` does not follow ``tensor_spec``.
+        """
+        clip_value = _check_number(clip_value, "clip_value")
+        leaves = self._layout.leaves(tensor)
+        inputs = self._layout.group_inputs(leaves)
+        if self._auto_update:
+            self._update_from(inputs)
+        outputs = []
+        stats = []
+        for index, x in enumerate(inputs):
+            mean, var = self._group_stats(index)
+            stats.append((mean, var))
+            if self._unit_std:
+                inv_std = None
+            else:
+                inv_std = torch.rsqrt(var + self._variance_epsilon)
+            if isinstance(x, list):
+                out = []
+                for g_offset, numel, m in zip(
+                    self._layout.groups[index].offsets, self._layout.groups[index].numels, x
+                ):
+                    part = slice(g_offset, g_offset + numel)
+                    out.append(
+                        self._normalize_matrix(
+                            m, mean[part], None if inv_std is None else inv_std[part], clip_value
+                        )
+                    )
+            else:
+                out = self._normalize_matrix(x, mean, inv_std, clip_value)
+            outputs.append(out)
+        if self._debug_summaries and alf.summary.should_record_summaries():
+            self._summarize(stats)
+        return self._layout.unflatten_like(outputs, leaves)
+
+    def _normalize_matrix(self, x: torch.Tensor, mean: torch.Tensor, inv_std: Any,
+               clip_value: float) -> torch.Tensor:
+        """Normalize an ``[N, D]`` matrix with ``[D]`` statistics."""
+        if inv_std is None:
+            out = x - mean if self._zero_mean else x.clone()
+        elif self._zero_mean:
+            # (x - m) * s computed as x * s + (-m * s) in one fused kernel
+            out = torch.addcmul(-mean * inv_std, x, inv_std)
+        else:
+            out = x * inv_std
+        if clip_value > 0:
+            out = out.clamp_(-clip_value, clip_value)
+        return out
+
+    def _summarize(self, stats: List[Any]) -> None:
+        means = self._layout.unflatten([m for m, _ in stats])
+        stds = self._layout.unflatten([v.sqrt() for _, v in stats])
+        n = self._max_dims_to_summarize
+        with alf.summary.scope(self._name):
+            for (path, mean), std in zip(
+                alf.nest.flatten_with_path(means), alf.nest.flatten(stds)
+            ):
+                prefix = f"{path}." if path else ""
+                flat_mean, flat_std = mean.reshape(-1), std.reshape(-1)
+                if flat_mean.numel() == 1:
+                    alf.summary.scalar(f"{prefix}mean", flat_mean[0])
+                    alf.summary.scalar(f"{prefix}std", flat_std[0])
+                    continue
+                for i in range(min(n, flat_mean.numel())):
+                    alf.summary.scalar(f"{prefix}mean.{i}", flat_mean[i])
+                    alf.summary.scalar(f"{prefix}std.{i}", flat_std[i])
+
+    def forward(self, input: Any) -> Any:
+        """Same as ``normalize(input)``."""
+        return self.normalize(input)
+
+
+class EMNormalizer(Normalizer):
+    """Exponential moving normalizer: history samples get exponentially
+    decayed weights (see ``alf.utils.averager.EMAverager``).
+
+    Args:
+        tensor_spec (nested TensorSpec): specs of the tensors to normalize.
+        update_rate (float): the update rate, in ``(0, 1]``.
+        auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
+        name: as for ``Normalizer``.
+    """
+
+    def __init__(self, tensor_spec: Any, update_rate: float = 1e-3, auto_update: bool = True,
+                 zero_mean: bool = True, unit_std: bool = False,
+                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
+                 name: str = "EMNormalizer"):
+        _check_update_rate(update_rate)
+        self._update_rate = update_rate
+        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
+                         unit_std=unit_std, variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
+
+    def _create_averager(self) -> nn.Module:
+        return EMAverager(self._tensor_spec, self._update_rate)
+
+
+class ScalarEMNormalizer(EMNormalizer):
+    """``EMNormalizer`` for float32 scalars.
+
+    Args:
+        update_rate (float): the update rate.
+        auto_update, variance_epsilon, zero_mean, unit_std, debug_summaries,
+        name: as for ``Normalizer``.
+    """
+
+    def __init__(self, update_rate: float = 1e-3, auto_update: bool = True,
+                 variance_epsilon: float = 1e-10, zero_mean: bool = True,
+                 unit_std: bool = False, debug_summaries: bool = False,
+                 name: str = "ScalarEMNormalizer"):
+        super().__init__(TensorSpec(()), update_rate=update_rate, auto_update=auto_update,
+                         zero_mean=zero_mean, unit_std=unit_std,
+                         variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
+
+
+class AdaptiveNormalizer(Normalizer):
+    """Normalizer giving higher weight to recent samples: sample ``t`` of
+    ``T`` gets a weight roughly proportional to ``(t/T)**(speed-1)`` (see
+    ``alf.utils.averager.AdaptiveAverager``).
+
+    Args:
+        tensor_spec (nested TensorSpec): specs of the tensors to normalize.
+        speed (float): ``> 0``, speed of updating mean and variance.
+        auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
+        name: as for ``Normalizer``.
+    """
+
+    def __init__(self, tensor_spec: Any, speed: float = 8.0, auto_update: bool = True,
+                 zero_mean: bool = True, unit_std: bool = False,
+                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
+                 name: str = "AdaptiveNormalizer"):
+        speed = _check_number(speed, "speed")
+        if not speed > 0:
+            raise ValueError(f"speed must be positive; got {speed}")
+        self._speed = speed
+        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
+                         unit_std=unit_std, variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
+
+    def _create_averager(self) -> nn.Module:
+        return AdaptiveAverager(self._tensor_spec, speed=self._speed)
+
+
+class ScalarAdaptiveNormalizer(AdaptiveNormalizer):
+    """``AdaptiveNormalizer`` for float32 scalars.
+
+    Args:
+        speed (float): speed of updating mean and variance.
+        auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
+        name: as for ``Normalizer``.
+    """
+
+    def __init__(self, speed: float = 8.0, auto_update: bool = True, zero_mean: bool = True,
+                 unit_std: bool = False, variance_epsilon: float = 1e-10,
+                 debug_summaries: bool = False, name: str = "ScalarAdaptiveNormalizer"):
+        super().__init__(TensorSpec(()), speed=speed, auto_update=auto_update,
+                         zero_mean=zero_mean, unit_std=unit_std,
+                         variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
+
+
+class WindowNormalizer(Normalizer):
+    """Normalization by the mean and variance of the last ``window_size``
+    samples (equal weights; see ``alf.utils.averager.WindowAverager``).
+
+    Args:
+        tensor_spec (nested TensorSpec): specs of the tensors to normalize.
+        window_size (int): ``>= 1``, the size of the recent window.
+        auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
+        name: as for ``Normalizer``.
+    Raises:
+        ValueError: ``window_size < 1``.
+    """
+
+    def __init__(self, tensor_spec: Any, window_size: int = 1000, auto_update: bool = True,
+                 zero_mean: bool = True, unit_std: bool = False,
+                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
+                 name: str = "WindowNormalizer"):
+        self._window_size = _check_window_size(window_size)
+        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
+                         unit_std=unit_std, variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
+
+    def _create_averager(self) -> nn.Module:
+        return WindowAverager(self._tensor_spec, self._window_size)
+
+
+class ScalarWindowNormalizer(WindowNormalizer):
+    """``WindowNormalizer`` for float32 scalars.
+
+    Args:
+        window_size (int): the size of the recent window.
+        auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
+        name: as for ``Normalizer``.
+    """
+
+    def __init__(self, window_size: int = 1000, auto_update: bool = True,
+                 zero_mean: bool = True, unit_std: bool = False,
+                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
+                 name: str = "ScalarWindowNormalizer"):
+        super().__init__(TensorSpec(()), window_size=window_size, auto_update=auto_update,
+                         zero_mean=zero_mean, unit_std=unit_std,
+                         variance_epsilon=variance_epsilon,
+                         debug_summaries=debug_summaries, name=name)
