@@ -493,8 +493,8 @@ class DataBuffer(RingBuffer):
 
     @property
     def current_pos(self) -> torch.Tensor:
-        """Number of items ever added since the last ``clear`` (0-dim int64
-        tensor)."""
+        """Number of items written since the last ``clear`` (0-dim int64
+        tensor); a batch larger than ``capacity`` counts ``capacity``."""
         return self._current_pos[0].clone()
 
     def is_full(self) -> bool:
