@@ -257,17 +257,15 @@ def build(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Install every package and benchmarks/requirements.txt, run benchmarks/bench_*.py.
 
-    ``nox -s bench -- bench_buffers bench_gae`` runs the named scripts only. Not part of CI.
+    ``nox -s bench -- bench_plot_read --runs 5``: arguments naming a benchmark select
+    it, the others are passed to every selected script. Not part of CI.
     """
     scripts = sorted((ROOT / "benchmarks").glob("bench_*.py"))
-    if session.posargs:
-        wanted = {Path(a).stem for a in session.posargs}
-        unknown = wanted - {s.stem for s in scripts}
-        if unknown:
-            session.error(
-                f"no such benchmark(s): {sorted(unknown)}; have {[s.stem for s in scripts]}"
-            )
-        scripts = [s for s in scripts if s.stem in wanted]
+    stems = {s.stem for s in scripts}
+    wanted = [a for a in session.posargs if Path(a).stem in stems]
+    script_args = [a for a in session.posargs if Path(a).stem not in stems]
+    if wanted:
+        scripts = [s for s in scripts if s.stem in {Path(a).stem for a in wanted}]
     if not scripts:
         session.error("no benchmarks/bench_*.py to run")
     _pip_install(
@@ -279,4 +277,4 @@ def bench(session: nox.Session) -> None:
     session.chdir(ROOT)
     for script in scripts:
         session.log(f"--- {script.name}")
-        session.run("python", str(script.relative_to(ROOT)))
+        session.run("python", str(script.relative_to(ROOT)), *script_args)

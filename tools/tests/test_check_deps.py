@@ -1,0 +1,226 @@
+"""tools/check_deps.py on small fake repositories, one rule per test."""
+
+from __future__ import annotations
+
+import check_deps
+import pytest
+
+MATH_OPS = """
+    import numpy as np
+    import torch
+
+    __all__ = ["add"]
+
+
+    def add(a, b):
+        return torch.as_tensor(np.add(a, b))
+"""
+
+
+def problems(repo, *names):
+    found, _ = check_deps.check(repo.root, list(names))
+    return found
+
+
+@pytest.fixture
+def math_pkg(repo):
+    return repo.package(
+        "alf-math",
+        ["torch>=2.1", "numpy>=1.22"],
+        modules={"alf/utils/math_ops.py": MATH_OPS},
+        tests={"test_math_ops.py": "import numpy\nimport pytest\nimport hypothesis\n"},
+    )
+
+
+def test_clean_repository_passes(repo, math_pkg):
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2", "torch>=2.1"],
+        modules={
+            "alf/utils/dist_utils.py": """
+                import torch
+                from alf.utils import math_ops
+                from . import _dist_helpers
+            """,
+            "alf/utils/_dist_helpers.py": "import math\n",
+        },
+        tests={"conftest.py": "import pytest\n", "test_x.py": "import conftest\nimport scipy\n"},
+        extras={"test": ["pytest", "scipy"]},
+    )
+    assert problems(repo) == []
+    assert check_deps.main(["--root", str(repo.root)]) == 0
+
+
+def test_undeclared_module_level_import(repo, math_pkg):
+    repo.package(
+        "alf-buffers",
+        ["alf-math>=0.1,<0.2"],
+        modules={"alf/utils/data_buffer.py": "import numpy\nfrom alf.utils.math_ops import add\n"},
+    )
+    [line] = problems(repo, "alf-buffers")
+    assert "alf-buffers: src/alf/utils/data_buffer.py:1: imports numpy (module level)" in line
+
+
+def test_transitive_sibling_must_be_declared(repo, math_pkg):
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={"alf/utils/d.py": "from alf.utils import math_ops\n"},
+    )
+    repo.package(
+        "alf-losses",
+        ["alf-dist>=0.1,<0.2"],
+        modules={"alf/utils/losses.py": "import alf.utils.d\nimport alf.utils.math_ops\n"},
+    )
+    [line] = problems(repo, "alf-losses")
+    assert "imports alf.utils.math_ops" in line and "declare alf-math" in line
+
+
+def test_lazy_import_may_come_from_an_extra_but_not_the_test_extra(repo):
+    repo.package(
+        "alf-math",
+        ["numpy"],
+        modules={
+            "alf/summary.py": """
+                import numpy
+
+                def writer():
+                    import tensorboard
+                    return tensorboard
+
+                try:
+                    import yaml
+                except ImportError:
+                    yaml = None
+            """
+        },
+        extras={"tensorboard": ["tensorboard>=2.10"], "test": ["pyyaml"]},
+    )
+    [line] = problems(repo)
+    assert "imports yaml (guarded); declare pyyaml in [project].dependencies or a non-test" in line
+
+
+def test_module_level_import_of_an_extra_is_not_enough(repo):
+    repo.package(
+        "alf-math",
+        ["numpy"],
+        modules={"alf/s.py": "import numpy\nimport tensorboard\n"},
+        extras={"tensorboard": ["tensorboard"]},
+    )
+    [line] = problems(repo)
+    assert "imports tensorboard (module level)" in line
+
+
+def test_import_names_map_to_distribution_names(repo):
+    repo.package(
+        "alf-plot",
+        ["pyyaml", "protobuf", "pillow"],
+        modules={
+            "alf/utils/p.py": "import yaml\nfrom google.protobuf import message\nfrom PIL import Image\n"
+        },
+    )
+    assert problems(repo) == []
+
+
+def test_unused_declared_dependency_and_allow_list(repo):
+    repo.package("alf-plot", ["numpy", "scipy"], modules={"alf/utils/p.py": "import numpy\n"})
+    [line] = problems(repo)
+    assert "declares scipy but src/ never imports it" in line
+    repo.package(
+        "alf-plot",
+        ["numpy", "scipy"],
+        modules={"alf/utils/p.py": "import numpy\n"},
+        extra_toml='\n[tool.alf-check-deps]\nallow-unused = ["scipy"]\n',
+    )
+    assert problems(repo) == []
+
+
+def test_test_imports_need_dependencies_or_test_extra(repo, math_pkg):
+    repo.package(
+        "alf-plot",
+        ["numpy"],
+        modules={"alf/utils/p.py": "import numpy\n"},
+        tests={
+            "test_p.py": "import scipy\nimport hypothesis\ntry:\n    import torch\nexcept ImportError:\n    torch = None\n"
+        },
+    )
+    [line] = problems(repo, "alf-plot")
+    assert "tests/test_p.py:1: test imports scipy; declare scipy" in line
+    assert "a 'test' extra" in line
+
+
+def test_module_nobody_ships(repo, math_pkg):
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={
+            "alf/utils/d.py": "from alf.utils import common\nfrom alf.utils import math_ops\n"
+        },
+    )
+    [line] = problems(repo, "alf-dist")
+    assert "imports alf.utils.common, which no package in packages/ ships" in line
+
+
+def test_namespace_init_files_and_py_typed(repo):
+    repo.package(
+        "alf-math",
+        ["numpy"],
+        modules={"alf/__init__.py": "", "alf/utils/__init__.py": "", "alf/x.py": "import numpy\n"},
+        py_typed=False,
+    )
+    found = problems(repo)
+    assert any("src/alf/__init__.py must not exist" in p for p in found)
+    assert any("src/alf/utils/__init__.py must not exist" in p for p in found)
+    assert any("src/alf/py.typed (PEP 561 marker) is missing" in p for p in found)
+
+
+def test_same_file_in_two_packages(repo, math_pkg):
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={"alf/utils/math_ops.py": "from alf.utils import math_ops\n"},
+    )
+    found = problems(repo)
+    assert any("src/alf/utils/math_ops.py is also shipped by" in p for p in found)
+
+
+def test_exact_pins_bad_sibling_ranges_and_alf(repo, math_pkg):
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.2,<0.3", "torch==2.13.0", "alf"],
+        modules={"alf/utils/d.py": "import torch\nimport alf.utils.math_ops\n"},
+        extra_toml='\n[tool.alf-check-deps]\nallow-unused = ["alf"]\n',
+    )
+    found = "\n".join(problems(repo, "alf-dist"))
+    assert "'torch==2.13.0' is an exact pin" in found
+    assert "excludes alf-math 0.1.0" in found
+    assert "depends on a distribution named 'alf'" in found
+
+
+def test_import_cycle_is_reported(repo):
+    repo.package("alf-a", ["alf-b"], modules={"alf/a.py": "import alf.b\n"})
+    repo.package("alf-b", [], modules={"alf/b.py": "import alf.a\n"})
+    found = problems(repo)
+    assert any("import each other in a cycle" in p for p in found)
+
+
+def test_relative_imports_resolve_within_namespace(tmp_path):
+    src = tmp_path / "src" / "alf" / "utils"
+    src.mkdir(parents=True)
+    file = src / "d.py"
+    file.write_text("from . import math_ops\nfrom ..nest import flatten\n")
+    refs = check_deps.collect_imports(file, "alf.utils.d")
+    assert [(r.module, r.names) for r in refs] == [
+        ("alf.utils", ("math_ops",)),
+        ("alf.nest", ("flatten",)),
+    ]
+
+
+def test_syntax_error_is_reported(repo):
+    repo.package("alf-math", [], modules={"alf/x.py": "def (:\n"})
+    assert any("does not parse" in p for p in problems(repo))
+
+
+def test_unknown_package_argument(repo, math_pkg):
+    [line] = problems(repo, "nope")
+    assert "unknown package(s): nope" in line
