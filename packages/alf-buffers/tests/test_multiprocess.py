@@ -1,0 +1,187 @@
+"""RingBuffer shared between processes (CPU, shared memory), started with
+``fork`` and with ``spawn``.
+
+The load and stop tests start their six processes with ``fork`` (a spawned
+child spends seconds importing torch); ``test_spawned_children_share_buffer``
+runs a blocking producer/consumer pair and a stop() through ``spawn``.
+Every test is bounded: results are awaited with timeouts and leftover
+processes are stopped and killed.
+"""
+
+import multiprocessing
+import os
+import queue
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from alf.tensor_specs import TensorSpec
+from alf.utils.data_buffer import RingBuffer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import alf_buffers_workers as workers  # noqa: E402
+
+HAS_FORK = "fork" in multiprocessing.get_all_start_methods()
+needs_fork = pytest.mark.skipif(not HAS_FORK, reason="the fork start method is unavailable")
+SPEC = {"id": TensorSpec((), torch.int64), "payload": TensorSpec((3,), torch.float64)}
+DEADLINE_S = 150
+
+
+def shutdown(rb, processes):
+    """Release and reap every process; kill what does not end."""
+    rb.stop()
+    for p in processes:
+        p.join(timeout=5)
+    for p in processes:
+        if p.is_alive():
+            p.kill()
+            p.join(timeout=5)
+
+
+def collect(results, count, deadline):
+    got = []
+    while len(got) < count:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        try:
+            got.append(results.get(timeout=min(remaining, 5)))
+        except queue.Empty:
+            continue
+    return got
+
+
+@pytest.mark.slow
+@needs_fork
+def test_load_four_producers_two_consumers():
+    """100,000 uniquely numbered items move through a buffer of 8 slots per
+    environment: 4 producers own 8 environments each, 2 consumers each take
+    every other environment (so every consumer reads from every producer).
+    Every item arrives exactly once, in per-environment order, untorn."""
+    ctx = multiprocessing.get_context("fork")
+    n_producers, envs_per_producer, n_consumers = 4, 8, 2
+    num_envs = n_producers * envs_per_producer
+    items_per_env, n = 100_000 // num_envs, 5  # 3125 steps, dequeued 5 at a time
+    assert items_per_env * num_envs == 100_000
+    rb = RingBuffer(SPEC, num_envs, max_length=8, allow_multiprocess=True)
+    results = ctx.Queue()
+    producer_envs = [
+        list(range(p * envs_per_producer, (p + 1) * envs_per_producer)) for p in range(n_producers)
+    ]
+    consumer_envs = [list(range(c, num_envs, n_consumers)) for c in range(n_consumers)]
+    processes = [
+        ctx.Process(target=workers.produce, args=(rb, envs, items_per_env, results))
+        for envs in producer_envs
+    ] + [
+        ctx.Process(target=workers.consume, args=(rb, envs, items_per_env, n, results))
+        for envs in consumer_envs
+    ]
+    try:
+        for p in processes:
+            p.start()
+        reports = collect(results, len(processes), time.monotonic() + DEADLINE_S)
+    finally:
+        shutdown(rb, processes)
+    kinds = sorted(kind for kind, _, _ in reports)
+    assert kinds == ["consumed"] * n_consumers + ["produced"] * n_producers, reports
+    seen = np.zeros(100_000, dtype=np.int64)
+    for kind, envs, ids in reports:
+        if kind != "consumed":
+            continue
+        for row, env in zip(ids, envs):
+            # per environment: exactly its items, in the order produced
+            np.testing.assert_array_equal(row, env * items_per_env + np.arange(items_per_env))
+            np.add.at(seen, row, 1)
+    assert (seen == 1).all()
+    assert not rb.has_data(None, 1)
+    assert rb.get_current_position().tolist() == [items_per_env] * num_envs
+
+
+@needs_fork
+def test_stop_releases_every_blocked_call():
+    """Three consumers block on an empty environment and three producers on a
+    full one; stop() releases all six (dequeue -> None, enqueue -> False)
+    within one second. After revive() blocking calls work again."""
+    ctx = multiprocessing.get_context("fork")
+    rb = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2, allow_multiprocess=True)
+    for _ in range(2):
+        rb.enqueue(torch.zeros(1, dtype=torch.int64), torch.tensor([1]))
+    ready, results = ctx.Queue(), ctx.Queue()
+    roles = ["consumer"] * 3 + ["producer"] * 3
+    processes = [
+        ctx.Process(target=workers.block_then_report, args=(rb, role, ready, results))
+        for role in roles
+    ]
+    try:
+        for p in processes:
+            p.start()
+        assert len(collect(ready, len(roles), time.monotonic() + DEADLINE_S)) == len(roles)
+        time.sleep(0.5)  # let them reach the wait
+        assert results.empty(), "a blocking call returned before stop()"
+        started = time.monotonic()
+        rb.stop()
+        released = collect(results, len(roles), started + 1.0)
+        elapsed = time.monotonic() - started
+    finally:
+        shutdown(rb, processes)
+    assert len(released) == len(roles), f"only {len(released)} of 6 released in {elapsed:.2f} s"
+    assert sorted(released, key=str) == sorted(
+        [("consumer", None)] * 3 + [("producer", False)] * 3, key=str
+    )
+    # stopped: later blocking calls are skipped even where they could proceed
+    assert rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([0]), blocking=True) is False
+    rb.revive()
+    assert rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([0]), blocking=True) is True
+    assert rb.dequeue(torch.tensor([0, 1]), n=1, blocking=True).tolist() == [[1], [0]]
+
+
+def test_spawned_children_share_buffer():
+    """Children started with spawn receive the buffer pickled and share its
+    memory, lock and conditions: a blocking producer and a blocking consumer
+    move 2,000 items through 3 slots per environment, the parent sees the
+    final positions, and stop() releases the consumer's next blocking call."""
+    ctx = multiprocessing.get_context("spawn")
+    items_per_env, envs = 1000, [0, 1]
+    rb = RingBuffer(SPEC, 3, max_length=3, allow_multiprocess=True)
+    results = ctx.Queue()
+    processes = [
+        ctx.Process(target=workers.produce, args=(rb, envs, items_per_env, results)),
+        ctx.Process(target=workers.consume, args=(rb, envs, items_per_env, 2, results, True)),
+    ]
+    try:
+        for p in processes:
+            p.start()
+        reports = collect(results, 2, time.monotonic() + DEADLINE_S)
+        kinds = sorted(kind for kind, _, _ in reports)
+        assert kinds == ["consumed", "produced"], reports
+        assert rb.get_current_position().tolist() == [items_per_env, items_per_env, 0]
+        # the consumer now blocks on an empty environment until stop()
+        started = time.monotonic()
+        rb.stop()
+        after = collect(results, 1, started + 1.0)
+    finally:
+        shutdown(rb, processes)
+    assert after == [("after stop", envs, None)]
+    ids = next(ids for kind, _, ids in reports if kind == "consumed")
+    for row, env in zip(ids, envs):
+        np.testing.assert_array_equal(row, env * items_per_env + np.arange(items_per_env))
+
+
+@needs_fork
+def test_child_writes_reach_parent_memory():
+    """A child's non-blocking enqueue lands in the parent's storage: the
+    storage is in shared memory, not copied."""
+    ctx = multiprocessing.get_context("fork")
+    rb = RingBuffer(SPEC, 2, max_length=4, allow_multiprocess=True)
+    results = ctx.Queue()
+    child = ctx.Process(target=workers.produce, args=(rb, [1], 3, results))
+    try:
+        child.start()
+        assert collect(results, 1, time.monotonic() + DEADLINE_S) == [("produced", [1], 3)]
+    finally:
+        shutdown(rb, [child])
+    assert rb.get_current_position().tolist() == [0, 3]
+    assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[3, 4, 5]]
