@@ -14,8 +14,12 @@ SPEC = {"obs": TensorSpec((2, 3), torch.uint8), "reward": TensorSpec((), torch.f
 def fill_ring(rb, device, steps):
     for step in range(steps):
         ids = torch.arange(rb.num_environments, device=device) * 100 + step
-        rb.enqueue({"obs": (ids % 256).to(torch.uint8).view(-1, 1, 1).expand(-1, 2, 3).clone(),
-                    "reward": ids.float()})
+        rb.enqueue(
+            {
+                "obs": (ids % 256).to(torch.uint8).view(-1, 1, 1).expand(-1, 2, 3).clone(),
+                "reward": ids.float(),
+            }
+        )
 
 
 def roundtrip(module):
@@ -49,8 +53,12 @@ def test_data_buffer_resumes_same_samples(device):
     db = DataBuffer(SPEC, 5, device=device)
     for start in (0, 3, 6):
         ids = torch.arange(start, start + 3, device=device)
-        db.add_batch({"obs": ids.to(torch.uint8).view(-1, 1, 1).expand(-1, 2, 3).clone(),
-                      "reward": ids.float()})
+        db.add_batch(
+            {
+                "obs": ids.to(torch.uint8).view(-1, 1, 1).expand(-1, 2, 3).clone(),
+                "reward": ids.float(),
+            }
+        )
     resumed = DataBuffer(SPEC, 5, device=device)
     resumed.load_state_dict(roundtrip(db))
     assert resumed.get_all()["reward"].tolist() == [4.0, 5.0, 6.0, 7.0, 8.0]

@@ -90,16 +90,16 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
     values = ids.tolist()
     if values and (min(values) < 0 or max(values) >= num_environments):
         bad = [v for v in values if not 0 <= v < num_environments]
-        raise ValueError(
-            f"env_ids must lie in [0, {num_environments}); got {bad[0]} in {values}"
-        )
+        raise ValueError(f"env_ids must lie in [0, {num_environments}); got {bad[0]} in {values}")
     if len(set(values)) != len(values):
         seen, dups = set(), []
         for v in values:
             if v in seen:
                 dups.append(v)
             seen.add(v)
-        raise ValueError(f"env_ids must not repeat an id; got {sorted(set(dups))} twice in {values}")
+        raise ValueError(
+            f"env_ids must not repeat an id; got {sorted(set(dups))} twice in {values}"
+        )
     return ids.to(device="cpu", dtype=torch.int64)
 
 

@@ -315,9 +315,7 @@ class RingBuffer(nn.Module):
                 buffer has no space (the wait could never end).
         """
         env_ids = self.check_convert_env_ids(env_ids)
-        items = check_items(
-            self._data_spec, self._specs, batch, env_ids.shape[0], self._device
-        )
+        items = check_items(self._data_spec, self._specs, batch, env_ids.shape[0], self._device)
         with self._locked():
             if blocking and not self._sync.wait_for_space(lambda: self._has_space(env_ids)):
                 return False
@@ -465,7 +463,9 @@ class DataBuffer(RingBuffer):
         TypeError: a leaf of ``data_spec`` is not a ``TensorSpec``.
     """
 
-    def __init__(self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"):
+    def __init__(
+        self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"
+    ):
         capacity = check_positive_int(capacity, "capacity")
         super().__init__(
             data_spec,
@@ -572,7 +572,11 @@ class DataBuffer(RingBuffer):
         """
         if not isinstance(indices, torch.Tensor):
             raise TypeError(f"indices must be a torch.Tensor; got {type(indices).__name__}")
-        if indices.dtype.is_floating_point or indices.dtype.is_complex or indices.dtype == torch.bool:
+        if (
+            indices.dtype.is_floating_point
+            or indices.dtype.is_complex
+            or indices.dtype == torch.bool
+        ):
             raise TypeError(f"indices must have an integer dtype; got {indices.dtype}")
         if indices.dim() != 1:
             raise ValueError(f"indices must be 1-D; got shape {tuple(indices.shape)}")
