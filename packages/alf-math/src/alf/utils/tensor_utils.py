@@ -194,18 +194,24 @@ def _groups(leaves: List[torch.Tensor]) -> Dict[Tuple[torch.device, torch.dtype]
 
 def _norms(leaves: List[torch.Tensor]) -> List[torch.Tensor]:
     """L2 norm of each tensor (0-dim, real, at least float32), computed with
-    one fused ``torch._foreach_norm`` call per (device, dtype) group."""
+    one fused ``torch._foreach_norm`` call per (device, dtype) group.
+
+    Half-precision tensors are reduced in float32 so that neither the sum of
+    squares nor the result is rounded to 16 bits."""
     norms: List[Optional[torch.Tensor]] = [None] * len(leaves)
     for (_, dtype), idx in _groups(leaves).items():
         group = [leaves[i] for i in idx]
-        if hasattr(torch, "_foreach_norm"):
-            group_norms = torch._foreach_norm(group)
-        else:  # pragma: no cover - torch without foreach kernels
-            group_norms = [torch.linalg.vector_norm(t) for t in group]
         real = dtype.to_real() if dtype.is_complex else dtype
         acc = torch.promote_types(real, torch.float32)
+        if acc == real:
+            group_norms = torch._foreach_norm(group)
+        else:
+            try:
+                group_norms = torch._foreach_norm(group, 2, dtype=acc)
+            except TypeError:  # torch < 2.3 has no dtype argument
+                group_norms = [torch.linalg.vector_norm(t, dtype=acc) for t in group]
         for i, n in zip(idx, group_norms):
-            norms[i] = n.to(acc)
+            norms[i] = n
     return norms  # type: ignore[return-value]
 
 

@@ -1,0 +1,366 @@
+"""Tests for alf.utils.tensor_utils against NumPy and slow per-tensor loops."""
+
+import collections
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alf.utils import tensor_utils as tu
+
+fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+Pair = collections.namedtuple("Pair", ["w", "b"])
+
+
+def _np_norm(arrays):
+    return np.sqrt(sum(float((np.asarray(a, dtype=np.float64) ** 2).sum()) for a in arrays))
+
+
+def _nest(device, scale=1.0):
+    g = torch.Generator().manual_seed(3)
+    return {
+        "layer": Pair(torch.randn(4, 3, generator=g) * scale, torch.randn(3, generator=g) * scale),
+        "none": None,
+        "list": [torch.randn(2, 2, 2, generator=g, dtype=torch.float64) * scale, None],
+        "half": torch.randn(5, generator=g).to(torch.float16),
+    }, device
+
+
+def _to(nest_and_device):
+    nest, device = nest_and_device
+
+    def move(x):
+        return None if x is None else x.to(device)
+
+    return {
+        "layer": Pair(move(nest["layer"].w), move(nest["layer"].b)),
+        "none": None,
+        "list": [move(nest["list"][0]), None],
+        "half": move(nest["half"]),
+    }
+
+
+def _leaves(nest):
+    return [nest["layer"].w, nest["layer"].b, nest["list"][0], nest["half"]]
+
+
+# ---------------------------------------------------------------------------
+# global_norm / clip_by_global_norm / clip_by_norms
+
+
+def test_global_norm_matches_numpy(device):
+    nest = _to(_nest(device))
+    expected = _np_norm([t.cpu().numpy() for t in _leaves(nest)])
+    got = tu.global_norm(nest)
+    assert got.ndim == 0 and got.dtype == torch.float64  # promoted by the float64 leaf
+    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+
+
+def test_global_norm_empty_and_all_none():
+    assert float(tu.global_norm([])) == 0.0
+    assert float(tu.global_norm({"a": None, "b": [None]})) == 0.0
+
+
+def test_global_norm_bad_leaves():
+    with pytest.raises(TypeError, match="a.1"):
+        tu.global_norm({"a": [torch.zeros(2), 3.0]})
+    with pytest.raises(TypeError, match="floating"):
+        tu.global_norm([torch.zeros(2, dtype=torch.int64)])
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+@pytest.mark.parametrize("scale", [0.01, 100.0])
+def test_clip_by_global_norm_against_loop(device, in_place, scale):
+    nest = _to(_nest(device, scale))
+    originals = [t.clone() for t in _leaves(nest)]
+    norm = _np_norm([t.cpu().numpy() for t in originals])
+    clip_norm = 2.0
+    clipped, got_norm = tu.clip_by_global_norm(nest, clip_norm, in_place=in_place)
+    np.testing.assert_allclose(float(got_norm), norm, rtol=1e-3)  # float16 leaf
+    factor = clip_norm / max(norm, clip_norm)
+    assert clipped["none"] is None and clipped["list"][1] is None
+    assert isinstance(clipped["layer"], Pair)
+    for orig, new in zip(originals, _leaves(clipped)):
+        assert new.dtype == orig.dtype and new.device == orig.device
+        expected = orig.cpu().double().numpy() * factor
+        tol = 2e-3 if orig.dtype == torch.float16 else 1e-6
+        np.testing.assert_allclose(new.cpu().double().numpy(), expected, rtol=tol, atol=1e-6)
+    inputs_changed = any(not torch.equal(o, t) for o, t in zip(originals, _leaves(nest)))
+    assert inputs_changed == (in_place and factor < 1)
+    if in_place:
+        assert clipped is nest
+
+
+def test_clip_by_global_norm_use_norm(device):
+    x = torch.ones(4, device=device)  # norm 2
+    clipped, norm = tu.clip_by_global_norm([x], 1.0, use_norm=4.0)
+    assert float(norm) == 4.0
+    torch.testing.assert_close(clipped[0], x / 4)
+    clipped, norm = tu.clip_by_global_norm([x], 1.0, use_norm=torch.tensor(0.5))
+    torch.testing.assert_close(clipped[0], x)
+
+
+def test_clip_by_global_norm_gradient(device):
+    x = torch.tensor([3.0, 4.0], device=device, requires_grad=True)
+    (y,), norm = tu.clip_by_global_norm([x], 1.0)
+    y.sum().backward()
+    # y = x / ||x||  ->  dy/dx = (I - x x^T / ||x||^2) / ||x||
+    xd = x.detach().double().cpu()
+    jac = (torch.eye(2, dtype=torch.float64) - torch.outer(xd, xd) / 25) / 5
+    torch.testing.assert_close(x.grad.double().cpu(), jac.sum(0), rtol=1e-6, atol=1e-7)
+
+
+def test_clip_by_global_norm_many_tensors_matches_loop(device):
+    g = torch.Generator().manual_seed(0)
+    tensors = [
+        torch.randn(int(n), generator=g).to(device)
+        for n in torch.randint(1, 50, (200,), generator=g)
+    ]
+    clipped, norm = tu.clip_by_global_norm(tensors, 1.0)
+    slow = torch.sqrt(sum((t.double() ** 2).sum() for t in tensors))
+    torch.testing.assert_close(norm.double(), slow, rtol=1e-6, atol=0)
+    for t, c in zip(tensors, clipped):
+        torch.testing.assert_close(c, t * (1.0 / float(slow)), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("fn", ["global", "norms"])
+def test_clip_bad_clip_norm_and_in_place(fn):
+    def call(tensors, clip_norm, **kw):
+        if fn == "global":
+            return tu.clip_by_global_norm(tensors, clip_norm, **kw)
+        return tu.clip_by_norms(tensors, clip_norm, **kw)
+
+    x = torch.ones(3)
+    for bad in (0.0, -1.0, torch.tensor(-2.0)):
+        with pytest.raises(ValueError, match="clip_norm"):
+            call([x], bad)
+    with pytest.raises(ValueError, match="clip_norm"):
+        call([x], torch.ones(2))
+    with pytest.raises(TypeError, match="clip_norm"):
+        call([x], "1")
+    leaf = torch.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match="in_place"):
+        call([leaf], 0.1, in_place=True)
+    assert torch.equal(leaf.detach(), torch.ones(3))  # nothing changed
+    with torch.no_grad():
+        call([leaf], 0.1, in_place=True)
+    assert float(leaf.detach().norm()) == pytest.approx(0.1, rel=1e-5)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_clip_by_norms_against_loop(device, in_place):
+    nest = _to(_nest(device, 3.0))
+    originals = [t.clone() for t in _leaves(nest)]
+    clip_norm = 2.5
+    clipped = tu.clip_by_norms(nest, clip_norm, in_place=in_place)
+    assert clipped["none"] is None
+    for orig, new in zip(originals, _leaves(clipped)):
+        a = orig.cpu().double().numpy()
+        n = np.sqrt((a**2).sum())
+        expected = a * clip_norm / max(n, clip_norm)
+        tol = 2e-3 if orig.dtype == torch.float16 else 1e-6
+        np.testing.assert_allclose(new.cpu().double().numpy(), expected, rtol=tol, atol=1e-6)
+    small = torch.full((2,), 0.1, device=device)
+    assert torch.equal(tu.clip_by_norms([small], 1.0)[0], small)
+
+
+# ---------------------------------------------------------------------------
+# BatchSquash, images
+
+
+def test_batch_squash_round_trip(device):
+    x = torch.arange(2 * 3 * 4 * 5, device=device).reshape(2, 3, 4, 5)
+    for k in (0, 1, 2, 3):
+        bs = tu.BatchSquash(k)
+        flat = bs.flatten(x)
+        assert flat.shape == (int(np.prod(x.shape[:k])), *x.shape[k:])
+        assert torch.equal(bs.unflatten(flat), x)
+        out = bs.unflatten(flat[..., :1])
+        assert out.shape == (*x.shape[:-1], 1)[:k] + flat[..., :1].shape[1:]
+
+
+def test_batch_squash_errors():
+    with pytest.raises(ValueError, match="batch_dims"):
+        tu.BatchSquash(-1)
+    bs = tu.BatchSquash(2)
+    with pytest.raises(RuntimeError, match="flatten"):
+        bs.unflatten(torch.zeros(6, 2))
+    with pytest.raises(ValueError, match="batch_dims"):
+        bs.flatten(torch.zeros(3))
+    bs.flatten(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="shape"):
+        bs.unflatten(torch.zeros(5, 4))
+
+
+def test_append_coordinate(device):
+    im = torch.randn(2, 3, 4, 5, device=device)
+    out = tu.append_coordinate(im)
+    assert out.shape == (2, 5, 4, 5)
+    assert torch.equal(out[:, :3], im)
+    yy, xx = np.meshgrid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 5), indexing="ij")
+    for b in range(2):
+        np.testing.assert_allclose(out[b, 3].cpu().numpy(), xx, atol=1e-6)
+        np.testing.assert_allclose(out[b, 4].cpu().numpy(), yy, atol=1e-6)
+    with pytest.raises(ValueError, match="im"):
+        tu.append_coordinate(torch.zeros(3, 4, 5))
+
+
+def test_spatial_broadcast(device):
+    z = torch.randn(2, 3, 6, device=device)
+    out = tu.spatial_broadcast(z, (7, 4, 5))
+    assert out.shape == (2, 3, 6, 4, 5)
+    assert torch.equal(out[..., 2, 3], z)
+    with pytest.raises(ValueError, match="im_shape"):
+        tu.spatial_broadcast(z, (4,))
+
+
+# ---------------------------------------------------------------------------
+# statistics
+
+
+@pytest.mark.parametrize(
+    "shape, rowvar",
+    [
+        ((10,), False),
+        ((10,), True),
+        ((12, 3), False),
+        ((12, 3), True),
+        ((3, 12), False),
+        ((3, 12), True),
+        ((8, 1), False),
+        ((1, 8), True),
+    ],
+)
+def test_cov_matches_numpy(device, shape, rowvar):
+    data = np.random.default_rng(4).normal(size=shape)
+    got = tu.cov(torch.tensor(data, device=device), rowvar=rowvar)
+    np.testing.assert_allclose(got.cpu().numpy(), np.cov(data, rowvar=rowvar), rtol=1e-10)
+
+
+def test_cov_errors():
+    with pytest.raises(ValueError, match="data"):
+        tu.cov(torch.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="observations"):
+        tu.cov(torch.zeros(1, 3))
+
+
+def _np_explained_variance(ypred, y, mask=None, axis=None):
+    if mask is None:
+        mask = np.ones_like(y)
+    n = np.maximum(mask.sum(axis=axis), 1)
+
+    def var(v):
+        mean = (v * mask).sum(axis=axis, keepdims=True) / np.maximum(
+            mask.sum(axis=axis, keepdims=True), 1
+        )
+        return (((v - mean) ** 2) * mask).sum(axis=axis) / n
+
+    vy = var(y)
+    return np.where(vy > 0, 1 - var(y - ypred) / np.where(vy > 0, vy, 1), 0.0)
+
+
+@pytest.mark.parametrize("dim", [None, 0, 1])
+@pytest.mark.parametrize("masked", [False, True])
+def test_explained_variance(device, dim, masked):
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(6, 4))
+    ypred = y + 0.3 * rng.normal(size=(6, 4))
+    mask = (rng.uniform(size=(6, 4)) > 0.3).astype(np.float64) if masked else None
+    expected = _np_explained_variance(ypred, y, mask, dim)
+    t = lambda a: None if a is None else torch.tensor(a, device=device)  # noqa: E731
+    got = tu.explained_variance(t(ypred), t(y), t(mask), dim)
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10)
+
+
+def test_explained_variance_cases(device):
+    y = torch.tensor([1.0, 2.0, 3.0, 4.0], device=device)
+    assert float(tu.explained_variance(y, y)) == 1.0  # perfect prediction
+    assert float(tu.explained_variance(torch.full_like(y, 2.5), y)) == pytest.approx(0.0)
+    assert float(tu.explained_variance(y, torch.ones_like(y))) == 0.0  # Var[y] == 0
+    with pytest.raises(ValueError, match="ypred"):
+        tu.explained_variance(y[:2], y)
+    with pytest.raises(ValueError, match="valid_mask"):
+        tu.explained_variance(y, y, valid_mask=torch.ones(3))
+
+
+# ---------------------------------------------------------------------------
+# cumulative ops, gradient scaling, extension
+
+
+@fixture_ok
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=1, max_size=3),
+    data=st.data(),
+)
+def test_reverse_cumsum_cumprod_against_loop(device, shape, data):
+    dim = data.draw(st.integers(0, len(shape) - 1))
+    x = np.random.default_rng(len(shape)).uniform(0.5, 1.5, size=shape)
+    moved = np.moveaxis(x, dim, 0)
+    cs = np.stack([moved[i:].sum(0) for i in range(moved.shape[0])])
+    cp = np.stack([moved[i:].prod(0) for i in range(moved.shape[0])])
+    xt = torch.tensor(x, device=device)
+    np.testing.assert_allclose(tu.reverse_cumsum(xt, dim).cpu().numpy(), np.moveaxis(cs, 0, dim))
+    np.testing.assert_allclose(tu.reverse_cumprod(xt, dim).cpu().numpy(), np.moveaxis(cp, 0, dim))
+
+
+@pytest.mark.parametrize("clone_input", [True, False])
+def test_scale_gradient(device, clone_input):
+    x = torch.ones(3, device=device, requires_grad=True)
+    h = x * 2
+    scaled = tu.scale_gradient(h, 0.25, clone_input=clone_input)
+    assert torch.equal(scaled.detach(), h.detach())
+    (scaled.sum() + h.sum()).backward()
+    # with a clone only the first branch is scaled; without, both are
+    expected = 2 * 0.25 + 2 * (1.0 if clone_input else 0.25)
+    torch.testing.assert_close(x.grad, torch.full((3,), expected, device=device))
+    with pytest.raises(ValueError, match="requires_grad"):
+        tu.scale_gradient(torch.ones(2), 0.5)
+
+
+def test_tensor_extend_and_prepend(device):
+    x = torch.arange(6.0, device=device).reshape(3, 2)
+    y = torch.tensor([10.0, 11.0], device=device)
+    np.testing.assert_array_equal(
+        tu.tensor_extend(x, y).cpu().numpy(), np.concatenate([x.cpu().numpy(), [[10, 11]]])
+    )
+    np.testing.assert_array_equal(
+        tu.tensor_prepend(x, y).cpu().numpy(), np.concatenate([[[10, 11]], x.cpu().numpy()])
+    )
+    for fn in (tu.tensor_extend, tu.tensor_prepend):
+        with pytest.raises(ValueError, match="y must have shape"):
+            fn(x, torch.zeros(3, device=device))
+
+
+def test_tensor_extend_zero_and_prepend_zero(device):
+    x = torch.ones(2, 3, device=device)
+    e0 = tu.tensor_extend_zero(x)
+    assert e0.shape == (3, 3) and e0[2].abs().sum() == 0 and torch.equal(e0[:2], x)
+    e1 = tu.tensor_extend_zero(x, dim=1)
+    assert e1.shape == (2, 4) and e1[:, 3].abs().sum() == 0
+    p = tu.tensor_prepend_zero(x)
+    assert p.shape == (3, 3) and p[0].abs().sum() == 0 and torch.equal(p[1:], x)
+
+
+def test_tensor_extend_new_dim(device):
+    x = torch.arange(6.0, device=device).reshape(2, 3)
+    for dim in range(3):
+        out = tu.tensor_extend_new_dim(x, dim, 4)
+        expected = np.repeat(np.expand_dims(x.cpu().numpy(), dim), 4, axis=dim)
+        np.testing.assert_array_equal(out.cpu().numpy(), expected)
+    with pytest.raises(ValueError, match="n must"):
+        tu.tensor_extend_new_dim(x, 0, -1)
+    with pytest.raises(ValueError, match="dim"):
+        tu.tensor_extend_new_dim(x, 3, 2)
+
+
+def test_to_tensor():
+    assert tu.to_tensor([1.0, 2.0]).dtype == torch.get_default_dtype()
+    assert tu.to_tensor(np.arange(3)).dtype == torch.int64
+    assert tu.to_tensor(3, dtype=torch.float64).dtype == torch.float64
+    t = torch.ones(2)
+    assert tu.to_tensor(t) is t
+    assert tu.to_tensor(t, torch.int32).dtype == torch.int32
+    np.testing.assert_array_equal(tu.to_tensor(((1, 2), (3, 4))).numpy(), [[1, 2], [3, 4]])
