@@ -1,0 +1,110 @@
+"""Tests for alf.utils.action_quantizer against NumPy bin computations."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alf.tensor_specs import BoundedTensorSpec, TensorSpec
+from alf.utils.action_quantizer import ActionQuantizer
+
+fixture_ok = settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+LB = np.array([-2.0, 0.0, -1.0])
+UB = np.array([2.0, 10.0, 3.0])
+SPEC = BoundedTensorSpec((3,), torch.float32, minimum=LB, maximum=UB)
+
+
+def np_log(x):
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
+def np_reps(method, mode, bins):
+    """The documented bin representatives, per dimension: [bins, 3]."""
+    lb, ub = (np_log(LB), np_log(UB)) if method == "log" else (LB, UB)
+    if mode == "center":
+        size = (ub - lb) / bins
+        reps = np.linspace(lb + size / 2, ub - size / 2, bins)
+    else:
+        reps = np.linspace(lb, ub, bins)
+    return np.sign(reps) * np.expm1(np.abs(reps)) if method == "log" else reps
+
+
+CASES = [(m, r, b) for m in ("uniform", "log") for r in ("center", "boundary") for b in (2, 7)]
+CASES += [("uniform", "center", 1)]
+
+
+@pytest.mark.parametrize("method, mode, bins", CASES)
+def test_ind_to_action_gives_documented_representatives(device, method, mode, bins):
+    q = ActionQuantizer(SPEC, method, bins, mode)
+    assert q.action_bins == bins
+    ind = torch.arange(bins, device=device).unsqueeze(1).expand(bins, 3)
+    actions = q.ind_to_action(ind)
+    assert actions.dtype == torch.float32 and actions.shape == (bins, 3)
+    np.testing.assert_allclose(
+        actions.cpu().numpy(), np_reps(method, mode, bins), rtol=1e-6, atol=1e-6
+    )
+    assert torch.equal(q.action_to_ind(actions), ind)
+
+
+@pytest.mark.parametrize("method, mode, bins", CASES)
+@fixture_ok
+@given(u=st.lists(st.floats(0, 1), min_size=3, max_size=3))
+def test_action_to_ind_picks_nearest_representative(device, method, mode, bins, u):
+    action = LB + np.array(u) * (UB - LB)
+    q = ActionQuantizer(SPEC, method, bins, mode)
+    ind = q.action_to_ind(torch.tensor(action, dtype=torch.float32, device=device)[None])
+    assert ind.dtype == torch.int64
+    # nearest representative in the sampling space (slow reference)
+    reps = np_reps(method, mode, bins)
+    to_space = np_log if method == "log" else (lambda v: v)
+    dist = np.abs(to_space(reps) - to_space(action)[None])
+    for d in range(3):
+        chosen = int(ind[0, d])
+        assert dist[chosen, d] <= dist[:, d].min() + 1e-5
+
+
+def test_out_of_range_actions_map_to_edge_bins(device):
+    q = ActionQuantizer(SPEC, "uniform", 5)
+    ind = q.action_to_ind(torch.tensor([[-100.0, -1.0, -9.0], [100.0, 11.0, 9.0]], device=device))
+    assert ind.tolist() == [[0, 0, 0], [4, 4, 4]]
+
+
+def test_batch_dims_and_scalar_spec(device):
+    spec = BoundedTensorSpec((), torch.float64, minimum=-1.0, maximum=1.0)
+    q = ActionQuantizer(spec, action_bins=4, rep_mode="boundary")
+    a = torch.linspace(-1, 1, 12, dtype=torch.float64, device=device).reshape(3, 4)
+    ind = q.action_to_ind(a)
+    expected = np.round((a.cpu().numpy() + 1) / 2 * 3)
+    np.testing.assert_array_equal(ind.cpu().numpy(), expected)
+    assert q.ind_to_action(ind).dtype == torch.float64
+
+
+def test_constructor_errors():
+    with pytest.raises(TypeError, match="action_spec"):
+        ActionQuantizer(TensorSpec((2,)))
+    with pytest.raises(TypeError, match="action_spec"):
+        ActionQuantizer(BoundedTensorSpec((2,), torch.int64, 0, 3))
+    with pytest.raises(ValueError, match="sampling_method"):
+        ActionQuantizer(SPEC, sampling_method="sqrt")
+    with pytest.raises(ValueError, match="rep_mode"):
+        ActionQuantizer(SPEC, rep_mode="edge")
+    with pytest.raises(ValueError, match="action_bins"):
+        ActionQuantizer(SPEC, action_bins=0)
+    with pytest.raises(ValueError, match="action_bins"):
+        ActionQuantizer(SPEC, action_bins=1, rep_mode="boundary")
+    with pytest.raises(ValueError, match="finite"):
+        ActionQuantizer(BoundedTensorSpec((1,), minimum=-np.inf, maximum=1.0))
+
+
+def test_method_errors():
+    q = ActionQuantizer(SPEC, action_bins=3)
+    with pytest.raises(ValueError, match="action"):
+        q.action_to_ind(torch.zeros(4, 2))
+    with pytest.raises(TypeError, match="action_ind"):
+        q.ind_to_action(torch.zeros(3))
+    with pytest.raises(ValueError, match="action_ind"):
+        q.ind_to_action(torch.tensor([0, 1, 3]))
+    with pytest.raises(ValueError, match="action_ind"):
+        q.ind_to_action(torch.tensor([0, -1, 2]))
