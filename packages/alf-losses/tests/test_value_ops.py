@@ -1,0 +1,304 @@
+"""alf.utils.value_ops against per-step float64 loops written here."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alf.data_structures import StepType
+from alf.utils import value_ops
+
+FIRST, MID, LAST = int(StepType.FIRST), int(StepType.MID), int(StepType.LAST)
+
+
+# --------------------------------------------------------------------------
+# Oracles: the reference algorithms, one step at a time, in float64, on
+# time-major [T, B] (or [T, B, Q]) NumPy arrays.
+
+
+def _expand(x, v):
+    return x.reshape(x.shape + (1,) * (v.ndim - x.ndim))
+
+
+def ref_discounted_return(r, v, step_types, d):
+    r, d = _expand(r, v).astype(np.float64), _expand(d, v).astype(np.float64)
+    last = _expand(step_types == LAST, v)
+    v = v.astype(np.float64)
+    ret = np.zeros_like(v)
+    ret[-1] = v[-1]
+    for t in range(v.shape[0] - 2, -1, -1):
+        ret[t] = np.where(last[t], v[t], r[t + 1] + d[t + 1] * ret[t + 1])
+    return ret[:-1]
+
+
+def ref_gae(r, v, step_types, d, td_lambda):
+    r, d = _expand(r, v).astype(np.float64), _expand(d, v).astype(np.float64)
+    last = _expand(step_types == LAST, v)
+    v = v.astype(np.float64)
+    adv = np.zeros_like(v)
+    for t in range(v.shape[0] - 2, -1, -1):
+        delta = r[t + 1] + d[t + 1] * v[t + 1] - v[t]
+        adv[t] = np.where(last[t], 0.0, delta + td_lambda * d[t + 1] * adv[t + 1])
+    return adv[:-1]
+
+
+def ref_one_step(r, v, step_types, d):
+    r, d = _expand(r, v).astype(np.float64), _expand(d, v).astype(np.float64)
+    last = _expand(step_types == LAST, v)
+    v = v.astype(np.float64)
+    out = np.zeros_like(v[:-1])
+    for t in range(v.shape[0] - 1):
+        out[t] = np.where(last[t], d[t] * v[t], r[t + 1] + d[t + 1] * v[t + 1])
+    return out
+
+
+def episodes(rng, T, B, end_prob, gamma, time_limit_prob=0.5):
+    """Random ALF-style trajectories: LAST with probability ``end_prob``,
+    FIRST right after a LAST; discount 0 at terminal LAST steps, 1 at
+    time-limit LAST steps, ``gamma`` elsewhere."""
+    ends = rng.random_sample((T, B)) < end_prob
+    step_types = np.full((T, B), MID, np.int32)
+    step_types[0] = FIRST
+    step_types[1:][ends[:-1]] = FIRST
+    step_types[ends] = LAST
+    discounts = np.full((T, B), gamma, np.float32)
+    time_limit = rng.random_sample((T, B)) < time_limit_prob
+    discounts[ends & ~time_limit] = 0.0
+    discounts[ends & time_limit] = 1.0
+    rewards = rng.standard_normal((T, B)).astype(np.float32)
+    return rewards, step_types, discounts
+
+
+def _close(actual, expected, rtol=1e-5):
+    actual = actual.detach().cpu().double().numpy()
+    scale = max(1.0, np.abs(expected).max(initial=0.0))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=1e-6 * scale)
+
+
+def _to(x, device, time_major):
+    t = torch.as_tensor(x, device=device)
+    return t if time_major or t.ndim == 1 else t.transpose(0, 1).contiguous()
+
+
+# --------------------------------------------------------------------------
+# Named semantic cases, worked by hand
+
+
+def test_discounted_return_terminal_and_time_limit(device):
+    # Episode 1: steps 0-2, terminal at 2 (discount 0). Episode 2: steps 3-4,
+    # time limit at 4 (discount 1). Step 5 starts episode 3.
+    step_types = torch.tensor([FIRST, MID, LAST, FIRST, LAST, FIRST], device=device)
+    discounts = torch.tensor([1.0, 0.9, 0.0, 1.0, 1.0, 1.0], device=device)
+    rewards = torch.tensor([0.0, 1.0, 2.0, 9.0, 3.0, 9.0], device=device)
+    values = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0], device=device)
+    ret = value_ops.discounted_return(rewards, values, step_types, discounts)
+    expected = [
+        1.0 + 0.9 * (2.0 + 0.0 * 30.0),  # r1 + d1 * Q1
+        2.0 + 0.0 * 30.0,  # terminal: the value of the LAST step is not used
+        30.0,  # LAST: return is the value
+        3.0 + 1.0 * 50.0,  # time limit: bootstraps from the LAST step's value
+        50.0,  # LAST
+    ]
+    np.testing.assert_allclose(ret.cpu().numpy(), expected, rtol=1e-6)
+
+
+def test_gae_terminal_and_time_limit(device):
+    step_types = torch.tensor([FIRST, MID, LAST, FIRST, LAST, FIRST], device=device)
+    discounts = torch.tensor([1.0, 0.5, 0.0, 1.0, 1.0, 1.0], device=device)
+    rewards = torch.tensor([0.0, 1.0, 2.0, 9.0, 3.0, 9.0], device=device)
+    values = torch.tensor([10.0, 20.0, 30.0, 40.0, 50.0, 60.0], device=device)
+    lam = 0.5
+    adv = value_ops.generalized_advantage_estimation(rewards, values, step_types, discounts, lam)
+    delta1 = 2.0 + 0.0 * 30.0 - 20.0  # terminal transition 1 -> 2
+    delta0 = 1.0 + 0.5 * 20.0 - 10.0
+    expected = [
+        delta0 + lam * 0.5 * delta1,
+        delta1,
+        0.0,  # LAST: no advantage across the episode boundary
+        3.0 + 1.0 * 50.0 - 40.0,  # time limit: bootstraps, then stops
+        0.0,
+    ]
+    np.testing.assert_allclose(adv.cpu().numpy(), expected, rtol=1e-6)
+
+
+def test_one_step_discounted_return_by_hand(device):
+    step_types = torch.tensor([FIRST, LAST, FIRST, MID], device=device)
+    discounts = torch.tensor([1.0, 0.0, 1.0, 0.9], device=device)
+    rewards = torch.tensor([0.0, 1.0, 2.0, 3.0], device=device)
+    values = torch.tensor([10.0, 20.0, 30.0, 40.0], device=device)
+    ret = value_ops.one_step_discounted_return(rewards, values, step_types, discounts)
+    expected = [1.0 + 0.0 * 20.0, 0.0 * 20.0, 3.0 + 0.9 * 40.0]
+    np.testing.assert_allclose(ret.cpu().numpy(), expected, rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# Property tests against the loops
+
+
+@st.composite
+def trajectories(draw):
+    T = draw(st.integers(2, 300))
+    B = draw(st.integers(1, 5))
+    quantiles = draw(st.sampled_from([None, 3]))
+    single = draw(st.booleans()) and quantiles is None
+    end_prob = draw(st.sampled_from([0.0, 0.02, 0.3, 1.0]))
+    gamma = draw(st.sampled_from([0.0, 0.5, 0.99, 1.0]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.RandomState(seed)
+    rewards, step_types, discounts = episodes(rng, T, B, end_prob, gamma)
+    if draw(st.booleans()):  # arbitrary discounts, not just {0, gamma, 1}
+        discounts = rng.random_sample((T, B)).astype(np.float32)
+    vshape = (T, B) if quantiles is None else (T, B, quantiles)
+    values = (3 * rng.standard_normal(vshape)).astype(np.float32)
+    if single:
+        rewards, step_types, discounts, values = (
+            x[:, 0] for x in (rewards, step_types, discounts, values)
+        )
+    return rewards, values, step_types, discounts
+
+
+lambdas = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0.0, 1.0))
+
+
+@given(data=trajectories(), td_lambda=lambdas, time_major=st.booleans())
+def test_gae_matches_loop(data, td_lambda, time_major):
+    r, v, s, d = data
+    expected = ref_gae(r, v, s, d, td_lambda)
+    args = [_to(x, "cpu", time_major) for x in (r, v, s, d)]
+    adv = value_ops.generalized_advantage_estimation(*args, td_lambda, time_major=time_major)
+    assert adv.dtype == torch.float32
+    if not time_major and r.ndim == 2:
+        adv = adv.transpose(0, 1)
+    _close(adv, expected)
+
+
+@given(data=trajectories(), time_major=st.booleans())
+def test_discounted_return_matches_loop(data, time_major):
+    r, v, s, d = data
+    expected = ref_discounted_return(r, v, s, d)
+    args = [_to(x, "cpu", time_major) for x in (r, v, s, d)]
+    ret = value_ops.discounted_return(*args, time_major=time_major)
+    if not time_major and r.ndim == 2:
+        ret = ret.transpose(0, 1)
+    _close(ret, expected)
+
+
+@given(data=trajectories())
+def test_one_step_discounted_return_matches_loop(data):
+    r, v, s, d = data
+    expected = ref_one_step(r, v, s, d)
+    ret = value_ops.one_step_discounted_return(*(torch.as_tensor(x) for x in (r, v, s, d)))
+    _close(ret, expected)
+
+
+@pytest.mark.parametrize("end_prob", [0.0, 0.01])
+def test_value_ops_on_device_and_in_blocks(device, end_prob):
+    # Large enough to be split into several column blocks.
+    rng = np.random.RandomState(1)
+    T, B = 700, 900
+    r, s, d = episodes(rng, T, B, end_prob, 0.99)
+    v = rng.standard_normal((T, B)).astype(np.float32)
+    args = [torch.as_tensor(x, device=device) for x in (r, v, s, d)]
+    _close(value_ops.generalized_advantage_estimation(*args, 0.95), ref_gae(r, v, s, d, 0.95))
+    _close(value_ops.discounted_return(*args), ref_discounted_return(r, v, s, d))
+    _close(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
+
+
+@pytest.mark.parametrize("fn", ["gae", "return"])
+def test_long_episode_gamma_lambda_one_is_float64_accurate(fn):
+    # One 4096-step episode, gamma * lambda = 1: float32 results must be
+    # within 1e-5 (relative) of the float64 computation.
+    rng = np.random.RandomState(2)
+    T, B = 4096, 3
+    r = (rng.standard_normal((T, B)) + 0.1).astype(np.float32)
+    v = (100 * rng.standard_normal((T, B))).astype(np.float32)
+    s = np.full((T, B), MID, np.int32)
+    d = np.ones((T, B), np.float32)
+    args = [torch.as_tensor(x) for x in (r, v, s, d)]
+    if fn == "gae":
+        out, expected = value_ops.generalized_advantage_estimation(*args, 1.0), ref_gae(
+            r, v, s, d, 1.0
+        )
+    else:
+        out, expected = value_ops.discounted_return(*args), ref_discounted_return(r, v, s, d)
+    np.testing.assert_allclose(out.double().numpy(), expected, rtol=1e-5, atol=1e-9)
+
+
+def test_underflowing_discount_products_stay_exact():
+    # a[t] = 1e-30: products of a few steps underflow to 0 in float32 and
+    # of a dozen in float64; the recurrence must still be exact, not NaN.
+    T, B = 2000, 2
+    rng = np.random.RandomState(3)
+    r = rng.standard_normal((T, B)).astype(np.float32)
+    v = rng.standard_normal((T, B)).astype(np.float32)
+    s = np.full((T, B), MID, np.int32)
+    d = np.full((T, B), 1e-30, np.float32)
+    args = [torch.as_tensor(x) for x in (r, v, s, d)]
+    out = value_ops.discounted_return(*args)
+    assert torch.isfinite(out).all()
+    _close(out, ref_discounted_return(r, v, s, d))
+
+
+def test_float64_inputs_keep_float64_and_are_not_modified():
+    rng = np.random.RandomState(4)
+    r, s, d = episodes(rng, 50, 3, 0.1, 0.9)
+    v = rng.standard_normal((50, 3))
+    args = [torch.as_tensor(x).double() if x.dtype != np.int32 else torch.as_tensor(x) for x in (r, v, s, d)]
+    copies = [x.clone() for x in args]
+    adv = value_ops.generalized_advantage_estimation(*args, 0.7)
+    ret = value_ops.discounted_return(*args)
+    assert adv.dtype == ret.dtype == torch.float64
+    for x, c in zip(args, copies):
+        assert torch.equal(x, c)
+    np.testing.assert_allclose(adv.numpy(), ref_gae(r, v, s, d, 0.7), rtol=1e-12, atol=1e-12)
+
+
+def test_results_are_detached():
+    v = torch.randn(5, 2, requires_grad=True)
+    r, d = torch.randn(5, 2), torch.ones(5, 2)
+    s = torch.ones(5, 2, dtype=torch.int32)
+    for out in (
+        value_ops.discounted_return(r, v, s, d),
+        value_ops.generalized_advantage_estimation(r, v, s, d),
+        value_ops.one_step_discounted_return(r, v, s, d),
+    ):
+        assert not out.requires_grad
+
+
+# --------------------------------------------------------------------------
+# Bad input
+
+
+def _args(T=5, B=2):
+    return torch.randn(T, B), torch.randn(T, B), torch.ones(T, B, dtype=torch.int32), torch.ones(T, B)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        value_ops.discounted_return,
+        value_ops.generalized_advantage_estimation,
+        value_ops.one_step_discounted_return,
+    ],
+)
+def test_bad_shapes_and_lengths(fn):
+    r, v, s, d = _args()
+    with pytest.raises(ValueError, match="sequence length"):
+        fn(*_args(T=1))
+    with pytest.raises(ValueError, match="discounts"):
+        fn(r, v, s, d[:, :1])
+    with pytest.raises(ValueError, match="step_types"):
+        fn(r, v, s[:4], d)
+    with pytest.raises(ValueError, match="values"):
+        fn(r, v[:4], s, d)
+    with pytest.raises(ValueError, match="rewards"):
+        fn(r[..., None, None], v, s, d)
+    with pytest.raises(TypeError, match="values"):
+        fn(r, v.numpy(), s, d)
+
+
+@pytest.mark.parametrize("td_lambda", [-0.1, 1.5, float("nan"), "0.5"])
+def test_td_lambda_outside_unit_interval(td_lambda):
+    with pytest.raises(ValueError, match="td_lambda"):
+        value_ops.generalized_advantage_estimation(*_args(), td_lambda=td_lambda)
