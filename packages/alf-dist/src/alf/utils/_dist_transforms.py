@@ -1,0 +1,445 @@
+"""Bijective transforms for ``torch.distributions.TransformedDistribution``.
+
+Every transform here has a ``get_builder()`` returning a picklable callable
+that creates a fresh, equally configured transform (with its own empty
+cache). ``DistributionSpec`` uses these builders to rebuild a transformed
+distribution from its parameters.
+
+All transforms are elementwise (``event_dim == 0``) unless stated otherwise;
+they accept tensors of any shape and floating dtype and keep shape and dtype.
+"""
+
+import functools
+import math
+from typing import Any, Callable, Union
+
+import torch
+import torch.distributions as td
+import torch.nn.functional as F
+from torch.distributions import constraints
+
+from alf.utils import math_ops
+
+__all__ = [
+    "get_invertible",
+    "AbsTransform",
+    "AffineTransform",
+    "ExpTransform",
+    "PowerTransform",
+    "SigmoidTransform",
+    "SoftmaxTransform",
+    "Softplus",
+    "Softsign",
+    "StableTanh",
+    "Softclip",
+    "SoftclipTF",
+    "Softlower",
+    "Softupper",
+    "transform_builder",
+]
+
+Scalar = Union[float, torch.Tensor]
+
+
+def _check_softness(hinge_softness: Any) -> float:
+    if isinstance(hinge_softness, torch.Tensor):
+        if hinge_softness.numel() != 1:
+            raise ValueError(
+                f"hinge_softness must be a positive scalar; got a tensor of shape "
+                f"{tuple(hinge_softness.shape)}"
+            )
+        hinge_softness = hinge_softness.item()
+    if not isinstance(hinge_softness, (int, float)) or not hinge_softness > 0:
+        raise ValueError(f"hinge_softness must be a positive number; got {hinge_softness!r}")
+    return float(hinge_softness)
+
+
+def _check_low_high(low: Scalar, high: Scalar) -> None:
+    lo = torch.as_tensor(low, dtype=torch.float64)
+    hi = torch.as_tensor(high, dtype=torch.float64)
+    if not bool((lo < hi).all()):
+        raise ValueError(f"low must be < high everywhere; got low={low!r}, high={high!r}")
+
+
+def _log_expm1(x: torch.Tensor) -> torch.Tensor:
+    """``log(exp(x) - 1)`` for ``x > 0``, without overflow for large ``x``."""
+    return torch.where(x > 20.0, x + torch.log1p(-torch.exp(-x)), torch.log(torch.expm1(x)))
+
+
+def get_invertible(cls: type) -> type:
+    """Return a subclass of the torch transform ``cls`` whose cache is on.
+
+    Some transforms ``g`` cannot be inverted accurately (``g^{-1}(g(x))`` may
+    differ from ``x`` a lot, e.g. ``tanh`` near ``+-1``). With
+    ``cache_size=1`` the latest ``(x, y)`` pair is kept and ``g^{-1}(y)``
+    returns ``x`` for that very ``y``. In a chain of transforms every element
+    needs its cache on for the chain to satisfy ``x = G^{-1}(G(x))``.
+
+    The returned class takes the arguments of ``cls`` (``cache_size``
+    defaults to 1) and adds ``get_builder()``; ``with_cache`` keeps the
+    subclass.
+
+    Args:
+        cls (type): a subclass of ``torch.distributions.transforms.Transform``.
+    Returns:
+        type: the cached subclass (named ``NewCls``, like ALF's).
+    Raises:
+        TypeError: ``cls`` is not a ``Transform`` subclass.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, td.Transform)):
+        raise TypeError(f"cls must be a torch Transform subclass; got {cls!r}")
+
+    class NewCls(cls):
+        def __init__(self, *args, cache_size=1, **kwargs):
+            super().__init__(*args, cache_size=cache_size, **kwargs)
+            self._init_args = (args, kwargs)
+
+        def with_cache(self, cache_size=1):
+            if self._cache_size == cache_size:
+                return self
+            args, kwargs = self._init_args
+            return type(self)(*args, cache_size=cache_size, **kwargs)
+
+        def get_builder(self) -> Callable[[], td.Transform]:
+            """A callable creating a fresh transform configured like this one."""
+            args, kwargs = self._init_args
+            return functools.partial(type(self), *args, cache_size=self._cache_size, **kwargs)
+
+    NewCls.__doc__ = f"{cls.__name__} with ``cache_size=1`` by default and a builder."
+    NewCls.__qualname__ = f"get_invertible.<locals>.NewCls[{cls.__name__}]"
+    return NewCls
+
+
+AbsTransform = get_invertible(td.AbsTransform)
+ExpTransform = get_invertible(td.ExpTransform)
+PowerTransform = get_invertible(td.PowerTransform)
+SigmoidTransform = get_invertible(td.SigmoidTransform)
+SoftmaxTransform = get_invertible(td.SoftmaxTransform)
+
+
+class AffineTransform(get_invertible(td.AffineTransform)):
+    """``y = loc + scale * x`` with the cache on and a builder.
+
+    Overwrites PyTorch's ``AffineTransform`` to provide a builder compatible
+    with ``DistributionSpec.build_distribution()``.
+
+    Args:
+        loc (Tensor | float): location, broadcastable with ``x``.
+        scale (Tensor | float): scale, broadcastable with ``x``.
+        event_dim (int): number of trailing dims forming one event.
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    """
+
+    def __init__(self, loc, scale, event_dim=0, *, cache_size=1):
+        super().__init__(loc, scale, event_dim=event_dim, cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        return functools.partial(
+            AffineTransform,
+            self.loc,
+            self.scale,
+            event_dim=self.event_dim,
+            cache_size=self._cache_size,
+        )
+
+
+class Softplus(td.Transform):
+    """``y = s * log(1 + exp(x / s))`` with ``s = hinge_softness``.
+
+    Args:
+        hinge_softness (float): positive; a higher softness makes a smoother
+            transition from 0 to the identity.
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    Raises:
+        ValueError: ``hinge_softness`` is not positive.
+    """
+
+    domain = constraints.real
+    codomain = constraints.positive
+    bijective = True
+    sign = 1
+
+    def __init__(self, hinge_softness=1.0, cache_size=1):
+        super().__init__(cache_size=cache_size)
+        self._hinge_softness = _check_softness(hinge_softness)
+
+    def __eq__(self, other):
+        return isinstance(other, Softplus) and other._hinge_softness == self._hinge_softness
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return Softplus(self._hinge_softness, cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        return functools.partial(Softplus, self._hinge_softness, cache_size=self._cache_size)
+
+    def _call(self, x):
+        s = self._hinge_softness
+        return s * F.softplus(x / s)
+
+    def _inverse(self, y):
+        s = self._hinge_softness
+        return s * _log_expm1(y / s)
+
+    def log_abs_det_jacobian(self, x, y):
+        """Computes the log det jacobian ``log |dy/dx| = log sigmoid(x / s)``."""
+        return F.logsigmoid(x / self._hinge_softness)
+
+
+class Softsign(td.Transform):
+    """``y = x / (1 + |x|)``, mapping the real line onto ``(-1, 1)``.
+
+    Args:
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    """
+
+    domain = constraints.real
+    codomain = constraints.interval(-1.0, 1.0)
+    bijective = True
+    sign = 1
+
+    def __init__(self, cache_size=1):
+        super().__init__(cache_size=cache_size)
+
+    def __eq__(self, other):
+        return isinstance(other, Softsign)
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return Softsign(cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        return functools.partial(Softsign, cache_size=self._cache_size)
+
+    def _call(self, x):
+        return x / (1 + x.abs())
+
+    def _inverse(self, y):
+        return y / (1 - y.abs())
+
+    def log_abs_det_jacobian(self, x, y):
+        r"""``dy/dx = 1 / (1 + |x|)^2`` on both sides of 0, so
+        ``log|dy/dx| = -2 log(1 + |x|)``."""
+        return -2.0 * torch.log1p(x.abs())
+
+
+class StableTanh(td.Transform):
+    r"""``y = tanh(x)``, computed stably, with ``y \in (-1, 1)``.
+
+    Equivalent to ``Affine(0, 2) -> Sigmoid -> Affine(-1, 2)`` but more
+    accurate. The inverse clamps ``y`` to the largest representable value
+    below 1 in magnitude, so it stays finite at the bounds; with the cache on
+    (default) the exact ``x`` of the latest forward call is returned.
+
+    Args:
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    """
+
+    domain = constraints.real
+    codomain = constraints.interval(-1.0, 1.0)
+    bijective = True
+    sign = 1
+
+    def __init__(self, cache_size=1):
+        super().__init__(cache_size=cache_size)
+
+    def __eq__(self, other):
+        return isinstance(other, StableTanh)
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return StableTanh(cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        return functools.partial(StableTanh, cache_size=self._cache_size)
+
+    def _call(self, x):
+        return torch.tanh(x)
+
+    def _inverse(self, y):
+        bound = 1.0 - torch.finfo(y.dtype).eps / 2
+        return torch.atanh(y.clamp(-bound, bound))
+
+    def log_abs_det_jacobian(self, x, y):
+        """``log(1 - tanh(x)^2) = 2 (log 2 - x - softplus(-2x))``, finite for
+        any finite ``x``."""
+        return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
+
+
+class Softclip(td.Transform):
+    """Softly clip to ``(low, high)`` with ``alf.utils.math_ops.softclip``.
+
+    ``y = l + s log(1 + e^{(x-l)/s}) - s log(1 + e^{(x-h)/s})``. Unlike
+    ``SoftclipTF`` it is symmetric with respect to the two bounds.
+
+    Args:
+        low (float | Tensor): the lower bound.
+        high (float | Tensor): the upper bound, ``> low`` everywhere.
+        hinge_softness (float): positive; a higher softness makes a smoother
+            transition from ``low`` to ``high``.
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    Raises:
+        ValueError: ``low >= high`` somewhere or ``hinge_softness <= 0``.
+    """
+
+    domain = constraints.real
+    codomain = constraints.real
+    bijective = True
+    sign = 1
+
+    def __init__(self, low, high, hinge_softness=1.0, cache_size=1):
+        super().__init__(cache_size=cache_size)
+        _check_low_high(low, high)
+        self._hinge_softness = _check_softness(hinge_softness)
+        self._low = low
+        self._high = high
+        self.codomain = constraints.interval(low, high)
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, Softclip)
+            and other._low is self._low
+            and other._high is self._high
+            and other._hinge_softness == self._hinge_softness
+        )
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return Softclip(self._low, self._high, self._hinge_softness, cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        return functools.partial(
+            Softclip, self._low, self._high, self._hinge_softness, cache_size=self._cache_size
+        )
+
+    def _call(self, x):
+        return math_ops.softclip(x, self._low, self._high, self._hinge_softness)
+
+    def _inverse(self, y):
+        s = self._hinge_softness
+        return (
+            self._low
+            + s * _log_expm1((y - self._low) / s)
+            - s * torch.log(-torch.expm1((y - self._high) / s))
+        )
+
+    def log_abs_det_jacobian(self, x, y):
+        """Compute ``log|dy/dx|``.
+
+        ``dy/dx = sigmoid(a) - sigmoid(b)`` with ``a = (x-l)/s > b = (x-h)/s``,
+        which equals ``sigmoid(a) sigmoid(-b) (1 - e^{-(h-l)/s})``.
+        """
+        s = self._hinge_softness
+        gap = torch.as_tensor((self._high - self._low) / s, dtype=x.dtype, device=x.device)
+        return (
+            F.logsigmoid((x - self._low) / s)
+            + F.logsigmoid((self._high - x) / s)
+            + torch.log(-torch.expm1(-gap))
+        )
+
+
+def Softlower(low, hinge_softness=1.0) -> td.ComposeTransform:
+    """``softlower(x) = softplus(x - low) + low`` as a composed transform.
+
+    Args:
+        low (float | Tensor): the lower bound.
+        hinge_softness (float): positive transition softness.
+    Returns:
+        ComposeTransform: ``Affine(-low, 1) -> Softplus -> Affine(low, 1)``.
+    """
+    return td.ComposeTransform(
+        [
+            AffineTransform(loc=-low, scale=1.0),
+            Softplus(hinge_softness=hinge_softness),
+            AffineTransform(loc=low, scale=1.0),
+        ]
+    )
+
+
+def Softupper(high, hinge_softness=1.0) -> td.ComposeTransform:
+    """``softupper(x) = -softplus(high - x) + high`` as a composed transform.
+
+    Args:
+        high (float | Tensor): the upper bound.
+        hinge_softness (float): positive transition softness.
+    Returns:
+        ComposeTransform: ``Affine(high, -1) -> Softplus -> Affine(high, -1)``.
+    """
+    return td.ComposeTransform(
+        [
+            AffineTransform(loc=high, scale=-1.0),
+            Softplus(hinge_softness=hinge_softness),
+            AffineTransform(loc=high, scale=-1.0),
+        ]
+    )
+
+
+def SoftclipTF(low, high, hinge_softness=1.0) -> td.ComposeTransform:
+    """Softclip adapted from TensorFlow Probability, as a composed transform.
+
+    ``clipped = softupper(softlower(x, low), high)`` then
+    ``y = (clipped - high) / (high - softupper(low, high)) * (high - low) + high``.
+    The rescaling compensates ``softupper(low, high) < low``; the result is
+    mildly asymmetric in the two bounds.
+
+    Args:
+        low (float | Tensor): the lower bound.
+        high (float | Tensor): the upper bound, ``> low`` everywhere.
+        hinge_softness (float): positive transition softness.
+    Returns:
+        ComposeTransform: ``Softlower -> Softupper -> Affine``.
+    Raises:
+        ValueError: ``low >= high`` somewhere or ``hinge_softness <= 0``.
+    """
+    _check_low_high(low, high)
+    s = _check_softness(hinge_softness)
+    width = torch.as_tensor(high - low)
+    # high - softupper(low, high) = s * softplus((high - low) / s)
+    scale = width / (s * F.softplus(width / s))
+    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+        scale = scale.item()
+    return td.ComposeTransform(
+        [
+            Softlower(low, hinge_softness=s),
+            Softupper(high, hinge_softness=s),
+            AffineTransform(loc=high * (1 - scale), scale=scale),
+        ]
+    )
+
+
+def _rebuild_compose(parts, cache_size):
+    return td.ComposeTransform([part() for part in parts], cache_size=cache_size)
+
+
+def _rebuild_independent(base, reinterpreted_batch_ndims, cache_size):
+    return td.IndependentTransform(base(), reinterpreted_batch_ndims, cache_size=cache_size)
+
+
+def _reuse(transform):
+    return transform
+
+
+def transform_builder(transform: td.Transform) -> Callable[[], td.Transform]:
+    """A callable creating a fresh copy of ``transform``.
+
+    Uses ``transform.get_builder()`` where available, recurses into
+    ``ComposeTransform`` and ``IndependentTransform``, and otherwise returns
+    ``transform`` itself (torch transforms without parameters to rebuild).
+    """
+    if hasattr(transform, "get_builder"):
+        return transform.get_builder()
+    if isinstance(transform, td.ComposeTransform):
+        parts = [transform_builder(t) for t in transform.parts]
+        return functools.partial(_rebuild_compose, parts, transform._cache_size)
+    if isinstance(transform, td.IndependentTransform):
+        return functools.partial(
+            _rebuild_independent,
+            transform_builder(transform.base_transform),
+            transform.reinterpreted_batch_ndims,
+            transform._cache_size,
+        )
+    return functools.partial(_reuse, transform)
