@@ -51,9 +51,7 @@ class AffineTransformedDistribution(td.TransformedDistribution):
             raise ValueError(f"scale must be nonzero everywhere; got {scale!r}")
         self._loc = loc
         self._scale = scale
-        super().__init__(
-            base_dist, AffineTransform(loc=loc, scale=scale), validate_args=False
-        )
+        super().__init__(base_dist, AffineTransform(loc=loc, scale=scale), validate_args=False)
 
     @property
     def loc(self) -> TensorLike:
@@ -223,7 +221,7 @@ class StableCauchy(td.Cauchy):
     (``tan(pi * 0.49) = 31.8``, ``tan(pi * 0.499) = 318.3``).
     """
 
-    def rsample(self, sample_shape=torch.Size(), clipping_value=0.49):
+    def rsample(self, sample_shape=(), clipping_value=0.49):
         """Reparameterized sample of shape ``sample_shape + batch_shape``.
 
         Args:
@@ -287,7 +285,7 @@ class OneHotCategoricalGumbelSoftmax(td.OneHotCategorical):
         """One-hot argmax of ``probs`` with a straight-through gradient."""
         return _straight_through_one_hot(self.probs)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape=()):
         """Reparameterized sample of shape ``sample_shape + batch_shape + [K]``."""
         shape = self._extended_shape(sample_shape)
         logits = self.logits.expand(shape)

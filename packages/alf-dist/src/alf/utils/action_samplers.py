@@ -55,7 +55,9 @@ class _CategoricalSeedSamplerBase(nn.Module, abc.ABC):
         self.state_spec = TensorSpec((num_classes,))
         self.name = name
 
-    def forward(self, input: torch.Tensor, state: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input: torch.Tensor, state: torch.Tensor
+    ) -> Tuple[torch.Tensor, torch.Tensor]:
         """Sample actions.
 
         Args:

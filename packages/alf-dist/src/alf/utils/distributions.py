@@ -24,11 +24,11 @@ import torch.distributions as td
 from torch.distributions import constraints
 
 from alf.utils._dist_its import (
+    T2ITS,
     CauchyITS,
     InverseTransformSampling,
     NormalITS,
     T2Cdf_,
-    T2ITS,
     t2cdf,
 )
 
@@ -199,7 +199,7 @@ class TruncatedDistribution(td.Distribution):
         self._standardized = (torch.is_grad_enabled(), params)
         return params
 
-    def rsample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def rsample(self, sample_shape=()) -> torch.Tensor:
         """Generates a ``sample_shape`` shaped reparameterized sample.
 
         Args:
