@@ -320,8 +320,8 @@ class EMAverager(nn.Module):
     def _group_average(self, index: int) -> torch.Tensor:
         """``[D]`` current average of dtype group ``index``."""
         buf = self._buffers[self._average_names[index]]
-        inv_mass = self._mass.clamp(min=1e-30).reciprocal()
-        return buf * inv_mass.to(buf.dtype)
+        # mass is 0 only before the first update, when buf is 0 too
+        return buf / self._mass.clamp(min=1e-30).to(buf.dtype)
 
     def get(self) -> Any:
         """Get the current average.

@@ -159,7 +159,7 @@ class Normalizer(nn.Module):
         mean = self._mean_averager._group_average(index)
         m2 = self._m2_averager._group_average(index)
         # m2 - m^2 can come out slightly negative through rounding
-        var = torch.relu(m2 - mean * mean)
+        var = torch.addcmul(m2, mean, mean, value=-1.0).relu_()
         return mean, var
 
     def update(self, tensor: Any) -> None:
