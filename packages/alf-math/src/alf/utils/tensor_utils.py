@@ -145,18 +145,24 @@ def spatial_broadcast(z: torch.Tensor, im_shape: Sequence[int]) -> torch.Tensor:
 # Norms and clipping
 
 
+def _leaf_error(leaf: Any) -> Optional[str]:
+    if not isinstance(leaf, torch.Tensor):
+        return f"must hold tensors or None; got {type(leaf).__name__}"
+    if not (leaf.dtype.is_floating_point or leaf.dtype.is_complex):
+        return f"must hold floating tensors; got {leaf.dtype}"
+    return None
+
+
 def _tensor_leaves(tensors: Any, name: str) -> List[torch.Tensor]:
-    """The non-None leaves of ``tensors``, checked to be floating tensors."""
-    leaves = []
-    for path, leaf in nest.flatten_with_path(tensors):
-        if leaf is None:
-            continue
-        where = f" at '{path}'" if path else ""
-        if not isinstance(leaf, torch.Tensor):
-            raise TypeError(f"{name} must hold tensors or None; got {type(leaf).__name__}{where}")
-        if not (leaf.dtype.is_floating_point or leaf.dtype.is_complex):
-            raise TypeError(f"{name} must hold floating tensors; got {leaf.dtype}{where}")
-        leaves.append(leaf)
+    """The non-None leaves of ``tensors``, checked to be floating tensors
+    (``TypeError`` naming the path of the first bad leaf)."""
+    leaves = [leaf for leaf in nest.flatten(tensors) if leaf is not None]
+    if any(_leaf_error(leaf) for leaf in leaves):
+        for path, leaf in nest.flatten_with_path(tensors):
+            error = None if leaf is None else _leaf_error(leaf)
+            if error:
+                where = f" at '{path}'" if path else ""
+                raise TypeError(f"{name} {error}{where}")
     return leaves
 
 
@@ -185,45 +191,47 @@ def _check_in_place(leaves: List[torch.Tensor]) -> None:
         )
 
 
-def _groups(leaves: List[torch.Tensor]) -> Dict[Tuple[torch.device, torch.dtype], List[int]]:
+def _groups(leaves: List[torch.Tensor]) -> List[Tuple[List[int], List[torch.Tensor]]]:
+    """``[(indices, tensors), ...]``: the leaves grouped by device and dtype
+    (each group is one fused foreach kernel)."""
     groups: Dict[Tuple[torch.device, torch.dtype], List[int]] = {}
     for i, t in enumerate(leaves):
         groups.setdefault((t.device, t.dtype), []).append(i)
-    return groups
+    return [(idx, [leaves[i] for i in idx]) for idx in groups.values()]
 
 
-def _norms(leaves: List[torch.Tensor]) -> List[torch.Tensor]:
-    """L2 norm of each tensor (0-dim, real, at least float32), computed with
-    one fused ``torch._foreach_norm`` call per (device, dtype) group.
+def _group_norms(group: List[torch.Tensor]) -> torch.Tensor:
+    """L2 norms of a same-device, same-dtype group as one 1-D tensor (real,
+    at least float32), from one fused ``torch._foreach_norm`` call.
 
     Half-precision tensors are reduced in float32 so that neither the sum of
     squares nor the result is rounded to 16 bits."""
-    norms: List[Optional[torch.Tensor]] = [None] * len(leaves)
-    for (_, dtype), idx in _groups(leaves).items():
-        group = [leaves[i] for i in idx]
-        real = dtype.to_real() if dtype.is_complex else dtype
-        acc = torch.promote_types(real, torch.float32)
-        if acc == real:
-            group_norms = torch._foreach_norm(group)
-        else:
-            try:
-                group_norms = torch._foreach_norm(group, 2, dtype=acc)
-            except TypeError:  # torch < 2.3 has no dtype argument
-                group_norms = [torch.linalg.vector_norm(t, dtype=acc) for t in group]
-        for i, n in zip(idx, group_norms):
-            norms[i] = n
-    return norms  # type: ignore[return-value]
+    dtype = group[0].dtype
+    real = dtype.to_real() if dtype.is_complex else dtype
+    acc = torch.promote_types(real, torch.float32)
+    if acc == real:
+        norms = torch._foreach_norm(group)
+    else:
+        try:
+            norms = torch._foreach_norm(group, 2, dtype=acc)
+        except TypeError:  # torch < 2.3 has no dtype argument
+            norms = [torch.linalg.vector_norm(t, dtype=acc) for t in group]
+    return torch.stack(norms)
 
 
 def _global_norm_of(leaves: List[torch.Tensor]) -> torch.Tensor:
     if not leaves:
         return torch.zeros(())
     device = leaves[0].device
-    norms = [n.to(device) for n in _norms(leaves)]
-    dtype = norms[0].dtype
-    for n in norms[1:]:
+    partial = [
+        torch.linalg.vector_norm(_group_norms(group)).to(device) for _, group in _groups(leaves)
+    ]
+    if len(partial) == 1:
+        return partial[0]
+    dtype = partial[0].dtype
+    for n in partial[1:]:
         dtype = torch.promote_types(dtype, n.dtype)
-    return torch.linalg.vector_norm(torch.stack([n.to(dtype) for n in norms]))
+    return torch.linalg.vector_norm(torch.stack([n.to(dtype) for n in partial]))
 
 
 def global_norm(tensors: Any) -> torch.Tensor:
@@ -243,20 +251,13 @@ def global_norm(tensors: Any) -> torch.Tensor:
     return _global_norm_of(_tensor_leaves(tensors, "tensors"))
 
 
-def _scale(leaves: List[torch.Tensor], factors: List[torch.Tensor], in_place: bool):
-    """``t * f`` for each tensor, grouped into fused foreach kernels."""
-    out: List[Optional[torch.Tensor]] = [None] * len(leaves)
-    for (device, dtype), idx in _groups(leaves).items():
-        group = [leaves[i] for i in idx]
-        group_factors = [factors[i].to(device=device, dtype=dtype) for i in idx]
-        if in_place:
-            torch._foreach_mul_(group, group_factors)
-            scaled = group
-        else:
-            scaled = torch._foreach_mul(group, group_factors)
-        for i, t in zip(idx, scaled):
-            out[i] = t
-    return out
+def _mul(group: List[torch.Tensor], factors: Any, in_place: bool) -> List[torch.Tensor]:
+    """``t * f`` for a same-device, same-dtype group (``factors`` is one
+    0-dim tensor or a list of them), as one fused foreach kernel."""
+    if in_place:
+        torch._foreach_mul_(group, factors)
+        return group
+    return list(torch._foreach_mul(group, factors))
 
 
 def _repack(tensors: Any, leaves: List[torch.Tensor]) -> Any:
@@ -314,7 +315,11 @@ def clip_by_global_norm(
     norm_t = norm.to(leaves[0].device)
     clip = torch.as_tensor(clip_norm, dtype=norm_t.dtype, device=norm_t.device)
     factor = clip / torch.maximum(norm_t, clip)
-    scaled = _scale(leaves, [factor] * len(leaves), in_place)
+    scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
+    for idx, group in _groups(leaves):
+        group_factor = factor.to(device=group[0].device, dtype=group[0].dtype)
+        for i, t in zip(idx, _mul(group, group_factor, in_place)):
+            scaled[i] = t
     if in_place:
         return tensors, norm
     return _repack(tensors, scaled), norm
@@ -347,11 +352,13 @@ def clip_by_norms(tensors: Any, clip_norm: Scalar, in_place: bool = False) -> An
         _check_in_place(leaves)
     if not leaves:
         return tensors
-    factors = []
-    for n in _norms(leaves):
-        clip = torch.as_tensor(clip_norm, dtype=n.dtype, device=n.device)
-        factors.append(clip / torch.maximum(n, clip))
-    scaled = _scale(leaves, factors, in_place)
+    scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
+    for idx, group in _groups(leaves):
+        norms = _group_norms(group)
+        clip = torch.as_tensor(clip_norm, dtype=norms.dtype, device=norms.device)
+        factors = (clip / torch.maximum(norms, clip)).to(group[0].dtype)
+        for i, t in zip(idx, _mul(group, list(factors.unbind()), in_place)):
+            scaled[i] = t
     if in_place:
         return tensors
     return _repack(tensors, scaled)
