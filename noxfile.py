@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import nox
+import nox.command
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
@@ -61,6 +62,16 @@ def results_name(session_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", session_name)
 
 
+def _step(session: nox.Session, label: str, *args: str, **kwargs) -> None:
+    """``session.run`` that fails the session with ``label`` as the reason .ci/run prints."""
+    try:
+        session.run(*args, **kwargs)
+    except nox.command.CommandFailed as exc:
+        if args[0] == "pytest" and exc.return_code == 5:
+            session.error(f"{label}: pytest collected no tests (exit status 5)")
+        session.error(f"{label} failed ({exc.reason})")
+
+
 def _pip_install(session: nox.Session, *args: str) -> None:
     session.install("--disable-pip-version-check", "-c", str(CONSTRAINTS), *args)
 
@@ -91,7 +102,9 @@ def _no_gpu_reason() -> str | None:
 
 def _check_torch(session: nox.Session, pkg: Package, flavour: str) -> None:
     """Fail unless the venv's torch is what the flavour promises (absent for torch-free packages)."""
-    session.run("python", str(ROOT / "tools" / "check_torch.py"), pkg.name, flavour)
+    _step(
+        session, "torch check", "python", str(ROOT / "tools" / "check_torch.py"), pkg.name, flavour
+    )
 
 
 def _run_pytest(
@@ -108,7 +121,9 @@ def _run_pytest(
     junit = RESULTS / f"{results_name(session.name)}.xml"
     junit.unlink(missing_ok=True)
     # Exit status 5 (nothing collected) fails the session like any other non-zero status.
-    session.run(
+    _step(
+        session,
+        "tests",
         "pytest",
         "-c",
         str(config),
@@ -139,7 +154,7 @@ def tests(session: nox.Session, package: str, torch: str) -> None:
         if reason:
             session.skip(f"no CUDA GPU on this machine: {reason}")
         # Installed first, from the CUDA index; the later -c constraints.txt install keeps it.
-        session.install("--disable-pip-version-check", "--index-url", CUDA_INDEX, TORCH_PIN)
+        _pip_install(session, "--index-url", CUDA_INDEX, TORCH_PIN)
     editable = []
     for sib in sibling_closure(PACKAGES, package):
         editable += ["-e", str(PACKAGES[sib].path)]
@@ -206,7 +221,9 @@ def isolated(session: nox.Session, package: str) -> None:
     run_dir.mkdir()
     session.chdir(run_dir)
     modules = shipped_modules(wheel)
-    session.run("python", str(ROOT / "tools" / "import_all.py"), *modules)
+    _step(
+        session, "importing every module", "python", str(ROOT / "tools" / "import_all.py"), *modules
+    )
     if pkg.tests.is_dir():
         shutil.copytree(pkg.tests, run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", run_dir / "pyproject.toml")
@@ -215,27 +232,33 @@ def isolated(session: nox.Session, package: str) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff, the dependency/namespace check and the tools' own tests (``-- NAME`` limits to packages)."""
+    """ruff, the dependency/namespace check and the tools' own tests (``-- NAME`` limits to packages).
+
+    Every step runs even when an earlier one fails; the session fails if any did.
+    """
     _pip_install(session, "ruff", "pytest", "packaging")
     names = list(session.posargs)
     unknown = [n for n in names if n not in PACKAGES]
     if unknown:
         session.error(f"unknown package(s) {unknown}; known: {list(PACKAGES)}")
     paths = [str(PACKAGES[n].path) for n in names] or ["."]
-    session.run("ruff", "check", *paths)
-    session.run("python", "tools/check_deps.py", *names)
+    steps = [
+        ("ruff", ["ruff", "check", *paths]),
+        ("check_deps", ["python", "tools/check_deps.py", *names]),
+    ]
     if not names:
         RESULTS.mkdir(parents=True, exist_ok=True)
         junit = RESULTS / f"{results_name(session.name)}.xml"
-        session.run(
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={junit}",
-            "-o",
-            "junit_family=xunit2",
-            "tools/tests",
-        )
+        pytest_args = ["-p", "no:cacheprovider", f"--junitxml={junit}", "-o", "junit_family=xunit2"]
+        steps.append(("tools tests", ["pytest", *pytest_args, "tools/tests"]))
+    failed = []
+    for label, cmd in steps:
+        try:
+            session.run(*cmd)
+        except nox.command.CommandFailed:
+            failed.append(label)
+    if failed:
+        session.error(f"{', '.join(failed)} failed (see above)")
 
 
 @nox.session

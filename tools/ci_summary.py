@@ -61,7 +61,8 @@ def summarize(report: dict, results: Path) -> tuple[list[str], tuple[int, int, i
         label = name.split("(")[0]
         if args.get("torch"):
             label += f"[{args['torch']}]"
-        text = f"{label} {'passed' if result == 'success' else result}"
+        shown = {"success": "passed", "aborted": "failed"}.get(result, result)
+        text = f"{label} {shown}"
         if counts:
             text += f" ({counts[0]} passed, {counts[1]} failed, {counts[2]} skipped)"
         if result != "success" and entry.get("reason"):
