@@ -397,10 +397,11 @@ def SoftclipTF(low, high, hinge_softness=1.0) -> td.ComposeTransform:
     """
     _check_low_high(low, high)
     s = _check_softness(hinge_softness)
-    width = torch.as_tensor(high - low)
+    numbers = not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor)
+    width = torch.as_tensor(high - low, dtype=torch.float64 if numbers else None)
     # high - softupper(low, high) = s * softplus((high - low) / s)
     scale = width / (s * F.softplus(width / s))
-    if not isinstance(low, torch.Tensor) and not isinstance(high, torch.Tensor):
+    if numbers:
         scale = scale.item()
     return td.ComposeTransform(
         [

@@ -1,0 +1,253 @@
+"""Contract tests over a registry of every transform of alf.utils.dist_utils.
+
+For each transform: the uncached inverse undoes the forward map, the
+log|det J| equals log|f'(x)| computed by autograd, outputs lie in the
+codomain, the cache returns the exact input, builders make fresh equal
+transforms, and (where the reference promises it) nothing is NaN/Inf for
+|x| up to 1e4.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional, Tuple
+
+import numpy as np
+import pytest
+import torch
+import torch.distributions as td
+from hypothesis import given
+from hypothesis import strategies as st
+
+from alf.utils import dist_utils as du
+from alf.utils._dist_transforms import transform_builder
+
+
+@dataclass
+class Case:
+    name: str
+    make: Callable[[], td.Transform]
+    # range where the *uncached* inverse is well conditioned in float64
+    roundtrip: Tuple[float, float]
+    # range where autograd's float64 derivative is accurate (None: no ladj)
+    jacobian: Optional[Tuple[float, float]]
+    # whether |x| up to 1e4 must give finite outputs and log-dets (float32)
+    extreme: bool
+    # whether float32 outputs at |x| = 1e4 stay in the codomain (softplus
+    # underflows to 0, outside the open interval (0, inf))
+    codomain_at_extremes: bool = True
+
+    def __repr__(self):
+        return self.name
+
+
+CASES = [
+    Case("Abs", du.AbsTransform, (1e-3, 50.0), None, False),
+    Case("Affine", lambda: du.AffineTransform(0.5, -2.0), (-1e3, 1e3), (-1e3, 1e3), True),
+    Case("Exp", du.ExpTransform, (-30.0, 30.0), (-30.0, 30.0), False),
+    Case(
+        "Power",
+        lambda: du.PowerTransform(torch.tensor(3.0, dtype=torch.float64)),
+        (0.01, 100.0),
+        (0.01, 100.0),
+        False,
+    ),
+    Case("Sigmoid", du.SigmoidTransform, (-15.0, 15.0), (-15.0, 15.0), True),
+    Case("Softplus", du.Softplus, (-20.0, 50.0), (-30.0, 30.0), True, False),
+    Case("Softplus(0.3)", lambda: du.Softplus(0.3), (-6.0, 50.0), (-10.0, 10.0), True, False),
+    Case("Softsign", du.Softsign, (-1e3, 1e3), (-1e3, 1e3), True),
+    Case("StableTanh", du.StableTanh, (-5.0, 5.0), (-8.0, 8.0), True),
+    Case("Softclip", lambda: du.Softclip(-1.0, 2.0, 0.5), (-6.0, 8.0), (-8.0, 10.0), True),
+    Case(
+        "Softclip(tensor)",
+        lambda: du.Softclip(torch.tensor(-3.0), torch.tensor(0.0)),
+        (-15.0, 12.0),
+        (-15.0, 15.0),
+        True,
+    ),
+    Case("SoftclipTF", lambda: du.SoftclipTF(-1.0, 2.0, 0.7), (-8.0, 10.0), (-10.0, 12.0), True),
+    Case("Softlower", lambda: du.Softlower(-1.0, 0.5), (-8.0, 30.0), (-10.0, 30.0), True),
+    Case("Softupper", lambda: du.Softupper(2.0, 1.0), (-30.0, 15.0), (-30.0, 15.0), True),
+]
+
+fractions = st.lists(st.floats(0.0, 1.0), min_size=1, max_size=16)
+
+
+def _in_range(u, bounds, dtype=torch.float64):
+    lo, hi = bounds
+    return torch.tensor(u, dtype=dtype) * (hi - lo) + lo
+
+
+def _uncached(t: td.Transform) -> td.Transform:
+    return t.with_cache(0)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@given(u=fractions)
+def test_inverse_undoes_forward(case, u):
+    t = _uncached(case.make())
+    x = _in_range(u, case.roundtrip)
+    y = t(x)
+    np.testing.assert_allclose(t.inv(y).numpy(), x.numpy(), rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.jacobian], ids=repr)
+@given(u=fractions)
+def test_log_abs_det_jacobian_matches_autograd(case, u):
+    t = _uncached(case.make())
+    x = _in_range(u, case.jacobian).requires_grad_(True)
+    y = t(x)
+    (dydx,) = torch.autograd.grad(y.sum(), x)
+    expected = torch.log(dydx.abs())
+    ladj = t.log_abs_det_jacobian(x, y).detach()
+    np.testing.assert_allclose(ladj.numpy(), expected.numpy(), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+@given(u=fractions)
+def test_outputs_in_codomain(case, u):
+    t = _uncached(case.make())
+    x = _in_range(u, case.roundtrip)
+    assert bool(t.codomain.check(t(x)).all())
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.extreme], ids=repr)
+def test_finite_at_extremes(case, device):
+    t = case.make()
+    x = torch.tensor([-1e4, -1e3, -50.0, -1.0, 0.0, 1.0, 50.0, 1e3, 1e4], device=device)
+    y = t(x)
+    assert torch.isfinite(y).all()
+    if case.jacobian:
+        assert torch.isfinite(t.log_abs_det_jacobian(x, y)).all()
+    if case.codomain_at_extremes:
+        assert bool(t.codomain.check(y).all())
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_cache_returns_exact_input(case):
+    t = case.make()
+    lo, hi = case.roundtrip
+    x = torch.linspace(lo, hi, 11)
+    y = t(x)
+    assert t.inv(y) is x
+    assert t.inv(y.clone()) is not x
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_builder_makes_fresh_equal_transform(case):
+    t = case.make()
+    lo, hi = case.roundtrip
+    x = torch.linspace(lo, hi, 7, dtype=torch.float64)
+    y = t(x)
+    fresh = transform_builder(t)()
+    assert fresh is not t
+    assert type(fresh) is type(t)
+    np.testing.assert_allclose(fresh(x.clone()).numpy(), y.numpy(), rtol=1e-12)
+    assert fresh.inv(y) is not x  # its cache does not hold t's pair
+
+
+def test_stable_tanh_uncached_inverse_stays_finite_at_bounds():
+    t = du.StableTanh(cache_size=0)
+    y = torch.tensor([-1.0, 1.0, -1.0 + 1e-7, 1.0 - 1e-7])
+    x = t.inv(y)
+    assert torch.isfinite(x).all()
+    assert (x[:2].sign() == y[:2].sign()).all()
+
+
+def test_stable_tanh_log_det_at_large_x_is_closed_form():
+    x = torch.tensor([20.0, -40.0, 1e4], dtype=torch.float64)
+    t = du.StableTanh()
+    # log(1 - tanh(x)^2) = log(4) - 2|x| - 2 log(1 + exp(-2|x|))
+    expected = math.log(4.0) - 2 * x.abs() - 2 * torch.log1p(torch.exp(-2 * x.abs()))
+    np.testing.assert_allclose(t.log_abs_det_jacobian(x, t(x)).numpy(), expected.numpy())
+
+
+@given(
+    low=st.floats(-5.0, 5.0),
+    width=st.floats(0.1, 10.0),
+    softness=st.floats(0.05, 3.0),
+    u=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=8),
+)
+def test_softclip_over_parameters(low, width, softness, u):
+    high = low + width
+    t = du.Softclip(low, high, softness, cache_size=0)
+    x = _in_range(u, (low - 4 * softness, high + 4 * softness)).requires_grad_(True)
+    y = t(x)
+    assert bool(((y > low) & (y < high)).all())
+    (dydx,) = torch.autograd.grad(y.sum(), x)
+    np.testing.assert_allclose(
+        t.log_abs_det_jacobian(x, y).detach().numpy(), torch.log(dydx).numpy(), rtol=1e-6
+    )
+    np.testing.assert_allclose(t.inv(y.detach()).numpy(), x.detach().numpy(), atol=1e-6)
+    # independent formula: l + s log(1 + e^{(x-l)/s}) - s log(1 + e^{(x-h)/s})
+    xs = x.detach().numpy()
+    ref = (
+        low
+        + softness * np.logaddexp(0, (xs - low) / softness)
+        - softness * np.logaddexp(0, (xs - high) / softness)
+    )
+    np.testing.assert_allclose(y.detach().numpy(), ref, rtol=1e-9, atol=1e-9)
+
+
+def test_softclip_tf_matches_reference_formula():
+    low, high, s = -1.0, 2.0, 0.7
+    x = torch.linspace(-6, 8, 29, dtype=torch.float64)
+    y = du.SoftclipTF(low, high, s)(x).numpy()
+    xs = x.numpy()
+
+    def sp(v):
+        return s * np.logaddexp(0, v / s)
+
+    clipped = -sp(high - (sp(xs - low) + low)) + high
+    softupper_low = -sp(high - low) + high
+    ref = (clipped - high) / (high - softupper_low) * (high - low) + high
+    np.testing.assert_allclose(y, ref, rtol=1e-12)
+    assert y.min() > low and y.max() < high
+
+
+def test_softmax_transform_inverse_up_to_normalization():
+    t = du.SoftmaxTransform(cache_size=0)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    y = t(x)
+    np.testing.assert_allclose(y.sum(-1).numpy(), 1.0)
+    np.testing.assert_allclose(t(t.inv(y)).numpy(), y.numpy(), rtol=1e-12)
+    assert type(du.SoftmaxTransform().get_builder()()) is du.SoftmaxTransform
+
+
+def test_get_invertible_defaults_cache_and_keeps_class():
+    cls = du.get_invertible(td.ExpTransform)
+    t = cls()
+    assert t._cache_size == 1 and isinstance(t, td.ExpTransform)
+    assert type(t.with_cache(0)) is cls and t.with_cache(0)._cache_size == 0
+    affine = du.AffineTransform(1.0, 2.0).with_cache(0)
+    assert type(affine) is du.AffineTransform and affine._cache_size == 0
+    with pytest.raises(TypeError, match="cls"):
+        du.get_invertible(int)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: du.Softplus(0.0), "hinge_softness"),
+        (lambda: du.Softplus(-1.0), "hinge_softness"),
+        (lambda: du.Softclip(1.0, 1.0), "low must be < high"),
+        (lambda: du.Softclip(2.0, 1.0), "low must be < high"),
+        (lambda: du.Softclip(0.0, 1.0, hinge_softness=0), "hinge_softness"),
+        (lambda: du.SoftclipTF(3.0, 1.0), "low must be < high"),
+        (lambda: du.Softclip(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])), "low"),
+    ],
+)
+def test_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_transformed_distribution_log_prob_matches_change_of_variables():
+    base = td.Normal(
+        torch.tensor([0.3, -0.2], dtype=torch.float64),
+        torch.tensor([0.5, 2.0], dtype=torch.float64),
+    )
+    dist = td.TransformedDistribution(base, [du.StableTanh()])
+    x = torch.tensor([0.1, -1.5], dtype=torch.float64)
+    y = torch.tanh(x)
+    expected = base.log_prob(x) - torch.log(1 - y * y)
+    np.testing.assert_allclose(dist.log_prob(y).numpy(), expected.numpy(), rtol=1e-10)
