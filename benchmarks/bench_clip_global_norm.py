@@ -10,8 +10,9 @@ network (weights and biases from a few dozen to ~65k elements), with
 * for reference, ``torch.nn.utils.clip_grad_norm_`` on parameters whose
   ``.grad`` are the same tensors (in place only).
 
-Each figure is the median over ``--repeats`` timings of ``--inner`` calls; the
-results are checked against the loop's. Usage::
+Each figure is the median over ``--repeats`` timings of ``--inner`` calls, the
+contenders timed in turn within each repeat; the results are checked against
+the loop's. Usage::
 
     python benchmarks/bench_clip_global_norm.py [--tensors 200] [--widths 16 256] [--device cpu]
 
@@ -55,18 +56,22 @@ def torch_clip(params, clip_norm):
     return torch.nn.utils.clip_grad_norm_(params, clip_norm)
 
 
-def timeit(fn, repeats, inner, device):
-    times = []
+def timeit(fns, repeats, inner, device):
+    """Median seconds per call of each function in ``fns``. The functions are
+    timed in turn within each repeat, so load from other processes on a
+    shared machine hits all of them alike."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - start) / inner)
-    return statistics.median(times)
+        for fn, record in zip(fns, times):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            record.append((time.perf_counter() - start) / inner)
+    return [statistics.median(t) for t in times]
 
 
 def run(args, device, width):
@@ -85,22 +90,23 @@ def run(args, device, width):
     for p, t in zip(params, work):
         p.grad = t
 
-    def bench(fn):
-        return timeit(fn, args.repeats, args.inner, device)
+    def bench(*fns):
+        return timeit(fns, args.repeats, args.inner, device)
 
     rows = [
         (
             "out of place",
-            bench(lambda: loop_clip(tensors, clip, False)),
-            bench(lambda: clip_by_global_norm(tensors, clip)),
-        ),
-        (
-            "in place",
-            bench(lambda: loop_clip(work, clip, True)),
-            bench(lambda: clip_by_global_norm(work, clip, in_place=True)),
+            *bench(
+                lambda: loop_clip(tensors, clip, False), lambda: clip_by_global_norm(tensors, clip)
+            ),
         ),
     ]
-    torch_time = bench(lambda: torch_clip(params, clip))
+    base, ours, torch_time = bench(
+        lambda: loop_clip(work, clip, True),
+        lambda: clip_by_global_norm(work, clip, in_place=True),
+        lambda: torch_clip(params, clip),
+    )
+    rows.append(("in place", base, ours))
 
     n_elements = sum(t.numel() for t in tensors)
     print(
