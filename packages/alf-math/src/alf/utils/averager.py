@@ -320,8 +320,9 @@ class EMAverager(nn.Module):
     def _group_average(self, index: int) -> torch.Tensor:
         """``[D]`` current average of dtype group ``index``."""
         buf = self._buffers[self._average_names[index]]
-        # mass is 0 only before the first update, when buf is 0 too
-        return buf / self._mass.clamp(min=1e-30).to(buf.dtype)
+        # mass is 0 only before the first update, when buf is 0 too; the 0-d
+        # float64 mass does not promote buf's dtype
+        return buf / self._mass.clamp(min=1e-30)
 
     def get(self) -> Any:
         """Get the current average.
