@@ -5,7 +5,8 @@ The package table is read from ``packages/*/pyproject.toml`` (see
 
     nox -s tests isolated lint            what CI runs (.ci/run)
     nox -s "tests(alf-math-cpu)"          one package, one torch flavour
-    nox -s isolated -k alf-dist           one package's wheel, installed alone
+    nox -s "isolated(alf-dist)"           one package's wheel, installed alone
+    nox -t alf-math                       tests and isolated of one package (-t cpu: all cpu tests)
     nox -s lint -- alf-math               ruff + dependency check for one package
     nox -s build                          every wheel into dist/ (-- NAME ... for some)
     nox -s bench -- bench_buffers         benchmarks (not part of CI)
@@ -53,7 +54,9 @@ def _test_matrix() -> list:
     params = []
     for pkg in PACKAGES.values():
         for flavour in ("cpu", "cuda") if pkg.uses_torch else ("none",):
-            params.append(nox.param(pkg.name, flavour, id=f"{pkg.name}-{flavour}"))
+            params.append(
+                nox.param(pkg.name, flavour, id=f"{pkg.name}-{flavour}", tags=[pkg.name, flavour])
+            )
     return params
 
 
@@ -196,7 +199,7 @@ def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
 
 
 @nox.session(reuse_venv=False)
-@nox.parametrize("package", [nox.param(name, id=name) for name in PACKAGES])
+@nox.parametrize("package", [nox.param(name, id=name, tags=[name]) for name in PACKAGES])
 def isolated(session: nox.Session, package: str) -> None:
     """Build the wheel, install it alone in a fresh venv, import every module, run the suite.
 
