@@ -31,7 +31,11 @@ def main(root):
                 mean = final * (1 - np.exp(-step / scale)) * rng.uniform(0.9, 1.1)
                 value = summary_pb2.Summary.Value(tag=TAG, simple_value=mean + rng.normal(0, 60))
                 writer.add_event(
-                    event_pb2.Event(step=step, wall_time=1.7e9 + step / 1000, summary=summary_pb2.Summary(value=[value]))
+                    event_pb2.Event(
+                        step=step,
+                        wall_time=1.7e9 + step / 1000,
+                        summary=summary_pb2.Summary(value=[value]),
+                    )
                 )
             writer.close()
 
