@@ -311,10 +311,17 @@ def _as_bound(bound: Bound, like: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(bound, dtype=like.dtype, device=like.device)
 
 
-def _check_low_high(low: torch.Tensor, high: torch.Tensor) -> None:
-    if not bool(torch.all(low < high)):
+def _check_low_high(low: Bound, high: Bound) -> None:
+    """``low < high`` everywhere. The values of CUDA tensors are not read
+    (that would synchronize the device on every call)."""
+    on_device = [b for b in (low, high) if isinstance(b, torch.Tensor) and b.device.type != "cpu"]
+    if on_device:
+        return
+    lo = torch.as_tensor(low, dtype=torch.float64)
+    hi = torch.as_tensor(high, dtype=torch.float64)
+    if not bool(torch.all(lo < hi)):
         raise ValueError(
-            f"low must be < high everywhere; got low={low.tolist()}, high={high.tolist()}"
+            f"low must be < high everywhere; got low={lo.tolist()}, high={hi.tolist()}"
         )
 
 
@@ -386,11 +393,13 @@ def softclip_tf(
         Tensor with values in ``(low, high)``, increasing in ``x``.
 
     Raises:
-        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere.
+        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere
+            (bounds given as CUDA tensors are not checked, to avoid a device
+            synchronization).
     """
     s = _softness(hinge_softness)
-    low, high = _as_bound(low, x), _as_bound(high, x)
     _check_low_high(low, high)
+    low, high = _as_bound(low, x), _as_bound(high, x)
     clipped = softupper(softlower(x, low, s), high, s)
     floor = softupper(low, high, s)
     return (clipped - high) / (high - floor) * (high - low) + high
@@ -421,11 +430,13 @@ def softclip(x: torch.Tensor, low: Bound, high: Bound, hinge_softness: float = 1
         Tensor with values in ``[low, high]`` (strictly inside up to rounding).
 
     Raises:
-        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere.
+        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere
+            (bounds given as CUDA tensors are not checked, to avoid a device
+            synchronization).
     """
     s = _softness(hinge_softness)
-    low, high = _as_bound(low, x), _as_bound(high, x)
     _check_low_high(low, high)
+    low, high = _as_bound(low, x), _as_bound(high, x)
     below = _softplus(x - low, s) - _softplus(x - high, s) + low
     above = _softplus(low - x, s) - _softplus(high - x, s) + high
     middle = _softplus(low - x, s) - _softplus(x - high, s) + x
