@@ -1,0 +1,303 @@
+"""Truncated distributions and their standard ITS distributions, checked
+against SciPy (truncnorm, cauchy, t with 2 dof), numerical quadrature and
+finite differences."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from scipy import integrate, stats
+
+from alf.utils import distributions as ad
+
+FAMILIES = {
+    "normal": (ad.TruncatedNormal, stats.norm),
+    "cauchy": (ad.TruncatedCauchy, stats.cauchy),
+    # p(x) = 1 / (2 (1 + x^2)^1.5) is Student's t(2) scaled by 1/sqrt(2)
+    "t2": (ad.TruncatedT2, stats.t(2, scale=math.sqrt(0.5))),
+}
+T2_REF = FAMILIES["t2"][1]
+
+
+def _scipy_logpdf(ref, x, loc, scale, low, high):
+    """log q(x) of the truncated ``ref`` distribution, in float64."""
+    zl, zu = (low - loc) / scale, (high - loc) / scale
+    # mass between the standardized bounds, from the tail that keeps precision
+    mass = np.where(zl + zu > 0, ref.sf(zl) - ref.sf(zu), ref.cdf(zu) - ref.cdf(zl))
+    return ref.logpdf((x - loc) / scale) - np.log(scale) - np.log(mass)
+
+
+params = st.tuples(
+    st.floats(-3.0, 3.0),  # loc
+    st.floats(0.05, 3.0),  # scale
+    st.floats(-2.0, 1.5),  # lower bound
+    st.floats(0.05, 3.0),  # width
+)
+
+
+# ----------------------------------------------------------------------------
+# standard distributions
+
+
+def test_normal_its_matches_scipy_in_both_tails():
+    x = torch.linspace(-37, 8, 2001, dtype=torch.float64)
+    np.testing.assert_allclose(ad.NormalITS.cdf(x).numpy(), stats.norm.cdf(x.numpy()), rtol=1e-12)
+    np.testing.assert_allclose(
+        ad.NormalITS.log_prob(x).numpy(), stats.norm.logpdf(x.numpy()), rtol=1e-13
+    )
+    u = torch.cat(
+        [
+            torch.logspace(-300, -1, 400, dtype=torch.float64),
+            torch.linspace(0.1, 1 - 1e-12, 400, dtype=torch.float64),
+        ]
+    )
+    np.testing.assert_allclose(ad.NormalITS.icdf(u).numpy(), stats.norm.ppf(u.numpy()), rtol=1e-11)
+
+
+def test_normal_icdf_float32_precise_in_lower_tail():
+    u = torch.logspace(-35, -1, 200)
+    z = ad.NormalITS.icdf(u)
+    np.testing.assert_allclose(z.numpy(), stats.norm.ppf(u.double().numpy()), rtol=2e-6)
+
+
+@pytest.mark.parametrize("its, ref", [(ad.CauchyITS, stats.cauchy), (ad.T2ITS, T2_REF)])
+def test_heavy_tailed_its_match_scipy(its, ref):
+    x = torch.cat(
+        [
+            -torch.logspace(12, -3, 300, dtype=torch.float64),
+            torch.logspace(-3, 12, 300, dtype=torch.float64),
+        ]
+    )
+    lower = x < 0
+    np.testing.assert_allclose(its.cdf(x).numpy()[lower], ref.cdf(x.numpy())[lower], rtol=1e-12)
+    np.testing.assert_allclose(its.cdf(x).numpy(), ref.cdf(x.numpy()), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(its.log_prob(x).numpy(), ref.logpdf(x.numpy()), rtol=1e-12)
+    u = torch.cat(
+        [
+            torch.logspace(-12, -1, 200, dtype=torch.float64),
+            torch.linspace(0.1, 1 - 1e-9, 200, dtype=torch.float64),
+        ]
+    )
+    np.testing.assert_allclose(its.icdf(u).numpy(), ref.ppf(u.numpy()), rtol=1e-8)
+
+
+def test_t2_cdf_custom_gradient():
+    x = torch.tensor([-1e6, -30.0, -2.0, -0.1, 0.0, 0.7, 5.0, 1e6], dtype=torch.float64)
+    x.requires_grad_(True)
+    assert torch.autograd.gradcheck(ad.t2cdf, (x,))
+    (grad,) = torch.autograd.grad(ad.T2Cdf_.apply(x).sum(), x)
+    np.testing.assert_allclose(grad.numpy(), T2_REF.pdf(x.detach().numpy()), rtol=1e-12)
+
+
+def test_its_is_abstract():
+    with pytest.raises(TypeError):
+        ad.InverseTransformSampling()
+
+
+# ----------------------------------------------------------------------------
+# truncated distributions
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@settings(max_examples=15)
+@given(p=params)
+def test_density_integrates_to_one(family, p):
+    cls, _ = FAMILIES[family]
+    loc, scale, low, width = p
+    high = low + width
+    dist = cls(
+        torch.tensor(loc, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64), low, high
+    )
+
+    def density(x):
+        return math.exp(dist.log_prob(torch.tensor(x, dtype=torch.float64)).item())
+
+    peak = [min(max(loc, low), high)]
+    total, _ = integrate.quad(density, low, high, points=peak, limit=200, epsabs=1e-11)
+    assert abs(total - 1) < 1e-7
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@given(p=params, x=st.floats(0.0, 1.0))
+def test_log_prob_matches_scipy(family, p, x):
+    cls, ref = FAMILIES[family]
+    loc, scale, low, width = p
+    high = low + width
+    value = low + x * width
+    # float64 normal tail masses underflow beyond ~37 standard deviations
+    assume(min(abs(low - loc), abs(high - loc)) / scale < 30 or low < loc < high)
+    dist = cls(
+        torch.tensor(loc, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64), low, high
+    )
+    expected = _scipy_logpdf(ref, value, loc, scale, low, high)
+    lp = dist.log_prob(torch.tensor(value, dtype=torch.float64)).item()
+    np.testing.assert_allclose(lp, expected, rtol=1e-9, atol=1e-9)
+
+
+def test_truncated_normal_log_prob_float32_matches_scipy_truncnorm():
+    g = torch.Generator().manual_seed(1)
+    n = 20000
+    loc = torch.rand(n, generator=g) * 1.8 - 0.9
+    scale = torch.rand(n, generator=g) * 0.9 + 0.1
+    dist = ad.TruncatedNormal(loc, scale, -1.0, 1.0)
+    x = dist.rsample()
+    l64, s64 = loc.double().numpy(), scale.double().numpy()
+    expected = stats.truncnorm.logpdf(
+        x.double().numpy(), (-1 - l64) / s64, (1 - l64) / s64, loc=l64, scale=s64
+    )
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected, rtol=1e-5, atol=2e-6)
+
+
+@pytest.mark.parametrize(
+    "loc, scale, low, high",
+    [
+        (0.3, 0.5, -1.0, 1.0),
+        (-2.5, 0.7, -1.0, 1.0),  # loc below the interval
+        (1.2, 2.0, 0.0, 0.5),
+        (0.0, 0.05, -1.0, 1.0),  # narrow inside
+    ],
+)
+def test_truncated_normal_ks_against_scipy(loc, scale, low, high):
+    torch.manual_seed(3)
+    dist = ad.TruncatedNormal(torch.full((20000,), loc), torch.full((20000,), scale), low, high)
+    samples = dist.sample().double().numpy()
+    a, b = (low - loc) / scale, (high - loc) / scale
+    result = stats.kstest(samples, stats.truncnorm(a, b, loc=loc, scale=scale).cdf)
+    assert result.pvalue > 1e-3, result
+
+
+@pytest.mark.parametrize("family", ["cauchy", "t2"])
+def test_heavy_tailed_truncated_ks(family):
+    cls, ref = FAMILIES[family]
+    loc, scale, low, high = 0.4, 0.8, -2.0, 1.5
+    torch.manual_seed(4)
+    samples = cls(torch.full((20000,), loc), torch.full((20000,), scale), low, high).sample()
+    fl, fu = ref.cdf((low - loc) / scale), ref.cdf((high - loc) / scale)
+
+    def cdf(x):
+        return (ref.cdf((x - loc) / scale) - fl) / (fu - fl)
+
+    assert stats.kstest(samples.double().numpy(), cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_samples_inside_bounds_and_finite_log_prob(family, device):
+    cls, _ = FAMILIES[family]
+    # standardized bounds stay within +-13 (float32 normal cdf underflows beyond)
+    loc = torch.tensor([-3.0, -8.0, -1.0, 0.0, 0.99, 7.0, 6.0], device=device)
+    scale = torch.tensor([0.3, 1.0, 0.3, 5.0, 1e-3, 2.0, 0.5], device=device)
+    low, high = torch.tensor(-1.0, device=device), torch.tensor(1.0, device=device)
+    dist = cls(loc, scale, low, high)
+    x = dist.rsample((2000,))
+    assert x.shape == (2000, 7)
+    assert bool(((x >= -1) & (x <= 1)).all())
+    assert torch.isfinite(dist.log_prob(x)).all()
+    for bound in (low, high):
+        assert torch.isfinite(dist.log_prob(bound.expand(7))).all()
+
+
+def test_far_tail_log_prob_is_accurate_in_float32():
+    # standardized bounds [6, 7] and [-7, -6]: one needs the mirrored form
+    loc = torch.tensor([-6.0, 7.0])
+    dist = ad.TruncatedNormal(loc, torch.ones(2), 0.0, 1.0)
+    x = torch.tensor([0.0, 1.0])
+    expected = _scipy_logpdf(stats.norm, x.double().numpy(), loc.double().numpy(), 1.0, 0.0, 1.0)
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected, rtol=1e-5)
+
+
+def test_far_tail_float64():
+    loc = torch.tensor([-30.0, 31.0], dtype=torch.float64)
+    dist = ad.TruncatedNormal(loc, torch.ones(2, dtype=torch.float64), -1.0, 1.0)
+    x = dist.sample((1000,))
+    assert bool(((x >= -1) & (x <= 1)).all())
+    # nearly all mass within a few 1/|z| of the nearer bound
+    assert x[:, 0].mean() < -0.9 and x[:, 1].mean() > 0.9
+    v = torch.tensor([-1.0, 1.0], dtype=torch.float64)
+    expected = _scipy_logpdf(stats.norm, v.numpy(), loc.numpy(), 1.0, -1.0, 1.0)
+    np.testing.assert_allclose(dist.log_prob(v).numpy(), expected, rtol=1e-9)
+
+
+def test_event_bounds_per_dimension():
+    low = torch.tensor([-1.0, 0.0, 2.0], dtype=torch.float64)
+    high = torch.tensor([1.0, 3.0, 2.5], dtype=torch.float64)
+    loc = torch.tensor([[0.0, 1.0, 2.2], [0.5, -1.0, 3.0]], dtype=torch.float64)
+    scale = torch.tensor([[1.0, 0.5, 0.1], [2.0, 1.0, 1.0]], dtype=torch.float64)
+    dist = ad.TruncatedNormal(loc, scale, low, high)
+    assert dist.batch_shape == (2,) and dist.event_shape == (3,)
+    x = dist.sample((5,))
+    assert x.shape == (5, 2, 3)
+    assert bool(((x >= low) & (x <= high)).all())
+    expected = _scipy_logpdf(
+        stats.norm, x.numpy(), loc.numpy(), scale.numpy(), low.numpy(), high.numpy()
+    )
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected.sum(-1), rtol=1e-10)
+    np.testing.assert_allclose(dist.mode.numpy(), [[0.0, 1.0, 2.2], [0.5, 0.0, 2.5]])
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_rsample_gradient_matches_finite_differences(family):
+    cls, _ = FAMILIES[family]
+    loc = torch.tensor([0.2, -1.4, 0.9, 2.5], dtype=torch.float64)
+    scale = torch.tensor([0.5, 0.8, 0.05, 1.5], dtype=torch.float64)
+    low, high = -1.0, 1.0
+
+    def sample(loc, scale):
+        torch.manual_seed(7)
+        return cls(loc, scale, low, high).rsample((3,))
+
+    loc_var = loc.clone().requires_grad_(True)
+    scale_var = scale.clone().requires_grad_(True)
+    x = sample(loc_var, scale_var)
+    grad_loc, grad_scale = torch.autograd.grad(x.sum(), (loc_var, scale_var))
+    h = 1e-6
+    fd_loc = (sample(loc + h, scale) - sample(loc - h, scale)).sum(0) / (2 * h)
+    fd_scale = (sample(loc, scale + h) - sample(loc, scale - h)).sum(0) / (2 * h)
+    np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_gradients_survive_a_first_call_without_grad():
+    loc = torch.tensor([0.3], requires_grad=True)
+    dist = ad.TruncatedNormal(loc, torch.tensor([0.5]), -1.0, 1.0)
+    with torch.no_grad():
+        dist.rsample()
+    dist.log_prob(torch.tensor([0.0])).sum().backward()
+    assert loc.grad is not None and loc.grad.abs().item() > 0
+
+
+def test_mode_is_differentiable():
+    loc = torch.tensor([0.3, 5.0], requires_grad=True)
+    mode = ad.TruncatedT2(loc, torch.ones(2), -1.0, 1.0).mode
+    mode.sum().backward()
+    np.testing.assert_allclose(mode.detach().numpy(), [0.3, 1.0])
+    np.testing.assert_allclose(loc.grad.numpy(), [1.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(lower_bound=1.0, upper_bound=1.0), ValueError, "lower_bound"),
+        (dict(lower_bound=2.0, upper_bound=1.0), ValueError, "lower_bound"),
+        (dict(lower_bound=[0.0, 0.0], upper_bound=[1.0, -1.0]), ValueError, "lower_bound"),
+        (dict(scale=torch.tensor([1.0, -1.0])), ValueError, "scale"),
+        (dict(scale=torch.tensor([1.0, 0.0])), ValueError, "scale"),
+        (dict(lower_bound=[0.0, 0.0, 0.0], upper_bound=1.0), ValueError, "loc"),
+        (dict(lower_bound=[0.0, 0.0], upper_bound=[1.0, 1.0, 1.0]), ValueError, "lower_bound"),
+    ],
+)
+def test_bad_arguments(kwargs, exc, match):
+    args = dict(loc=torch.zeros(2), scale=torch.ones(2), lower_bound=-1.0, upper_bound=1.0)
+    args.update(kwargs)
+    with pytest.raises(exc, match=match):
+        ad.TruncatedNormal(**args)
+
+
+def test_bad_its_and_out_of_support_value():
+    with pytest.raises(TypeError, match="its"):
+        ad.TruncatedDistribution(torch.zeros(1), torch.ones(1), -1.0, 1.0, its=object())
+    dist = ad.TruncatedDistribution(torch.zeros(1), torch.ones(1), -1.0, 1.0, its=ad.NormalITS)
+    with pytest.raises(ValueError):
+        dist.log_prob(torch.tensor([1.5]))
