@@ -242,7 +242,7 @@ class StableCauchy(td.Cauchy):
 def _straight_through_one_hot(probs: torch.Tensor) -> torch.Tensor:
     """One-hot of ``argmax(probs)`` whose gradient is that of ``probs``."""
     hard = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
-    return hard + probs - probs.detach()
+    return hard + (probs - probs.detach())
 
 
 class OneHotCategoricalGumbelSoftmax(td.OneHotCategorical):
