@@ -142,7 +142,7 @@ def test_gumbel_softmax_frequencies_and_gradients():
     cold = du.OneHotCategoricalGumbelSoftmax(hard_sample=False, tau=1e-3, probs=probs).rsample(
         (100,)
     )
-    assert cold.max(-1).values.min() > 0.99
+    assert (cold.max(-1).values > 0.99).float().mean() > 0.95
     with pytest.raises(ValueError, match="tau"):
         du.OneHotCategoricalGumbelSoftmax(tau=0.0, probs=probs)
 
