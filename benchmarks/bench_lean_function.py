@@ -19,7 +19,8 @@ Measured in the same run, for both:
   on any device; it leaves out gradients and transient temporaries;
 * on CUDA also ``torch.cuda.max_memory_allocated`` over forward + backward,
   above the memory allocated before (parameters, input);
-* the median wall time of forward + backward (lean recomputes the forward).
+* the median wall time of forward + backward (lean recomputes the forward),
+  the two timed alternately; the ratio is the median of per-repeat ratios.
 
 Usage::
 
@@ -114,17 +115,27 @@ def measure_cuda_peak(model, x):
     return torch.cuda.max_memory_allocated() - base
 
 
-def measure_time(model, x, repeats, device):
-    times = []
-    for _ in range(repeats + 1):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        model(x).sum().backward()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times[1:])
+def fwd_bwd_time(model, x, device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    model(x).sum().backward()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def compare_time(plain, lean, x, repeats, device):
+    """Median forward+backward times, the two timed alternately (same load on
+    a shared machine), and the median of the per-repeat ratios lean/plain."""
+    fwd_bwd_time(plain, x, device)  # warm up
+    fwd_bwd_time(lean, x, device)
+    t_plain, t_lean = [], []
+    for _ in range(repeats):
+        t_plain.append(fwd_bwd_time(plain, x, device))
+        t_lean.append(fwd_bwd_time(lean, x, device))
+    ratio = statistics.median(b / a for a, b in zip(t_plain, t_lean))
+    return statistics.median(t_plain), statistics.median(t_lean), ratio
 
 
 def main():
@@ -160,14 +171,14 @@ def main():
         measure_cuda_peak(lean, x)
         rows.append(("CUDA max allocated (MiB)", measure_cuda_peak(net, x) / 2**20,
                      measure_cuda_peak(lean, x) / 2**20))
-    rows.append(("fwd+bwd time (ms)", measure_time(net, x, args.repeats, device) * 1e3,
-                 measure_time(lean, x, args.repeats, device) * 1e3))
+    t_plain, t_lean, t_ratio = compare_time(net, lean, x, args.repeats, device)
 
     print(f"MLP depth={args.depth} width={args.width} batch={args.batch}, lean blocks of "
           f"{args.per_block} layers, device={device}")
     print(f"{'measure':<30}{'plain':>12}{'lean':>12}{'lean/plain':>12}")
     for name, plain, lean_value in rows:
         print(f"{name:<30}{plain:>12.2f}{lean_value:>12.2f}{lean_value / plain:>12.3f}")
+    print(f"{'fwd+bwd time (ms)':<30}{t_plain * 1e3:>12.1f}{t_lean * 1e3:>12.1f}{t_ratio:>12.3f}")
 
 
 if __name__ == "__main__":
