@@ -107,7 +107,8 @@ def test_nested_auto_update_matches_numpy(device, kind, param):
     for step in range(6):
         x = rng.normal(3.0, 2.0, size=(5, 4, 3)).astype(np.float32)
         y0 = rng.normal(-1.0, 0.5, size=(7, 2, 2))  # other outer dims than x
-        y1 = (rng.normal(size=(5, 4)) * (step + 1)).astype(np.float32)
+        # float32 like x but with other outer dims: the per-leaf path
+        y1 = (rng.normal(size=(3, 7)) * (step + 1)).astype(np.float32)
         out = norm.normalize(
             {
                 "x": torch.tensor(x, device=device),

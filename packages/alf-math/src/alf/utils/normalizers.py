@@ -205,20 +205,15 @@ class Normalizer(nn.Module):
         for index, x in enumerate(inputs):
             mean, var = self._group_stats(index)
             stats.append((mean, var))
-            if self._unit_std:
-                inv_std = None
-            else:
-                inv_std = torch.rsqrt(var + self._variance_epsilon)
-            if isinstance(x, list):
+            inv_std = None if self._unit_std else torch.rsqrt(var + self._variance_epsilon)
+            if isinstance(x, list):  # leaves with different outer dims
+                group = self._layout.groups[index]
                 out = []
-                for g_offset, numel, m in zip(
-                    self._layout.groups[index].offsets, self._layout.groups[index].numels, x
-                ):
-                    part = slice(g_offset, g_offset + numel)
+                for offset, numel, leaf in zip(group.offsets, group.numels, x):
+                    part = slice(offset, offset + numel)
+                    leaf_inv_std = None if inv_std is None else inv_std[part]
                     out.append(
-                        self._normalize_matrix(
-                            m, mean[part], None if inv_std is None else inv_std[part], clip_value
-                        )
+                        self._normalize_matrix(leaf, mean[part], leaf_inv_std, clip_value)
                     )
             else:
                 out = self._normalize_matrix(x, mean, inv_std, clip_value)
@@ -228,7 +223,7 @@ class Normalizer(nn.Module):
         return self._layout.unflatten_like(outputs, leaves)
 
     def _normalize_matrix(self, x: torch.Tensor, mean: torch.Tensor, inv_std: Any,
-               clip_value: float) -> torch.Tensor:
+                          clip_value: float) -> torch.Tensor:
         """Normalize an ``[N, D]`` matrix with ``[D]`` statistics."""
         if inv_std is None:
             out = x - mean if self._zero_mean else x.clone()
