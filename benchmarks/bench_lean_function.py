@@ -156,8 +156,10 @@ def main():
     params = list(net.parameters())
     y_plain, y_lean = net(x), lean(x)
     torch.testing.assert_close(y_lean, y_plain, rtol=0, atol=0)
-    for a, b in zip(torch.autograd.grad(y_lean.sum(), [x] + params),
-                    torch.autograd.grad(y_plain.sum(), [x] + params)):
+    for a, b in zip(
+        torch.autograd.grad(y_lean.sum(), [x] + params),
+        torch.autograd.grad(y_plain.sum(), [x] + params),
+    ):
         torch.testing.assert_close(a, b)
     del y_plain, y_lean
 
@@ -169,12 +171,19 @@ def main():
     if device.startswith("cuda"):
         measure_cuda_peak(net, x)  # warm up the allocator and kernels
         measure_cuda_peak(lean, x)
-        rows.append(("CUDA max allocated (MiB)", measure_cuda_peak(net, x) / 2**20,
-                     measure_cuda_peak(lean, x) / 2**20))
+        rows.append(
+            (
+                "CUDA max allocated (MiB)",
+                measure_cuda_peak(net, x) / 2**20,
+                measure_cuda_peak(lean, x) / 2**20,
+            )
+        )
     t_plain, t_lean, t_ratio = compare_time(net, lean, x, args.repeats, device)
 
-    print(f"MLP depth={args.depth} width={args.width} batch={args.batch}, lean blocks of "
-          f"{args.per_block} layers, device={device}")
+    print(
+        f"MLP depth={args.depth} width={args.width} batch={args.batch}, lean blocks of "
+        f"{args.per_block} layers, device={device}"
+    )
     print(f"{'measure':<30}{'plain':>12}{'lean':>12}{'lean/plain':>12}")
     for name, plain, lean_value in rows:
         print(f"{name:<30}{plain:>12.2f}{lean_value:>12.2f}{lean_value / plain:>12.3f}")

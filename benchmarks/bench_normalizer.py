@@ -128,19 +128,23 @@ def main():
     torch.set_num_threads(1) if args.device == "cpu" else None
 
     cases = ["1 leaf [256] x [64]", "16 leaves [256] x mixed", "16 leaves [16, 32] x mixed"]
-    print(f"normalize(x) with auto update, EMNormalizer, device={args.device}, "
-          f"median of {args.repeats} x {args.calls} calls")
+    print(
+        f"normalize(x) with auto update, EMNormalizer, device={args.device}, "
+        f"median of {args.repeats} x {args.calls} calls"
+    )
     print(f"{'case':<28}{'per-leaf baseline':>20}{'alf-math':>12}{'speed-up':>10}")
     for name in cases:
         spec, batches = make_case(name, args.device)
         ours = EMNormalizer(spec, update_rate=0.01).to(args.device)
         base = PerLeafEMNormalizer(spec, 0.01, device=args.device)
         for b in batches:  # same state, same outputs
-            out_ours, out_base = ours.normalize(b, clip_value=5.0), base.normalize(b, clip_value=5.0)
+            out_ours, out_base = (
+                ours.normalize(b, clip_value=5.0),
+                base.normalize(b, clip_value=5.0),
+            )
             for x, y in zip(alf.nest.flatten(out_ours), alf.nest.flatten(out_base)):
                 torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-4)
-        t_base, t_ours, ratio = compare(base, ours, batches, args.calls, args.repeats,
-                                        args.device)
+        t_base, t_ours, ratio = compare(base, ours, batches, args.calls, args.repeats, args.device)
         print(f"{name:<28}{t_base * 1e6:>17.1f} us{t_ours * 1e6:>9.1f} us{ratio:>9.2f}x")
 
 

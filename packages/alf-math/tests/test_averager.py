@@ -166,9 +166,15 @@ def test_nested_specs_and_outer_dims(device, kind):
         assert got["obs"][0].dtype == torch.float32 and got["obs"][0].shape == (3,)
         assert got["obs"][1].dtype == torch.float64 and got["obs"][1].shape == (2, 2)
         assert got["reward"].shape == ()
-        np.testing.assert_allclose(_np(got["obs"][0]), weighted(samples["a"], w), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(_np(got["obs"][1]), weighted(samples["b"], w), rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(_np(got["reward"]), weighted(samples["r"], w), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            _np(got["obs"][0]), weighted(samples["a"], w), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            _np(got["obs"][1]), weighted(samples["b"], w), rtol=1e-10, atol=1e-12
+        )
+        np.testing.assert_allclose(
+            _np(got["reward"]), weighted(samples["r"], w), rtol=1e-5, atol=1e-6
+        )
 
 
 def test_update_rate_variable_changed_in_place():
@@ -211,8 +217,10 @@ def test_average_outer_dims():
 def test_state_dict_round_trip(device, make):
     def value(scale):
         return {
-            "obs": (torch.full((2, 3), scale, device=device),
-                    torch.full((2, 2, 2), -scale, dtype=torch.float64, device=device)),
+            "obs": (
+                torch.full((2, 3), scale, device=device),
+                torch.full((2, 2, 2), -scale, dtype=torch.float64, device=device),
+            ),
             "reward": torch.tensor([scale, 2 * scale], device=device),
         }
 
@@ -249,7 +257,9 @@ def test_bad_constructor_arguments():
         ScalarEMAverager(torch.ones(2))
     with pytest.raises(ValueError, match="speed must be positive"):
         ScalarAdaptiveAverager(speed=0)
-    with pytest.raises(TypeError, match=r"tensor_spec must be a nest of TensorSpec; got int at 'b'"):
+    with pytest.raises(
+        TypeError, match=r"tensor_spec must be a nest of TensorSpec; got int at 'b'"
+    ):
         EMAverager({"a": TensorSpec(()), "b": 3}, 0.1)
     with pytest.raises(TypeError, match="floating dtypes"):
         EMAverager(TensorSpec((), torch.int64), 0.1)

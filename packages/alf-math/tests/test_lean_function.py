@@ -201,8 +201,10 @@ def test_saved_memory_of_deep_mlp(device):
     assert lean_bytes * 2 < plain
     torch.testing.assert_close(y_lean, y_plain, rtol=0, atol=0)
     params = list(net.parameters())
-    for a, c in zip(torch.autograd.grad(y_lean.sum(), [x] + params),
-                    torch.autograd.grad(y_plain.sum(), [x] + params)):
+    for a, c in zip(
+        torch.autograd.grad(y_lean.sum(), [x] + params),
+        torch.autograd.grad(y_plain.sum(), [x] + params),
+    ):
         torch.testing.assert_close(a, c)
 
 

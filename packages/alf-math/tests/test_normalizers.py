@@ -143,8 +143,9 @@ def test_zero_mean_unit_std_and_clip(device):
         (False, True): np.array([0.0, 10.0]),
     }
     for (zero_mean, unit_std), want in cases.items():
-        norm = Normalizer(TensorSpec((2,)), auto_update=False, zero_mean=zero_mean,
-                          unit_std=unit_std).to(device)
+        norm = Normalizer(
+            TensorSpec((2,)), auto_update=False, zero_mean=zero_mean, unit_std=unit_std
+        ).to(device)
         norm.update(data)
         got = norm.normalize(probe)
         np.testing.assert_allclose(_np(got)[0], want, rtol=1e-6)
@@ -184,8 +185,10 @@ def test_state_dict_round_trip(device, kind, param):
     gen = torch.Generator().manual_seed(0)
 
     def value():
-        return (torch.randn(4, 3, generator=gen).to(device),
-                torch.randn(4, generator=gen, dtype=torch.float64).to(device))
+        return (
+            torch.randn(4, 3, generator=gen).to(device),
+            torch.randn(4, generator=gen, dtype=torch.float64).to(device),
+        )
 
     norm = make(kind, spec, param).to(device)
     for _ in range(5):
@@ -211,16 +214,28 @@ class _RecordingWriter:
 
 def test_debug_summaries():
     writer = _RecordingWriter()
-    norm = Normalizer({"a": TensorSpec((20,)), "b": TensorSpec(())}, debug_summaries=True,
-                      max_dims_to_summarize=3, name="norm")
+    norm = Normalizer(
+        {"a": TensorSpec((20,)), "b": TensorSpec(())},
+        debug_summaries=True,
+        max_dims_to_summarize=3,
+        name="norm",
+    )
     alf.summary.set_default_writer(writer)
     try:
         norm.normalize({"a": torch.ones(2, 20), "b": torch.tensor([1.0, 3.0])})
     finally:
         alf.summary.set_default_writer(None)
     assert sorted(writer.scalars) == sorted(
-        ["norm/a.mean.0", "norm/a.mean.1", "norm/a.mean.2",
-         "norm/a.std.0", "norm/a.std.1", "norm/a.std.2", "norm/b.mean", "norm/b.std"]
+        [
+            "norm/a.mean.0",
+            "norm/a.mean.1",
+            "norm/a.mean.2",
+            "norm/a.std.0",
+            "norm/a.std.1",
+            "norm/a.std.2",
+            "norm/b.mean",
+            "norm/b.std",
+        ]
     )
     assert writer.scalars["norm/b.mean"] == pytest.approx(2.0)
     assert writer.scalars["norm/b.std"] == pytest.approx(1.0)

@@ -39,8 +39,7 @@ def _outer_rank(tensor: torch.Tensor, spec: TensorSpec, name: str) -> int:
     nd = len(spec.shape)
     if tensor.dim() < nd or tensor.shape[tensor.dim() - nd :] != spec.shape:
         raise ValueError(
-            f"{name} must have shape [outer dims...] + {list(spec.shape)}; "
-            f"got {list(tensor.shape)}"
+            f"{name} must have shape [outer dims...] + {list(spec.shape)}; got {list(tensor.shape)}"
         )
     return tensor.dim() - nd
 
@@ -108,13 +107,11 @@ class _FlatLayout:
             where = f" at '{path}'" if path else ""
             if not isinstance(spec, TensorSpec):
                 raise TypeError(
-                    f"{arg_name} must be a nest of TensorSpec; got "
-                    f"{type(spec).__name__}{where}"
+                    f"{arg_name} must be a nest of TensorSpec; got {type(spec).__name__}{where}"
                 )
             if not spec.dtype.is_floating_point:
                 raise TypeError(
-                    f"{arg_name} must have floating dtypes to be averaged; got "
-                    f"{spec.dtype}{where}"
+                    f"{arg_name} must have floating dtypes to be averaged; got {spec.dtype}{where}"
                 )
             groups.setdefault(spec.dtype, _Group(spec.dtype)).add(index, spec)
         self.spec = tensor_spec
@@ -203,9 +200,7 @@ class _FlatLayout:
                 leaves[i] = part.view(shape)
         return self.pack(leaves)
 
-    def unflatten_like(
-        self, outputs: Sequence[Any], leaves: Sequence[torch.Tensor]
-    ) -> Any:
+    def unflatten_like(self, outputs: Sequence[Any], leaves: Sequence[torch.Tensor]) -> Any:
         """Nest shaped like ``leaves`` from group outputs of ``group_inputs``
         form (``[N, D]`` matrices or per-leaf lists)."""
         result: List[Any] = [None] * len(self.specs)
@@ -269,8 +264,9 @@ class EMAverager(nn.Module):
         ValueError: ``update_rate`` is outside ``(0, 1]``.
     """
 
-    def __init__(self, tensor_spec: Any, update_rate: Union[float, torch.Tensor],
-                 name: str = "EMAverager"):
+    def __init__(
+        self, tensor_spec: Any, update_rate: Union[float, torch.Tensor], name: str = "EMAverager"
+    ):
         _check_update_rate(update_rate)
         _check_name(name)
         super().__init__()
@@ -357,8 +353,12 @@ class ScalarEMAverager(EMAverager):
         name (str): name of this averager.
     """
 
-    def __init__(self, update_rate: Union[float, torch.Tensor],
-                 dtype: torch.dtype = torch.float32, name: str = "ScalarEMAverager"):
+    def __init__(
+        self,
+        update_rate: Union[float, torch.Tensor],
+        dtype: torch.dtype = torch.float32,
+        name: str = "ScalarEMAverager",
+    ):
         super().__init__(TensorSpec((), dtype), update_rate, name=name)
 
 
@@ -407,8 +407,12 @@ class ScalarAdaptiveAverager(AdaptiveAverager):
         name (str): name of this averager.
     """
 
-    def __init__(self, speed: float = 10, dtype: torch.dtype = torch.float32,
-                 name: str = "ScalarAdaptiveAverager"):
+    def __init__(
+        self,
+        speed: float = 10,
+        dtype: torch.dtype = torch.float32,
+        name: str = "ScalarAdaptiveAverager",
+    ):
         super().__init__(TensorSpec((), dtype), speed=speed, name=name)
 
 
@@ -508,6 +512,10 @@ class ScalarWindowAverager(WindowAverager):
         name (str): name of this averager.
     """
 
-    def __init__(self, window_size: int, dtype: torch.dtype = torch.float32,
-                 name: str = "ScalarWindowAverager"):
+    def __init__(
+        self,
+        window_size: int,
+        dtype: torch.dtype = torch.float32,
+        name: str = "ScalarWindowAverager",
+    ):
         super().__init__(TensorSpec((), dtype), window_size, name=name)

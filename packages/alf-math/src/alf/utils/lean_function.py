@@ -78,7 +78,9 @@ class _LeanFunction(torch.autograd.Function):
             target_grads = iter(torch.autograd.grad(outs, targets, grads, allow_unused=True))
         else:
             target_grads = iter([None] * len(targets))
-        result = [next(target_grads) if x.requires_grad else None for x in list(inputs) + list(params)]
+        result = [
+            next(target_grads) if x.requires_grad else None for x in list(inputs) + list(params)
+        ]
         return (None, None, None, *result)
 
 

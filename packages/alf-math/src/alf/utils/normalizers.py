@@ -104,10 +104,17 @@ class Normalizer(nn.Module):
         ValueError: ``variance_epsilon < 0`` or ``max_dims_to_summarize < 0``.
     """
 
-    def __init__(self, tensor_spec: Any, auto_update: bool = True, zero_mean: bool = True,
-                 unit_std: bool = False, variance_epsilon: float = 1e-10,
-                 debug_summaries: bool = False, max_dims_to_summarize: int = 10,
-                 name: str = "Normalizer"):
+    def __init__(
+        self,
+        tensor_spec: Any,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        max_dims_to_summarize: int = 10,
+        name: str = "Normalizer",
+    ):
         _check_bool(auto_update, "auto_update")
         _check_bool(zero_mean, "zero_mean")
         _check_bool(unit_std, "unit_std")
@@ -119,13 +126,10 @@ class Normalizer(nn.Module):
             max_dims_to_summarize, numbers.Integral
         ):
             raise TypeError(
-                "max_dims_to_summarize must be an int; got "
-                f"{type(max_dims_to_summarize).__name__}"
+                f"max_dims_to_summarize must be an int; got {type(max_dims_to_summarize).__name__}"
             )
         if max_dims_to_summarize < 0:
-            raise ValueError(
-                f"max_dims_to_summarize must be >= 0; got {max_dims_to_summarize}"
-            )
+            raise ValueError(f"max_dims_to_summarize must be >= 0; got {max_dims_to_summarize}")
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
         super().__init__()
@@ -212,9 +216,7 @@ class Normalizer(nn.Module):
                 for offset, numel, leaf in zip(group.offsets, group.numels, x):
                     part = slice(offset, offset + numel)
                     leaf_inv_std = None if inv_std is None else inv_std[part]
-                    out.append(
-                        self._normalize_matrix(leaf, mean[part], leaf_inv_std, clip_value)
-                    )
+                    out.append(self._normalize_matrix(leaf, mean[part], leaf_inv_std, clip_value))
             else:
                 out = self._normalize_matrix(x, mean, inv_std, clip_value)
             outputs.append(out)
@@ -222,8 +224,9 @@ class Normalizer(nn.Module):
             self._summarize(stats)
         return self._layout.unflatten_like(outputs, leaves)
 
-    def _normalize_matrix(self, x: torch.Tensor, mean: torch.Tensor, inv_std: Any,
-                          clip_value: float) -> torch.Tensor:
+    def _normalize_matrix(
+        self, x: torch.Tensor, mean: torch.Tensor, inv_std: Any, clip_value: float
+    ) -> torch.Tensor:
         """Normalize an ``[N, D]`` matrix with ``[D]`` statistics."""
         if inv_std is None:
             out = x - mean if self._zero_mean else x.clone()
@@ -241,9 +244,7 @@ class Normalizer(nn.Module):
         stds = self._layout.unflatten([v.sqrt() for _, v in stats])
         n = self._max_dims_to_summarize
         with alf.summary.scope(self._name):
-            for (path, mean), std in zip(
-                alf.nest.flatten_with_path(means), alf.nest.flatten(stds)
-            ):
+            for (path, mean), std in zip(alf.nest.flatten_with_path(means), alf.nest.flatten(stds)):
                 prefix = f"{path}." if path else ""
                 flat_mean, flat_std = mean.reshape(-1), std.reshape(-1)
                 if flat_mean.numel() == 1:
@@ -270,15 +271,28 @@ class EMNormalizer(Normalizer):
         name: as for ``Normalizer``.
     """
 
-    def __init__(self, tensor_spec: Any, update_rate: float = 1e-3, auto_update: bool = True,
-                 zero_mean: bool = True, unit_std: bool = False,
-                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
-                 name: str = "EMNormalizer"):
+    def __init__(
+        self,
+        tensor_spec: Any,
+        update_rate: float = 1e-3,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        name: str = "EMNormalizer",
+    ):
         _check_update_rate(update_rate)
         self._update_rate = update_rate
-        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
-                         unit_std=unit_std, variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+        super().__init__(
+            tensor_spec,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
 
     def _create_averager(self) -> nn.Module:
         return EMAverager(self._tensor_spec, self._update_rate)
@@ -293,14 +307,26 @@ class ScalarEMNormalizer(EMNormalizer):
         name: as for ``Normalizer``.
     """
 
-    def __init__(self, update_rate: float = 1e-3, auto_update: bool = True,
-                 variance_epsilon: float = 1e-10, zero_mean: bool = True,
-                 unit_std: bool = False, debug_summaries: bool = False,
-                 name: str = "ScalarEMNormalizer"):
-        super().__init__(TensorSpec(()), update_rate=update_rate, auto_update=auto_update,
-                         zero_mean=zero_mean, unit_std=unit_std,
-                         variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+    def __init__(
+        self,
+        update_rate: float = 1e-3,
+        auto_update: bool = True,
+        variance_epsilon: float = 1e-10,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        debug_summaries: bool = False,
+        name: str = "ScalarEMNormalizer",
+    ):
+        super().__init__(
+            TensorSpec(()),
+            update_rate=update_rate,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
 
 
 class AdaptiveNormalizer(Normalizer):
@@ -315,17 +341,30 @@ class AdaptiveNormalizer(Normalizer):
         name: as for ``Normalizer``.
     """
 
-    def __init__(self, tensor_spec: Any, speed: float = 8.0, auto_update: bool = True,
-                 zero_mean: bool = True, unit_std: bool = False,
-                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
-                 name: str = "AdaptiveNormalizer"):
+    def __init__(
+        self,
+        tensor_spec: Any,
+        speed: float = 8.0,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        name: str = "AdaptiveNormalizer",
+    ):
         speed = _check_number(speed, "speed")
         if not speed > 0:
             raise ValueError(f"speed must be positive; got {speed}")
         self._speed = speed
-        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
-                         unit_std=unit_std, variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+        super().__init__(
+            tensor_spec,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
 
     def _create_averager(self) -> nn.Module:
         return AdaptiveAverager(self._tensor_spec, speed=self._speed)
@@ -340,13 +379,26 @@ class ScalarAdaptiveNormalizer(AdaptiveNormalizer):
         name: as for ``Normalizer``.
     """
 
-    def __init__(self, speed: float = 8.0, auto_update: bool = True, zero_mean: bool = True,
-                 unit_std: bool = False, variance_epsilon: float = 1e-10,
-                 debug_summaries: bool = False, name: str = "ScalarAdaptiveNormalizer"):
-        super().__init__(TensorSpec(()), speed=speed, auto_update=auto_update,
-                         zero_mean=zero_mean, unit_std=unit_std,
-                         variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+    def __init__(
+        self,
+        speed: float = 8.0,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        name: str = "ScalarAdaptiveNormalizer",
+    ):
+        super().__init__(
+            TensorSpec(()),
+            speed=speed,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
 
 
 class WindowNormalizer(Normalizer):
@@ -362,14 +414,27 @@ class WindowNormalizer(Normalizer):
         ValueError: ``window_size < 1``.
     """
 
-    def __init__(self, tensor_spec: Any, window_size: int = 1000, auto_update: bool = True,
-                 zero_mean: bool = True, unit_std: bool = False,
-                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
-                 name: str = "WindowNormalizer"):
+    def __init__(
+        self,
+        tensor_spec: Any,
+        window_size: int = 1000,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        name: str = "WindowNormalizer",
+    ):
         self._window_size = _check_window_size(window_size)
-        super().__init__(tensor_spec, auto_update=auto_update, zero_mean=zero_mean,
-                         unit_std=unit_std, variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+        super().__init__(
+            tensor_spec,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
 
     def _create_averager(self) -> nn.Module:
         return WindowAverager(self._tensor_spec, self._window_size)
@@ -384,11 +449,23 @@ class ScalarWindowNormalizer(WindowNormalizer):
         name: as for ``Normalizer``.
     """
 
-    def __init__(self, window_size: int = 1000, auto_update: bool = True,
-                 zero_mean: bool = True, unit_std: bool = False,
-                 variance_epsilon: float = 1e-10, debug_summaries: bool = False,
-                 name: str = "ScalarWindowNormalizer"):
-        super().__init__(TensorSpec(()), window_size=window_size, auto_update=auto_update,
-                         zero_mean=zero_mean, unit_std=unit_std,
-                         variance_epsilon=variance_epsilon,
-                         debug_summaries=debug_summaries, name=name)
+    def __init__(
+        self,
+        window_size: int = 1000,
+        auto_update: bool = True,
+        zero_mean: bool = True,
+        unit_std: bool = False,
+        variance_epsilon: float = 1e-10,
+        debug_summaries: bool = False,
+        name: str = "ScalarWindowNormalizer",
+    ):
+        super().__init__(
+            TensorSpec(()),
+            window_size=window_size,
+            auto_update=auto_update,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=variance_epsilon,
+            debug_summaries=debug_summaries,
+            name=name,
+        )
