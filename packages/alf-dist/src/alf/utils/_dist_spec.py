@@ -45,16 +45,16 @@ def _categorical_params(dist: td.Categorical) -> Dict[str, torch.Tensor]:
     return {"logits": dist.logits}
 
 
-def _build_independent(base_builder, reinterpreted_batch_ndims, **params):
+def _build_independent(base_builder, reinterpreted_batch_ndims, /, **params):
     return td.Independent(base_builder(**params), reinterpreted_batch_ndims)
 
 
-def _build_transformed(base_builder, transform_builders, **params):
+def _build_transformed(base_builder, transform_builders, /, **params):
     return td.TransformedDistribution(base_builder(**params), [b() for b in transform_builders])
 
 
-def _build_affine(base_builder, loc, scale, **params):
-    return AffineTransformedDistribution(base_builder(**params), loc, scale)
+def _build_affine(base_builder, affine_loc, affine_scale, /, **params):
+    return AffineTransformedDistribution(base_builder(**params), affine_loc, affine_scale)
 
 
 def _get_builder(dist: td.Distribution) -> Tuple[Callable[..., td.Distribution], Dict[str, Any]]:

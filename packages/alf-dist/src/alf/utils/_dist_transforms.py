@@ -106,15 +106,21 @@ def get_invertible(cls: type) -> type:
             return functools.partial(type(self), *args, cache_size=self._cache_size, **kwargs)
 
     NewCls.__doc__ = f"{cls.__name__} with ``cache_size=1`` by default and a builder."
-    NewCls.__qualname__ = f"get_invertible.<locals>.NewCls[{cls.__name__}]"
     return NewCls
 
 
-AbsTransform = get_invertible(td.AbsTransform)
-ExpTransform = get_invertible(td.ExpTransform)
-PowerTransform = get_invertible(td.PowerTransform)
-SigmoidTransform = get_invertible(td.SigmoidTransform)
-SoftmaxTransform = get_invertible(td.SoftmaxTransform)
+def _module_level(cls: type, name: str) -> type:
+    """Name a ``get_invertible`` class after its module-level alias so that
+    its instances pickle."""
+    cls.__name__ = cls.__qualname__ = name
+    return cls
+
+
+AbsTransform = _module_level(get_invertible(td.AbsTransform), "AbsTransform")
+ExpTransform = _module_level(get_invertible(td.ExpTransform), "ExpTransform")
+PowerTransform = _module_level(get_invertible(td.PowerTransform), "PowerTransform")
+SigmoidTransform = _module_level(get_invertible(td.SigmoidTransform), "SigmoidTransform")
+SoftmaxTransform = _module_level(get_invertible(td.SoftmaxTransform), "SoftmaxTransform")
 
 
 class AffineTransform(get_invertible(td.AffineTransform)):
