@@ -26,7 +26,6 @@ from typing import Any, Callable, List
 import torch
 from torch import nn
 
-import alf.nest as nest
 from alf.utils._buffer_checks import (
     check_data_spec,
     check_env_ids,
@@ -34,6 +33,7 @@ from alf.utils._buffer_checks import (
     check_non_negative_int,
     check_positive_int,
 )
+from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
 
 __all__ = ["atomic", "RingBuffer", "DataBuffer"]
@@ -173,6 +173,7 @@ class RingBuffer(nn.Module):
         self._storage = [self._buffers[n] for n in self._buffer_names]
         self._device = self._buffers["_current_pos"].device
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
+        self._pack = compile_packer(self._data_spec)
 
     def _apply(self, fn, recurse=True):
         result = super()._apply(fn, recurse)
@@ -181,7 +182,7 @@ class RingBuffer(nn.Module):
 
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_storage", "_all_env_ids"):
+        for key in ("_storage", "_all_env_ids", "_pack"):
             state.pop(key, None)
         return state
 
@@ -210,7 +211,7 @@ class RingBuffer(nn.Module):
     def _buffer(self) -> Any:
         """The storage: a nest like ``data_spec`` of tensors of shape
         ``[num_environments, max_length] + spec.shape``."""
-        return nest.pack_sequence_as(self._data_spec, self._storage)
+        return self._pack(self._storage)
 
     # ---- helpers ----------------------------------------------------------
     def check_convert_env_ids(self, env_ids: Any) -> torch.Tensor:
@@ -375,7 +376,7 @@ class RingBuffer(nn.Module):
             result = self._read(env_ids, n)
             self._current_size[env_ids] = self._current_size[env_ids] - n
             self._sync.space_freed()
-        return nest.pack_sequence_as(self._data_spec, result)
+        return self._pack(result)
 
     def _read(self, env_ids: torch.Tensor, n: int) -> List[torch.Tensor]:
         """The earliest ``n`` items of each environment: ``[B, n] + shape``."""
@@ -480,11 +481,26 @@ class DataBuffer(RingBuffer):
         super()._refresh()
         # the single ring of each leaf: [capacity] + spec.shape
         self._rings = [storage[0] for storage in self._storage]
+        # on the CPU, NumPy views read the positions without a torch call
+        self._host_positions = (
+            (self._current_size.numpy(), self._current_pos.numpy())
+            if self._device.type == "cpu"
+            else None
+        )
 
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_rings", None)
+        state.pop("_host_positions", None)
         return state
+
+    def _size_and_start(self):
+        """(number of stored items, position of the earliest) as ints."""
+        if self._host_positions is not None:
+            size, pos = (int(p[0]) for p in self._host_positions)
+        else:
+            size, pos = int(self._current_size[0]), int(self._current_pos[0])
+        return size, pos - size
 
     @property
     def current_size(self) -> torch.Tensor:
@@ -539,11 +555,10 @@ class DataBuffer(RingBuffer):
             ValueError: the buffer is empty or ``batch_size`` < 0.
         """
         batch_size = check_non_negative_int(batch_size, "batch_size")
-        size = int(self._current_size[0])
+        size, start = self._size_and_start()
         if size == 0:
             raise ValueError(f"get_batch needs stored items; {self._name} is empty")
         idx = torch.randint(size, (batch_size,), device=self._device)
-        start = int(self._current_pos[0]) - size
         if size < self._max_length and start % self._max_length != 0:
             # a partly filled ring that does not start at slot 0
             idx = self.circular(idx + start)
@@ -551,9 +566,7 @@ class DataBuffer(RingBuffer):
         return self._gather(idx)
 
     def _gather(self, idx: torch.Tensor) -> Any:
-        return nest.pack_sequence_as(
-            self._data_spec, [torch.index_select(ring, 0, idx) for ring in self._rings]
-        )
+        return self._pack([torch.index_select(ring, 0, idx) for ring in self._rings])
 
     def get_batch_by_indices(self, indices: Any) -> Any:
         """Get the samples by indices
@@ -580,14 +593,13 @@ class DataBuffer(RingBuffer):
             raise TypeError(f"indices must have an integer dtype; got {indices.dtype}")
         if indices.dim() != 1:
             raise ValueError(f"indices must be 1-D; got shape {tuple(indices.shape)}")
-        size = int(self._current_size[0])
+        size, start = self._size_and_start()
         if indices.numel() > 0:
             low, high = int(indices.min()), int(indices.max())
             if low < 0 or high >= size:
                 raise ValueError(
                     f"indices must lie in [0, current_size={size}); got values in [{low}, {high}]"
                 )
-        start = int(self._current_pos[0]) - size
         idx = self.circular(indices.to(device=self._device, dtype=torch.int64) + start)
         return self._gather(idx)
 
@@ -597,7 +609,6 @@ class DataBuffer(RingBuffer):
         Returns:
             nested Tensor of shape ``[current_size] + spec.shape`` (a copy).
         """
-        size = int(self._current_size[0])
-        start = int(self._current_pos[0]) - size
+        size, start = self._size_and_start()
         idx = self.circular(torch.arange(start, start + size, device=self._device))
         return self._gather(idx)
