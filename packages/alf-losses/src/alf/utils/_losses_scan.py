@@ -17,22 +17,37 @@ caller). Two exact, division-free methods are used:
   ends) and products that underflow are handled exactly.
 
 Callers work in float64 so that float32 results are correctly rounded values
-of the recurrence (no ``O(T)`` accumulation of float32 rounding errors).
+of the recurrence (no ``O(T)`` accumulation of float32 rounding errors), and
+solve long inputs a cache-sized block at a time (``row_blocks``,
+``column_blocks``) in buffers from ``workspace``, which are reused across calls:
+fresh multi-megabyte buffers would cost a page fault per 4 KiB on every call.
 """
 
+import threading
 from typing import Iterator
 
 import torch
 
-__all__ = ["solve_backward_recurrence", "column_blocks"]
+__all__ = [
+    "column_blocks",
+    "row_blocks",
+    "scratch_size",
+    "solve_backward_recurrence_",
+    "workspace",
+]
 
 # Largest ``n * n * columns`` solved as one dense triangular system.
 _DENSE_MAX = 1 << 14
 # Length below which the halving recursion finishes with a short loop.
 _BASE = 4
-# Target number of float64 elements per column block (2 MiB): keeps the
-# temporaries cache-sized and below the allocator's mmap threshold.
+# Target number of elements per block (2 MiB of float64).
 _BLOCK_ELEMENTS = 1 << 18
+# Fewest time steps in a time block.
+_MIN_ROWS = 16
+# Workspaces up to this many bytes are kept for reuse (per thread and device).
+_KEEP_BYTES = 1 << 24
+
+_local = threading.local()
 
 
 def column_blocks(n: int, shape: torch.Size) -> Iterator[slice]:
@@ -44,34 +59,71 @@ def column_blocks(n: int, shape: torch.Size) -> Iterator[slice]:
         shape (torch.Size): the other dims; ``shape[0]`` is the one split.
 
     Returns:
-        An iterator of slices of ``range(shape[0])``.
+        An iterator of slices of ``range(shape[0])``, in order.
     """
-    if len(shape) == 0:
-        yield slice(None)
-        return
-    per_column = n * max(1, shape[1:].numel())
-    width = max(1, _BLOCK_ELEMENTS // per_column)
+    width = max(1, _BLOCK_ELEMENTS // (n * max(1, shape[1:].numel())))
     for start in range(0, shape[0], width):
-        yield slice(start, start + width)
+        yield slice(start, min(start + width, shape[0]))
 
 
-def solve_backward_recurrence(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Solve ``x[t] = a[t] * x[t + 1] + b[t]`` backwards along dim 0, ``x[n] = 0``.
+def row_blocks(n: int, shape: torch.Size) -> Iterator[slice]:
+    """Split the time dim of a ``[n, *shape]`` problem into blocks of about
+    ``_BLOCK_ELEMENTS`` elements (at least ``_MIN_ROWS`` rows), last first.
 
     Args:
-        a (Tensor): coefficients, shape ``[n, ...]``, n >= 1.
-        b (Tensor): offsets, same shape, dtype and device as ``a``; used as
-            scratch space (overwritten).
+        n (int): length of the time dim.
+        shape (torch.Size): the other dims.
 
     Returns:
-        ``x``, a new tensor with the shape and dtype of ``b``.
+        An iterator of slices of ``range(n)``, from the end of time backwards.
+    """
+    height = max(_MIN_ROWS, _BLOCK_ELEMENTS // max(1, shape.numel()))
+    for stop in range(n, 0, -height):
+        yield slice(max(0, stop - height), stop)
+
+
+def workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A flat scratch tensor of ``numel`` elements (uninitialized).
+
+    Buffers of up to ``_KEEP_BYTES`` are cached per thread, dtype and device
+    and handed out again by later calls, so a caller must be done with one
+    before asking for another of the same dtype and device.
+    """
+    nbytes = numel * torch.empty((), dtype=dtype).element_size()
+    if nbytes > _KEEP_BYTES:
+        return torch.empty(numel, dtype=dtype, device=device)
+    cache = getattr(_local, "buffers", None)
+    if cache is None:
+        cache = _local.buffers = {}
+    key = (dtype, torch.device(device))
+    buf = cache.get(key)
+    if buf is None or buf.numel() < numel:
+        buf = cache[key] = torch.empty(numel, dtype=dtype, device=device)
+    return buf[:numel]
+
+
+def scratch_size(shape: torch.Size) -> int:
+    """Elements of scratch ``solve_backward_recurrence_`` needs for ``shape``."""
+    return 2 * shape.numel()
+
+
+def solve_backward_recurrence_(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> None:
+    """Solve ``x[t] = a[t] * x[t + 1] + b[t]`` backwards along dim 0 with
+    ``x[n] = 0``, writing ``x`` over ``b``.
+
+    Args:
+        a (Tensor): coefficients, shape ``[n, ...]`` (n >= 1), broadcastable
+            views allowed.
+        b (Tensor): offsets, same shape and dtype, contiguous; overwritten
+            with the solution.
+        scratch (Tensor): flat, same dtype and device, at least
+            ``scratch_size(b.shape)`` elements.
     """
     n = a.shape[0]
     if n * n * a[0].numel() <= _DENSE_MAX:
-        return _solve_dense(a, b)
-    out = torch.empty_like(b)
-    _solve_halving(a, b, out)
-    return out
+        b.copy_(_solve_dense(a, b))
+    else:
+        _solve_halving(a, b, scratch)
 
 
 def _solve_dense(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -85,24 +137,24 @@ def _solve_dense(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return x.squeeze(-1).T.reshape(b.shape)
 
 
-def _solve_halving(a: torch.Tensor, b: torch.Tensor, out: torch.Tensor) -> None:
+def _solve_halving(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> None:
     n = a.shape[0]
     if n <= _BASE:
-        out[n - 1].copy_(b[n - 1])
         for t in range(n - 2, -1, -1):
-            torch.addcmul(b[t], a[t], out[t + 1], out=out[t])
+            b[t].addcmul_(a[t], b[t + 1])
         return
     if n % 2:
         # The last step stands alone (x[n-1] = b[n-1]); fold it into the one
         # before so the remaining even-length problem ends with x = 0.
         n -= 1
         b[n - 1].addcmul_(a[n - 1], b[n])
-        out[n].copy_(b[n])
     m = n // 2
-    rest = a.shape[1:]
+    rest = b.shape[1:]
+    size = m * rest.numel()
     a_even, a_odd = a[:n].view(m, 2, *rest).unbind(1)
     b_even, b_odd = b[:n].view(m, 2, *rest).unbind(1)
-    x_even, x_odd = out[:n].view(m, 2, *rest).unbind(1)
-    _solve_halving(a_even * a_odd, torch.addcmul(b_even, a_even, b_odd), x_even)
-    torch.addcmul(b_odd[:-1], a_odd[:-1], x_even[1:], out=x_odd[:-1])
-    x_odd[-1].copy_(b_odd[-1])
+    a_pair = torch.mul(a_even, a_odd, out=scratch[:size].view(m, *rest))
+    x_even = torch.addcmul(b_even, a_even, b_odd, out=scratch[size : 2 * size].view(m, *rest))
+    _solve_halving(a_pair, x_even, scratch[2 * size :])
+    b_odd[:-1].addcmul_(a_odd[:-1], x_even[1:])
+    b_even.copy_(x_even)

@@ -27,7 +27,13 @@ import alf.summary
 from alf import nest
 from alf.data_structures import StepType
 from alf.utils import dist_utils
-from alf.utils._losses_scan import column_blocks, solve_backward_recurrence
+from alf.utils._losses_scan import (
+    column_blocks,
+    row_blocks,
+    scratch_size,
+    solve_backward_recurrence_,
+    workspace,
+)
 
 __all__ = [
     "action_importance_ratio",
@@ -142,7 +148,9 @@ def discounted_return(
     """
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
-        result = _scan_by_blocks(_return_coefficients, r, v, st, d, None)
+        result = _scan_by_blocks(
+            _return_coefficients, r, v, st, d, None, v[-1].to(torch.float64)
+        )
     return _restore_layout(result, rewards, time_major)
 
 
@@ -194,7 +202,9 @@ def generalized_advantage_estimation(
         raise ValueError(f"td_lambda must be a number in [0, 1]; got {td_lambda!r}")
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
-        result = _scan_by_blocks(_advantage_coefficients, r, v, st, d, float(td_lambda))
+        result = _scan_by_blocks(
+            _advantage_coefficients, r, v, st, d, float(td_lambda), None
+        )
     return _restore_layout(result, rewards, time_major)
 
 
@@ -232,43 +242,94 @@ def one_step_discounted_return(
     return _restore_layout(result.to(values.dtype), rewards, True)
 
 
-def _return_coefficients(r, v, st, d, _):
-    """``a``, ``b`` of the discounted return recurrence (float64, one block)."""
-    last = st[:-1] == _LAST
-    a = d[1:].to(torch.float64, copy=True).masked_fill_(last, 0.0)
-    b = torch.where(last, v[:-1], r[1:]).to(torch.float64, copy=True)
-    # Bootstrap from the final value: Q[T-2] = ... + d[T-1] * v[T-1].
-    b[-1].addcmul_(a[-1], v[-1])
-    return a, b
+def _return_coefficients(r, v, st, d, last, a, b, v64, _):
+    """Write ``a``, ``b`` of the discounted return recurrence for one block.
+
+    ``r, v, st, d`` hold ``T' + 1`` steps; ``last``, ``a``, ``b`` are
+    ``T'``-step buffers and ``v64`` a ``T' + 1``-step float64 one. (Every op
+    has operands of one dtype: mixed-dtype ops would allocate converted
+    copies behind the scenes.)
+    """
+    torch.eq(st[:-1], _LAST, out=last)
+    a.copy_(d[1:]).masked_fill_(last, 0.0)
+    b.copy_(r[1:].expand_as(b))
+    v64[:-1].copy_(v[:-1])
+    torch.where(last, v64[:-1], b, out=b)
 
 
-def _advantage_coefficients(r, v, st, d, td_lambda):
-    """``a``, ``b`` of the GAE recurrence (float64, one block)."""
-    last = st[:-1] == _LAST
-    v64 = v.to(torch.float64)
-    a = d[1:].to(torch.float64, copy=True)
-    b = torch.addcmul(r[1:], a, v64[1:]).sub_(v64[:-1])
-    b.masked_fill_(last, 0.0)
+def _advantage_coefficients(r, v, st, d, last, a, b, v64, td_lambda):
+    """Write ``a``, ``b`` of the GAE recurrence for one block (see above)."""
+    torch.eq(st[:-1], _LAST, out=last)
+    a.copy_(d[1:])
+    v64.copy_(v)
+    b.copy_(r[1:].expand_as(b))
+    b.addcmul_(a, v64[1:]).sub_(v64[:-1]).masked_fill_(last, 0.0)
     if td_lambda != 1.0:
         a.mul_(td_lambda)
     a.masked_fill_(last, 0.0)
-    return a, b
 
 
-def _scan_by_blocks(coefficients, r, v, st, d, arg) -> torch.Tensor:
-    """Solve a value recurrence block of columns by block of columns.
+def _scan_by_blocks(coefficients, r, v, st, d, arg, final) -> torch.Tensor:
+    """Solve a value recurrence ``x[t] = a[t] x[t+1] + b[t]``, ``x[T-1] = final``,
+    a block of the inputs at a time, in float64.
 
-    ``coefficients(r, v, st, d, arg)`` gives float64 ``a``, ``b`` of shape
-    ``[T-1, b, ...]`` for a block; the result is ``[T-1, B, ...]`` in the
-    dtype of ``v``.
+    ``coefficients`` fills float64 ``a``, ``b`` for a block (see
+    ``_advantage_coefficients``). Blocks follow the memory layout of ``v``:
+    time blocks, solved last to first with the solution carried over, when
+    time is the outer dim; batch blocks otherwise. Each block is then a
+    compact, cache-sized piece of memory, and its buffers come from a
+    reusable workspace.
+
+    Args:
+        r, v, st, d: time major ``[T, B]`` (``v``: ``[T, B]`` or ``[T, B, Q]``).
+        arg: passed to ``coefficients``.
+        final (Tensor|None): ``x[T-1]``, ``[B]`` or ``[B, Q]``; None for 0.
+
+    Returns:
+        ``[T-1, B]`` (or ``[T-1, B, Q]``), dtype and memory layout of ``v``.
     """
     if v.ndim > r.ndim:
         r, st, d = r.unsqueeze(-1), st.unsqueeze(-1), d.unsqueeze(-1)
     n = v.shape[0] - 1
-    out = torch.empty((n, *v.shape[1:]), dtype=v.dtype, device=v.device)
-    for cols in column_blocks(n, v.shape[1:]):
-        a, b = coefficients(r[:, cols], v[:, cols], st[:, cols], d[:, cols], arg)
-        out[:, cols].copy_(solve_backward_recurrence(a.expand_as(b), b))
+    rest = v.shape[1:]
+    time_outer = rest[0] == 1 or v.stride(0) >= v.stride(1)
+    out = torch.empty((n, *rest), dtype=v.dtype, device=v.device)
+    if time_outer:
+        blocks = [(rows, slice(None)) for rows in row_blocks(n, rest)]
+    else:
+        out = out.transpose(0, 1).contiguous().transpose(0, 1)
+        blocks = [(slice(0, n), cols) for cols in column_blocks(n, rest)]
+    # Buffer sizes of the largest (first) block: per step, ``ce`` elements
+    # of coefficients ``a`` and ``ve`` of values.
+    rows, cols = blocks[0]
+    height = rows.stop - rows.start
+    ce, ve = r[0, cols].numel(), v[0, cols].numel()
+    flat = workspace(
+        height * ce + (2 * height + 1) * ve + scratch_size(torch.Size([height, ve])),
+        torch.float64,
+        v.device,
+    )
+    flat_last = workspace(height * ce, torch.bool, v.device)
+    carry = final
+    for rows, cols in blocks:
+        height = rows.stop - rows.start
+        cshape, vshape = (height, *r[0, cols].shape), (height, *v[0, cols].shape)
+        ce, ve = r[0, cols].numel(), v[0, cols].numel()
+        a = flat[: height * ce].view(cshape)
+        b = flat[height * ce : height * (ce + ve)].view(vshape)
+        v64 = flat[height * (ce + ve) : height * (ce + 2 * ve) + ve].view(height + 1, *vshape[1:])
+        scratch = flat[height * (ce + 2 * ve) + ve :]
+        last = flat_last[: height * ce].view(cshape)
+        steps = slice(rows.start, rows.stop + 1)
+        coefficients(
+            r[steps, cols], v[steps, cols], st[steps, cols], d[steps, cols], last, a, b, v64, arg
+        )
+        if carry is not None:
+            b[-1].addcmul_(a[-1], carry if time_outer else carry[cols])
+        solve_backward_recurrence_(a.expand_as(b), b, scratch)
+        out[rows, cols].copy_(b)
+        if time_outer:
+            carry = b[0].clone()
     return out
 
 
