@@ -77,12 +77,14 @@ class NormalITS(InverseTransformSampling):
     def icdf(x):
         """Inverse of the CDF, ``sqrt(2) erfinv(2u - 1)`` (``ndtri`` for
         ``u < 0.02``)."""
-        z = torch.erfinv(x * 2.0 - 1.0) * _SQRT_2
+        # one kernel for 2u - 1; z is a fresh product, so filling it in place
+        # is safe for autograd (mul's backward does not need its output)
+        z = torch.erfinv(torch.add(x.new_full((), -1.0), x, alpha=2.0)) * _SQRT_2
         tail = x < _NORMAL_TAIL
         if z.device.type != "cpu":
             return torch.where(tail, torch.special.ndtri(x), z)
         index = tail.nonzero(as_tuple=True)
-        return z.index_put(index, torch.special.ndtri(x[index]))
+        return z.index_put_(index, torch.special.ndtri(x[index]))
 
     @staticmethod
     def log_prob(x):
