@@ -104,7 +104,7 @@ def workspace(numel: int, dtype: torch.dtype, device: torch.device) -> torch.Ten
 
 def scratch_size(shape: torch.Size) -> int:
     """Elements of scratch ``solve_backward_recurrence_`` needs for ``shape``."""
-    return 2 * shape.numel()
+    return shape.numel()
 
 
 def solve_backward_recurrence_(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> None:
@@ -115,7 +115,7 @@ def solve_backward_recurrence_(a: torch.Tensor, b: torch.Tensor, scratch: torch.
         a (Tensor): coefficients, shape ``[n, ...]`` (n >= 1), broadcastable
             views allowed.
         b (Tensor): offsets, same shape and dtype, contiguous; overwritten
-            with the solution.
+            with the solution; strided views are fine.
         scratch (Tensor): flat, same dtype and device, at least
             ``scratch_size(b.shape)`` elements.
     """
@@ -150,11 +150,12 @@ def _solve_halving(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> N
         b[n - 1].addcmul_(a[n - 1], b[n])
     m = n // 2
     rest = b.shape[1:]
-    size = m * rest.numel()
     a_even, a_odd = a[:n].view(m, 2, *rest).unbind(1)
     b_even, b_odd = b[:n].view(m, 2, *rest).unbind(1)
-    a_pair = torch.mul(a_even, a_odd, out=scratch[:size].view(m, *rest))
-    x_even = torch.addcmul(b_even, a_even, b_odd, out=scratch[size : 2 * size].view(m, *rest))
-    _solve_halving(a_pair, x_even, scratch[2 * size :])
-    b_odd[:-1].addcmul_(a_odd[:-1], x_even[1:])
-    b_even.copy_(x_even)
+    # Even steps, in place: b_even becomes b[2i] + a[2i] b[2i+1] and then,
+    # solved with the paired coefficients, x[2i].
+    a_pair = torch.mul(a_even, a_odd, out=scratch[: m * rest.numel()].view(m, *rest))
+    b_even.addcmul_(a_even, b_odd)
+    _solve_halving(a_pair, b_even, scratch[m * rest.numel() :])
+    # Odd steps: x[2i+1] = b[2i+1] + a[2i+1] x[2i+2] (x[n] = 0 for the last).
+    b_odd[:-1].addcmul_(a_odd[:-1], b_even[1:])

@@ -242,31 +242,39 @@ def one_step_discounted_return(
     return _restore_layout(result.to(values.dtype), rewards, True)
 
 
-def _return_coefficients(r, v, st, d, last, a, b, v64, _):
+def _not_last(st, keep):
+    """Write ``keep = 0. where st == LAST else 1.`` (float64) for integer step
+    types, as ``min(1, |st - LAST|)``: cheaper than a comparison and two
+    masked fills, and exact for integers."""
+    keep.copy_(st).sub_(_LAST).abs_().clamp_(max=1.0)
+
+
+def _return_coefficients(r, v, st, d, keep, a, b, v64, _):
     """Write ``a``, ``b`` of the discounted return recurrence for one block.
 
-    ``r, v, st, d`` hold ``T' + 1`` steps; ``last``, ``a``, ``b`` are
-    ``T'``-step buffers and ``v64`` a ``T' + 1``-step float64 one. (Every op
+    ``r, v, st, d`` hold ``T' + 1`` steps; ``keep``, ``a``, ``b`` are
+    ``T'``-step float64 buffers and ``v64`` a ``T' + 1``-step one. (Every op
     has operands of one dtype: mixed-dtype ops would allocate converted
     copies behind the scenes.)
     """
-    torch.eq(st[:-1], _LAST, out=last)
-    a.copy_(d[1:]).masked_fill_(last, 0.0)
+    _not_last(st[:-1], keep)
+    a.copy_(d[1:]).mul_(keep)
     b.copy_(r[1:].expand_as(b))
     v64[:-1].copy_(v[:-1])
-    torch.where(last, v64[:-1], b, out=b)
+    # keep = 1: r[t+1]; keep = 0: v[t] (lerp is exact at both ends).
+    torch.lerp(v64[:-1], b, keep, out=b)
 
 
-def _advantage_coefficients(r, v, st, d, last, a, b, v64, td_lambda):
+def _advantage_coefficients(r, v, st, d, keep, a, b, v64, td_lambda):
     """Write ``a``, ``b`` of the GAE recurrence for one block (see above)."""
-    torch.eq(st[:-1], _LAST, out=last)
+    _not_last(st[:-1], keep)
     a.copy_(d[1:])
     v64.copy_(v)
     b.copy_(r[1:].expand_as(b))
-    b.addcmul_(a, v64[1:]).sub_(v64[:-1]).masked_fill_(last, 0.0)
+    b.addcmul_(a, v64[1:]).sub_(v64[:-1]).mul_(keep)
     if td_lambda != 1.0:
         a.mul_(td_lambda)
-    a.masked_fill_(last, 0.0)
+    a.mul_(keep)
 
 
 def _scan_by_blocks(coefficients, r, v, st, d, arg, final) -> torch.Tensor:
@@ -305,11 +313,10 @@ def _scan_by_blocks(coefficients, r, v, st, d, arg, final) -> torch.Tensor:
     height = rows.stop - rows.start
     ce, ve = r[0, cols].numel(), v[0, cols].numel()
     flat = workspace(
-        height * ce + (2 * height + 1) * ve + scratch_size(torch.Size([height, ve])),
+        2 * height * ce + (2 * height + 1) * ve + scratch_size(torch.Size([height, ve])),
         torch.float64,
         v.device,
     )
-    flat_last = workspace(height * ce, torch.bool, v.device)
     carry = final
     for rows, cols in blocks:
         height = rows.stop - rows.start
@@ -318,11 +325,11 @@ def _scan_by_blocks(coefficients, r, v, st, d, arg, final) -> torch.Tensor:
         a = flat[: height * ce].view(cshape)
         b = flat[height * ce : height * (ce + ve)].view(vshape)
         v64 = flat[height * (ce + ve) : height * (ce + 2 * ve) + ve].view(height + 1, *vshape[1:])
-        scratch = flat[height * (ce + 2 * ve) + ve :]
-        last = flat_last[: height * ce].view(cshape)
+        keep = flat[height * (ce + 2 * ve) + ve : height * (2 * ce + 2 * ve) + ve].view(cshape)
+        scratch = flat[height * (2 * ce + 2 * ve) + ve :]
         steps = slice(rows.start, rows.stop + 1)
         coefficients(
-            r[steps, cols], v[steps, cols], st[steps, cols], d[steps, cols], last, a, b, v64, arg
+            r[steps, cols], v[steps, cols], st[steps, cols], d[steps, cols], keep, a, b, v64, arg
         )
         if carry is not None:
             b[-1].addcmul_(a[-1], carry if time_outer else carry[cols])
