@@ -18,10 +18,10 @@ Peers: pip install -c constraints.txt -r benchmarks/requirements.txt
 """
 
 import argparse
+import functools
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from alf.data_structures import StepType
@@ -136,17 +136,19 @@ def main():
     grid = [(T, B) for T in (128, 1000, 4096) for B in (1, 64, 1024)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms")
     print()
-    print("| op | T, B | alf-losses | torch loop | SB3 | TorchRL | loop / ours | best peer / ours |")
+    print(
+        "| op | T, B | alf-losses | torch loop | SB3 | TorchRL | loop / ours | best peer / ours |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for op in ("gae", "return"):
         for T, B in grid:
             data = make_data(T, B)
             if op == "gae":
-                ours = lambda: value_ops.generalized_advantage_estimation(*data, LAMBDA)  # noqa: E731
-                loop = lambda: loop_gae(*data, LAMBDA)  # noqa: E731
+                ours = functools.partial(value_ops.generalized_advantage_estimation, *data, LAMBDA)
+                loop = functools.partial(loop_gae, *data, LAMBDA)
             else:
-                ours = lambda: value_ops.discounted_return(*data)  # noqa: E731
-                loop = lambda: loop_return(*data)  # noqa: E731
+                ours = functools.partial(value_ops.discounted_return, *data)
+                loop = functools.partial(loop_return, *data)
             t_ours = median_ms(ours, budget, min_repeats=10)
             t_loop = median_ms(loop, budget)
             peers = {}
@@ -156,7 +158,9 @@ def main():
                 # where a call takes seconds.
                 slow = T * T * B > 2**26
                 peers["TorchRL"] = median_ms(
-                    torchrl_case(data, op), budget, min_repeats=1 if slow else 3,
+                    torchrl_case(data, op),
+                    budget,
+                    min_repeats=1 if slow else 3,
                     max_repeats=1 if slow else 200,
                 )
             best = min([t_loop, *peers.values()])

@@ -6,6 +6,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+import alf.summary
 from alf.data_structures import StepType
 from alf.utils import value_ops
 
@@ -217,8 +218,9 @@ def test_long_episode_gamma_lambda_one_is_float64_accurate(fn):
     d = np.ones((T, B), np.float32)
     args = [torch.as_tensor(x) for x in (r, v, s, d)]
     if fn == "gae":
-        out, expected = value_ops.generalized_advantage_estimation(*args, 1.0), ref_gae(
-            r, v, s, d, 1.0
+        out, expected = (
+            value_ops.generalized_advantage_estimation(*args, 1.0),
+            ref_gae(r, v, s, d, 1.0),
         )
     else:
         out, expected = value_ops.discounted_return(*args), ref_discounted_return(r, v, s, d)
@@ -244,7 +246,10 @@ def test_float64_inputs_keep_float64_and_are_not_modified():
     rng = np.random.RandomState(4)
     r, s, d = episodes(rng, 50, 3, 0.1, 0.9)
     v = rng.standard_normal((50, 3))
-    args = [torch.as_tensor(x).double() if x.dtype != np.int32 else torch.as_tensor(x) for x in (r, v, s, d)]
+    args = [
+        torch.as_tensor(x).double() if x.dtype != np.int32 else torch.as_tensor(x)
+        for x in (r, v, s, d)
+    ]
     copies = [x.clone() for x in args]
     adv = value_ops.generalized_advantage_estimation(*args, 0.7)
     ret = value_ops.discounted_return(*args)
@@ -271,7 +276,12 @@ def test_results_are_detached():
 
 
 def _args(T=5, B=2):
-    return torch.randn(T, B), torch.randn(T, B), torch.ones(T, B, dtype=torch.int32), torch.ones(T, B)
+    return (
+        torch.randn(T, B),
+        torch.randn(T, B),
+        torch.ones(T, B, dtype=torch.int32),
+        torch.ones(T, B),
+    )
 
 
 @pytest.mark.parametrize(
@@ -302,3 +312,117 @@ def test_bad_shapes_and_lengths(fn):
 def test_td_lambda_outside_unit_interval(td_lambda):
     with pytest.raises(ValueError, match="td_lambda"):
         value_ops.generalized_advantage_estimation(*_args(), td_lambda=td_lambda)
+
+
+# --------------------------------------------------------------------------
+# action_importance_ratio
+
+
+def _policies(device, shift):
+    """Nested (categorical, 2-d diagonal normal) policies, batch 6; ``shift``
+    moves the target policy away from the rollout one."""
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(6, 4, generator=g)
+    loc, scale = torch.randn(6, 2, generator=g), torch.rand(6, 2, generator=g) + 0.5
+    action = (torch.randint(0, 4, (6,), generator=g), torch.randn(6, 2, generator=g))
+
+    def make(s):
+        return (
+            torch.distributions.Categorical(logits=(logits + s * torch.arange(4.0)).to(device)),
+            torch.distributions.Independent(
+                torch.distributions.Normal((loc + s).to(device), scale.to(device)), 1
+            ),
+        )
+
+    numpy_log_prob = {}
+    for s in (0.0, shift):
+        lg = (logits + s * torch.arange(4.0)).double().numpy()
+        log_softmax = lg - np.log(np.exp(lg).sum(-1, keepdims=True))
+        lp = log_softmax[np.arange(6), action[0].numpy()]
+        x, m, sd = action[1].double().numpy(), (loc + s).double().numpy(), scale.double().numpy()
+        lp = lp + (-0.5 * ((x - m) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)).sum(-1)
+        numpy_log_prob[s] = lp
+    action = tuple(a.to(device) for a in action)
+    return make(shift), make(0.0), action, numpy_log_prob[shift], numpy_log_prob[0.0]
+
+
+@pytest.mark.parametrize("mode", ["double_sided", "capping"])
+@pytest.mark.parametrize("log_prob_clipping", [0.0, 4.0])
+def test_action_importance_ratio(device, mode, log_prob_clipping):
+    target, rollout, action, lp, lp_rollout = _policies(device, 0.4)
+    ratio, clipped = value_ops.action_importance_ratio(
+        target,
+        rollout,
+        action,
+        mode,
+        alf.summary.scope("ratio"),
+        importance_ratio_clipping=0.2,
+        log_prob_clipping=log_prob_clipping,
+        check_numerics=True,
+        debug_summaries=False,
+    )
+    if log_prob_clipping > 0:
+        assert (lp < -log_prob_clipping).any() and (lp > -log_prob_clipping).any()
+        lp = np.clip(lp, -log_prob_clipping, log_prob_clipping)
+        lp_rollout = np.clip(lp_rollout, -log_prob_clipping, log_prob_clipping)
+    expected = np.exp(lp - lp_rollout)
+    expected_clipped = (
+        np.clip(expected, 0.8, 1.2) if mode == "double_sided" else np.minimum(expected, 1.2)
+    )
+    np.testing.assert_allclose(ratio.cpu().numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(clipped.cpu().numpy(), expected_clipped, rtol=1e-5)
+    assert (expected != expected_clipped).any()  # the clipping is exercised
+
+
+def test_action_importance_ratio_with_rollout_log_prob_and_gradient(device):
+    target, _, action, lp, _ = _policies(device, 0.4)
+    rollout_log_prob = torch.full((6,), -3.0, device=device, requires_grad=True)
+    loc = target[1].base_dist.loc.requires_grad_()
+    ratio, _ = value_ops.action_importance_ratio(
+        target,
+        None,
+        action,
+        "capping",
+        alf.summary.scope("r"),
+        0.5,
+        0.0,
+        False,
+        False,
+        rollout_log_prob=rollout_log_prob,
+    )
+    np.testing.assert_allclose(ratio.detach().cpu().numpy(), np.exp(lp + 3.0), rtol=1e-5)
+    ratio.sum().backward()
+    assert loc.grad is not None and rollout_log_prob.grad is None  # rollout side detached
+
+
+def test_action_importance_ratio_summaries_numerics_and_mode():
+    target, rollout, action, _, _ = _policies("cpu", 0.4)
+    written = []
+
+    class Writer:
+        def add_scalar(self, tag, value, global_step):
+            written.append(tag)
+
+        def add_histogram(self, tag, values, global_step, bins):
+            written.append(tag)
+
+    with alf.summary.scope("ppo"):
+        scope = alf.summary.scope("loss")
+    alf.summary.set_default_writer(Writer())
+    try:
+        value_ops.action_importance_ratio(
+            target, rollout, action, "double_sided", scope, 0.2, 0.0, False, True
+        )
+    finally:
+        alf.summary.set_default_writer(None)
+    assert "ppo/loss/clip_fraction" in written
+    assert "ppo/loss/importance_ratio_clipped/mean" in written
+    with pytest.raises(ValueError, match="clipping_mode"):
+        value_ops.action_importance_ratio(
+            target, rollout, action, "one_sided", scope, 0.2, 0.0, False, False
+        )
+    bad_rollout_log_prob = torch.full((6,), float("inf"))
+    with pytest.raises(ValueError, match="rollout_log_prob"):
+        value_ops.action_importance_ratio(
+            target, rollout, action, "capping", scope, 0.2, 0.0, True, False, bad_rollout_log_prob
+        )

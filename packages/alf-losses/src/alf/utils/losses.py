@@ -44,6 +44,7 @@ __all__ = [
     "multi_quantile_huber_loss",
 ]
 
+
 class MeanSquaredLoss:
     """Mean squared loss: for a prediction and target pair ``(x, y)``, the
     loss is ``((x - y) ** 2).mean()`` over the non-batch dims.

@@ -65,9 +65,7 @@ def _check_inputs(
             raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     layout = "[T, B]" if time_major else "[B, T]"
     if rewards.ndim not in (1, 2):
-        raise ValueError(
-            f"rewards must have shape {layout} or [T]; got {tuple(rewards.shape)}"
-        )
+        raise ValueError(f"rewards must have shape {layout} or [T]; got {tuple(rewards.shape)}")
     for name, x in (("step_types", step_types), ("discounts", discounts)):
         if x.shape != rewards.shape:
             raise ValueError(
@@ -148,9 +146,7 @@ def discounted_return(
     """
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
-        result = _scan_by_blocks(
-            _return_coefficients, r, v, st, d, None, v[-1].to(torch.float64)
-        )
+        result = _scan_by_blocks(_return_coefficients, r, v, st, d, None, v[-1].to(torch.float64))
     return _restore_layout(result, rewards, time_major)
 
 
@@ -202,9 +198,7 @@ def generalized_advantage_estimation(
         raise ValueError(f"td_lambda must be a number in [0, 1]; got {td_lambda!r}")
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
-        result = _scan_by_blocks(
-            _advantage_coefficients, r, v, st, d, float(td_lambda), None
-        )
+        result = _scan_by_blocks(_advantage_coefficients, r, v, st, d, float(td_lambda), None)
     return _restore_layout(result, rewards, time_major)
 
 
@@ -406,9 +400,7 @@ def action_importance_ratio(
             non-finite log-probability or ratio.
     """
     if clipping_mode not in _CLIPPING_MODES:
-        raise ValueError(
-            f"clipping_mode must be one of {_CLIPPING_MODES}; got {clipping_mode!r}"
-        )
+        raise ValueError(f"clipping_mode must be one of {_CLIPPING_MODES}; got {clipping_mode!r}")
     if rollout_log_prob is None:
         rollout_log_prob = dist_utils.compute_log_probability(rollout_action_distribution, action)
     else:

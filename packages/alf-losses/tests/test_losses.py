@@ -1,0 +1,490 @@
+"""alf.utils.losses against NumPy/SciPy formulas and brute force."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from torch import nn
+
+import alf.summary
+from alf.utils import losses
+from alf.utils.math_ops import SqrtLinearTransform
+
+TRANSFORMS = {"identity": None, "sqrt_linear": SqrtLinearTransform(0.001)}
+
+
+def _np_transform(name, x):
+    """SqrtLinearTransform(0.001) written with NumPy."""
+    if name == "identity":
+        return x
+    return np.sign(x) * (np.sqrt(np.abs(x) + 1) - 1) + 0.001 * x
+
+
+def _np_inverse(name, y):
+    """Inverse of _np_transform by bisection (independent of the closed form)."""
+    if name == "identity":
+        return y
+    lo, hi = np.full_like(y, -1e12), np.full_like(y, 1e12)
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        above = _np_transform(name, mid) > y
+        hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+    return (lo + hi) / 2
+
+
+def _t(x, device):
+    return torch.as_tensor(x, device=device)
+
+
+# --------------------------------------------------------------------------
+# Element-wise losses
+
+
+def test_element_wise_losses(device):
+    rng = np.random.RandomState(0)
+    x, y = 3 * rng.standard_normal((2, 50))
+    d = x - y
+    huber = np.where(np.abs(d) <= 1, 0.5 * d**2, np.abs(d) - 0.5)
+    np.testing.assert_allclose(
+        losses.element_wise_huber_loss(_t(x, device), _t(y, device)).cpu(), huber, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        losses.element_wise_squared_loss(_t(x, device), _t(y, device)).cpu(), d**2, rtol=1e-12
+    )
+    # Broadcasting, as the reference's torch functions do.
+    out = losses.element_wise_squared_loss(_t(x[:5, None], device), _t(y[None, :3], device))
+    np.testing.assert_allclose(out.cpu(), (x[:5, None] - y[None, :3]) ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("delta", [0.1, 1.0, 2.5])
+def test_huber_function(device, delta):
+    x = np.linspace(-5, 5, 101)
+    expected = np.where(np.abs(x) <= delta, 0.5 * x**2, delta * (np.abs(x) - 0.5 * delta))
+    np.testing.assert_allclose(losses.huber_function(_t(x, device), delta).cpu(), expected)
+
+
+@pytest.mark.parametrize("delta", [0.0, -1.0])
+def test_huber_function_needs_positive_delta(delta):
+    with pytest.raises(ValueError, match="delta"):
+        losses.huber_function(torch.zeros(3), delta)
+
+
+def _np_quantile_huber(quantiles, target, delta):
+    n = quantiles.shape[-1]
+    if target.ndim == quantiles.ndim - 1:
+        target = target[..., None]
+    out = np.zeros(quantiles.shape[:-1])
+    for idx in np.ndindex(*quantiles.shape[:-1]):
+        total = 0.0
+        for y in target[idx]:
+            for k in range(n):
+                tau = (k + 0.5) / n
+                u = y - quantiles[idx][k]
+                w = abs(tau - (1.0 if u < 0 else 0.0))
+                if delta == 0:
+                    total += w * abs(u)
+                elif abs(u) < delta:
+                    total += w * 0.5 * u * u / delta
+                else:
+                    total += w * (abs(u) - 0.5 * delta)
+        out[idx] = total / (target.shape[-1] * n)
+    return out
+
+
+@given(
+    batch=st.sampled_from([(), (3,), (2, 3)]),
+    n=st.integers(1, 6),
+    targets=st.sampled_from([None, 1, 4]),
+    delta=st.sampled_from([0.0, 0.1, 1.0]),
+    seed=st.integers(0, 1000),
+)
+def test_multi_quantile_huber_loss_matches_formula(batch, n, targets, delta, seed):
+    rng = np.random.RandomState(seed)
+    quantiles = rng.standard_normal(batch + (n,))
+    target = rng.standard_normal(batch if targets is None else batch + (targets,))
+    out = losses.multi_quantile_huber_loss(torch.tensor(quantiles), torch.tensor(target), delta)
+    assert out.shape == batch
+    np.testing.assert_allclose(out.numpy(), _np_quantile_huber(quantiles, target, delta))
+
+
+def test_pinball_loss_is_minimized_at_the_empirical_quantiles():
+    rng = np.random.RandomState(1)
+    samples = rng.standard_normal(999)
+    n = 4
+    best = np.quantile(samples, (np.arange(n) + 0.5) / n, method="inverted_cdf")
+    target = torch.tensor(samples)
+    base = losses.multi_quantile_huber_loss(torch.tensor(best), target, 0.0)
+    for k in range(n):
+        for step in (-0.05, 0.05):
+            moved = best.copy()
+            moved[k] += step
+            assert losses.multi_quantile_huber_loss(torch.tensor(moved), target, 0.0) > base
+
+
+def test_multi_quantile_huber_loss_bad_input():
+    with pytest.raises(ValueError, match="target"):
+        losses.multi_quantile_huber_loss(torch.zeros(3, 4), torch.zeros(2))
+    with pytest.raises(ValueError, match="delta"):
+        losses.multi_quantile_huber_loss(torch.zeros(3, 4), torch.zeros(3), -0.1)
+
+
+# --------------------------------------------------------------------------
+# Scalar prediction losses
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_square_loss(device, name):
+    rng = np.random.RandomState(2)
+    pred, target = rng.standard_normal((2, 20)) * 5
+    loss = losses.SquareLoss(TRANSFORMS[name])
+    np.testing.assert_allclose(
+        loss(_t(pred, device), _t(target, device)).cpu(),
+        (pred - _np_transform(name, target)) ** 2,
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        loss.calc_expectation(_t(pred, device)).cpu(), _np_inverse(name, pred), rtol=1e-9
+    )
+    bias = torch.ones(5)
+    loss.initialize_bias(bias)
+    assert torch.equal(bias, torch.zeros(5))
+
+
+def _np_two_hot(n, y):
+    """Target distribution over bins v_i = i - (n-1)//2 for transformed y."""
+    lo = -((n - 1) // 2)
+    y = np.clip(y, lo, n // 2)
+    p = np.zeros(y.shape + (n,))
+    for idx in np.ndindex(*y.shape):
+        f = math.floor(y[idx])
+        if f >= n // 2:
+            p[idx + (n - 1,)] = 1.0
+        else:
+            p[idx + (f - lo,)] += 1 + f - y[idx]
+            p[idx + (f - lo + 1,)] += y[idx] - f
+    return p
+
+
+def _np_log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+@given(
+    n=st.integers(2, 9),
+    name=st.sampled_from(list(TRANSFORMS)),
+    seed=st.integers(0, 1000),
+)
+def test_discrete_regression_loss_matches_cross_entropy(n, name, seed):
+    rng = np.random.RandomState(seed)
+    logits = rng.standard_normal((3, 4, n))
+    # Targets inside and outside the supported range.
+    target = rng.uniform(-n, n, (3, 4)) * (20 if name != "identity" else 1)
+    loss = losses.DiscreteRegressionLoss(TRANSFORMS[name])
+    out = loss(torch.tensor(logits), torch.tensor(target))
+    p = _np_two_hot(n, _np_transform(name, target))
+    expected = -(p * _np_log_softmax(logits)).sum(-1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+@pytest.mark.parametrize("inverse_after_mean", [False, True])
+def test_discrete_regression_expectation(device, name, inverse_after_mean):
+    rng = np.random.RandomState(3)
+    n = 7
+    logits = rng.standard_normal((5, n))
+    loss = losses.DiscreteRegressionLoss(TRANSFORMS[name], inverse_after_mean)
+    p = np.exp(_np_log_softmax(logits))
+    v = np.arange(n) - (n - 1) // 2
+    if inverse_after_mean:
+        expected = _np_inverse(name, (p * v).sum(-1))
+    else:
+        expected = (p * _np_inverse(name, v.astype(float))).sum(-1)
+    out = loss.calc_expectation(_t(logits, device)).cpu()
+    np.testing.assert_allclose(out, expected, rtol=1e-8)
+
+
+def test_discrete_regression_expectation_of_two_hot_target_is_the_target():
+    n = 11
+    target = np.array([-4.75, -1.0, 0.0, 0.3, 4.99])
+    logits = np.log(np.maximum(_np_two_hot(n, target), 1e-300))
+    loss = losses.DiscreteRegressionLoss(inverse_after_mean=True)
+    np.testing.assert_allclose(loss.calc_expectation(torch.tensor(logits)).numpy(), target)
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_discrete_regression_initial_distribution_is_cauchy(name):
+    n = 21
+    bias = torch.zeros(n)
+    losses.DiscreteRegressionLoss(TRANSFORMS[name]).initialize_bias(bias)
+    p = torch.softmax(bias.double(), 0).numpy()
+    v = np.arange(n) - (n - 1) // 2
+    edges = np.concatenate([[-np.inf], _np_inverse(name, v[:-1] + 0.5), [np.inf]])
+    cdf = scipy.stats.cauchy.cdf(edges)
+    np.testing.assert_allclose(p, np.diff(cdf), rtol=1e-5)
+
+
+def _np_ordered_target(n, y):
+    """P(y >= v_i) under the two-hot split."""
+    return np.flip(np.cumsum(np.flip(_np_two_hot(n, y), -1), -1), -1)
+
+
+def _np_bce_with_logits(x, q):
+    return np.maximum(x, 0) - x * q + np.log1p(np.exp(-np.abs(x)))
+
+
+@given(
+    n=st.integers(2, 9),
+    name=st.sampled_from(list(TRANSFORMS)),
+    seed=st.integers(0, 1000),
+)
+def test_ordered_discrete_regression_loss_matches_bce(n, name, seed):
+    rng = np.random.RandomState(seed)
+    logits = 2 * rng.standard_normal((6, n))
+    target = rng.uniform(-n, n, 6) * (20 if name != "identity" else 1)
+    loss = losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name])
+    out = loss(torch.tensor(logits), torch.tensor(target))
+    q = _np_ordered_target(n, _np_transform(name, target))
+    expected = _np_bce_with_logits(logits, q).sum(-1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+@pytest.mark.parametrize("inverse_after_mean", [False, True])
+def test_ordered_discrete_regression_expectation(device, name, inverse_after_mean):
+    # Monotone P(y >= v_i) from a target distribution p: the expectation is
+    # that of p (P(y >= v_0) is taken as 1).
+    rng = np.random.RandomState(4)
+    n = 7
+    p = rng.dirichlet(np.ones(n), size=5)
+    ge = np.flip(np.cumsum(np.flip(p, -1), -1), -1)
+    logits = np.log(ge) - np.log1p(-np.minimum(ge, 1 - 1e-15))
+    v = (np.arange(n) - (n - 1) // 2).astype(float)
+    if inverse_after_mean:
+        expected = _np_inverse(name, (p * v).sum(-1))
+    else:
+        expected = (p * _np_inverse(name, v)).sum(-1)
+    loss = losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name], inverse_after_mean)
+    out = loss.calc_expectation(_t(logits, device)).cpu()
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_ordered_discrete_regression_initial_distribution_is_cauchy(name):
+    n = 21
+    bias = torch.zeros(n, dtype=torch.float64)
+    losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name]).initialize_bias(bias)
+    x = _np_inverse(name, (np.arange(n) - (n - 1) // 2).astype(float))
+    np.testing.assert_allclose(torch.sigmoid(bias).numpy(), scipy.stats.cauchy.sf(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_quantile_regression_loss(device, name):
+    rng = np.random.RandomState(5)
+    quantiles = rng.standard_normal((4, 5))
+    target = 10 * rng.standard_normal((4, 3))
+    loss = losses.QuantileRegressionLoss(TRANSFORMS[name], delta=0.5)
+    out = loss(_t(quantiles, device), _t(target, device)).cpu()
+    expected = _np_quantile_huber(quantiles, _np_transform(name, target), 0.5)
+    np.testing.assert_allclose(out, expected, rtol=1e-9)
+    for inverse_after_mean in (False, True):
+        loss = losses.QuantileRegressionLoss(TRANSFORMS[name], inverse_after_mean)
+        if inverse_after_mean:
+            expected = _np_inverse(name, quantiles.mean(-1))
+        else:
+            expected = _np_inverse(name, quantiles).mean(-1)
+        out = loss.calc_expectation(_t(quantiles, device)).cpu()
+        np.testing.assert_allclose(out, expected, rtol=1e-8)
+    bias = torch.zeros(8, dtype=torch.float64)
+    loss.initialize_bias(bias)
+    cauchy = scipy.stats.cauchy.ppf((np.arange(8) + 0.5) / 8)
+    np.testing.assert_allclose(bias.numpy(), _np_transform(name, cauchy), rtol=1e-9)
+
+
+def test_scalar_prediction_loss_is_abstract():
+    with pytest.raises(TypeError):
+        losses.ScalarPredictionLoss()
+    with pytest.raises(TypeError, match="transform"):
+        losses.SquareLoss(transform=lambda x: x)
+    with pytest.raises(ValueError, match="target"):
+        losses.DiscreteRegressionLoss()(torch.zeros(3, 5), torch.zeros(4))
+    with pytest.raises(ValueError, match="logits"):
+        losses.DiscreteRegressionLoss().calc_expectation(torch.zeros(3, 1))
+    with pytest.raises(ValueError, match="delta"):
+        losses.QuantileRegressionLoss(delta=-1.0)
+
+
+# --------------------------------------------------------------------------
+# MeanSquaredLoss
+
+
+@pytest.mark.parametrize("batch_dims", [0, 1, 2, 3])
+def test_mean_squared_loss(device, batch_dims):
+    rng = np.random.RandomState(6)
+    pred, target = rng.standard_normal((2, 2, 3, 4))
+    loss = losses.MeanSquaredLoss(batch_dims=batch_dims)
+    out = loss(_t(pred, device), _t(target, device)).cpu().numpy()
+    sq = (pred - target) ** 2
+    expected = sq.mean(axis=tuple(range(batch_dims, 3))) if batch_dims < 3 else sq
+    np.testing.assert_allclose(out, expected, rtol=1e-12)
+    assert torch.equal(loss.forward(_t(pred, device), _t(target, device)).cpu(), torch.tensor(out))
+
+
+def test_mean_squared_loss_bad_input():
+    with pytest.raises(ValueError, match="batch_dims"):
+        losses.MeanSquaredLoss(batch_dims=-1)
+    with pytest.raises(ValueError, match="pred and target"):
+        losses.MeanSquaredLoss()(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+# --------------------------------------------------------------------------
+# BipartiteMatchingLoss
+
+
+def _brute_force_assignment(cost):
+    n = cost.shape[0]
+    return min(sum(cost[i, p[i]] for i in range(n)) for p in itertools.permutations(range(n)))
+
+
+@given(
+    B=st.integers(1, 4),
+    N=st.integers(1, 6),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    separate=st.booleans(),
+    ties=st.booleans(),
+    seed=st.integers(0, 10000),
+)
+def test_bipartite_matching_is_optimal(B, N, reduction, separate, ties, seed):
+    rng = np.random.RandomState(seed)
+    matching_cost = rng.standard_normal((B, N, N))
+    if ties:
+        matching_cost = np.round(matching_cost)
+    cost = rng.standard_normal((B, N, N)) if separate else matching_cost
+    loss_fn = losses.BipartiteMatchingLoss(reduction=reduction)
+    loss, matching = loss_fn(torch.tensor(matching_cost), torch.tensor(cost) if separate else None)
+    assert matching.dtype == torch.int64 and matching.shape == (B, N)
+    matching = matching.numpy()
+    for b in range(B):
+        assert sorted(matching[b]) == list(range(N))  # a permutation
+        chosen = matching_cost[b, np.arange(N), matching[b]].sum()
+        assert chosen == pytest.approx(_brute_force_assignment(matching_cost[b]), abs=1e-9)
+    per_pair = cost[np.arange(B)[:, None], np.arange(N)[None, :], matching]
+    expected = {"mean": per_pair.mean(-1), "sum": per_pair.sum(-1), "none": per_pair}[reduction]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+
+
+def test_bipartite_matching_gradient_and_device(device):
+    matching_cost = torch.tensor(
+        [[[0.0, 5.0], [5.0, 0.0]], [[9.0, 1.0], [1.0, 9.0]]], device=device
+    )
+    cost = torch.arange(8.0, device=device).reshape(2, 2, 2).requires_grad_()
+    loss, matching = losses.BipartiteMatchingLoss("sum").forward(matching_cost, cost)
+    assert matching.device.type == device.type
+    assert matching.tolist() == [[0, 1], [1, 0]]
+    assert loss.tolist() == [0.0 + 3.0, 5.0 + 6.0]
+    loss.sum().backward()
+    assert cost.grad.tolist() == [[[1, 0], [0, 1]], [[0, 1], [1, 0]]]
+
+
+def test_bipartite_matching_bad_input():
+    with pytest.raises(ValueError, match="reduction"):
+        losses.BipartiteMatchingLoss(reduction="max")
+    loss_fn = losses.BipartiteMatchingLoss()
+    with pytest.raises(ValueError, match="matching_cost_mat"):
+        loss_fn(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="cost_mat"):
+        loss_fn(torch.zeros(2, 3, 3), torch.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match="finite"):
+        loss_fn(torch.full((1, 2, 2), float("nan")))
+
+
+# --------------------------------------------------------------------------
+# AsymmetricSimSiamLoss
+
+
+def test_simsiam_loss_with_identity_nets_is_one_minus_cosine(device):
+    rng = np.random.RandomState(7)
+    x, y = rng.standard_normal((2, 3, 4, 5))
+    loss_fn = losses.AsymmetricSimSiamLoss(proj_net=nn.Identity(), pred_net=nn.Identity())
+    out = loss_fn(_t(x, device), _t(y, device)).cpu().numpy()
+    cos = (x * y).sum(-1) / np.linalg.norm(x, axis=-1) / np.linalg.norm(y, axis=-1)
+    np.testing.assert_allclose(out, 1 - cos, rtol=1e-10)
+    assert out.shape == (3, 4)
+
+
+def test_simsiam_default_networks_and_gradients(device):
+    torch.manual_seed(0)
+    loss_fn = losses.AsymmetricSimSiamLoss(
+        input_size=6, proj_hidden_size=16, pred_hidden_size=8, output_size=10, lr=0.1
+    ).to(device)
+    assert loss_fn.lr == 0.1
+    pred = torch.randn(4, 3, 2, 3, device=device, requires_grad=True)
+    target = torch.randn(4, 3, 2, 3, device=device, requires_grad=True)
+    loss = loss_fn(pred, target)
+    assert loss.shape == (4, 3)
+    # Independently: 1 - cosine of the sub-networks' outputs.
+    with torch.no_grad():
+        p = loss_fn._pred_net(loss_fn._proj_net(pred.reshape(12, 6)))
+        z = loss_fn._proj_net(target.reshape(12, 6))
+    p, z = p.cpu().double().numpy(), z.cpu().double().numpy()
+    cos = (p * z).sum(-1) / np.linalg.norm(p, axis=-1) / np.linalg.norm(z, axis=-1)
+    np.testing.assert_allclose(loss.detach().cpu().reshape(-1), 1 - cos, rtol=1e-4, atol=1e-6)
+    loss.sum().backward()
+    assert pred.grad is not None and target.grad is None  # asymmetric
+    linears = [m for m in loss_fn.modules() if isinstance(m, nn.Linear)]
+    assert [m.out_features for m in linears] == [16, 16, 10, 8, 10]
+    assert not isinstance(list(loss_fn._proj_net)[-1], nn.BatchNorm1d)
+
+
+def test_simsiam_options(device):
+    torch.manual_seed(1)
+    loss_fn = losses.AsymmetricSimSiamLoss(
+        input_size=4, output_size=6, proj_last_use_bn=True, fixed_weight_norm=True
+    ).to(device)
+    assert isinstance(list(loss_fn._proj_net)[-1], nn.BatchNorm1d)
+    linears = [m for m in loss_fn.modules() if isinstance(m, nn.Linear)]
+    norms = [m.weight.norm().item() for m in linears]
+    opt = torch.optim.SGD(loss_fn.parameters(), lr=1.0)
+    for _ in range(3):
+        opt.zero_grad()
+        loss_fn(
+            torch.randn(8, 2, 4, device=device), torch.randn(8, 2, 4, device=device)
+        ).mean().backward()
+        opt.step()
+    np.testing.assert_allclose([m.weight.norm().item() for m in linears], norms, rtol=1e-5)
+
+
+def test_simsiam_accepts_alf_networks_and_writes_summaries(tmp_path):
+    class AlfStyle(nn.Module):
+        def forward(self, x):
+            return x * 2, ()
+
+    loss_fn = losses.AsymmetricSimSiamLoss(proj_net=AlfStyle(), pred_net=AlfStyle(), name="ssl")
+    written = []
+
+    class Writer:
+        def add_scalar(self, tag, value, global_step):
+            written.append(tag)
+
+    alf.summary.set_default_writer(Writer())
+    try:
+        loss = loss_fn(torch.ones(2, 2, 3), torch.ones(2, 2, 3))
+    finally:
+        alf.summary.set_default_writer(None)
+    assert torch.allclose(loss, torch.zeros(2, 2), atol=1e-6)
+    assert "ssl/loss" in written
+
+
+def test_simsiam_bad_input():
+    with pytest.raises(ValueError, match="input_size"):
+        losses.AsymmetricSimSiamLoss()
+    with pytest.raises(ValueError, match="eps"):
+        losses.AsymmetricSimSiamLoss(input_size=3, eps=0.0)
+    loss_fn = losses.AsymmetricSimSiamLoss(proj_net=nn.Identity(), pred_net=nn.Identity())
+    with pytest.raises(ValueError, match="pred and target"):
+        loss_fn(torch.zeros(2, 3, 4), torch.zeros(2, 3, 5))
