@@ -194,16 +194,29 @@ def test_one_step_discounted_return_matches_loop(data):
 
 
 @pytest.mark.parametrize("end_prob", [0.0, 0.01])
-def test_value_ops_on_device_and_in_blocks(device, end_prob):
-    # Large enough to be split into several column blocks.
+@pytest.mark.parametrize("time_major", [True, False])
+def test_value_ops_on_device_and_in_blocks(device, end_prob, time_major):
+    # Large enough to be solved in several time blocks (time major) or
+    # batch blocks (batch major).
     rng = np.random.RandomState(1)
     T, B = 700, 900
     r, s, d = episodes(rng, T, B, end_prob, 0.99)
     v = rng.standard_normal((T, B)).astype(np.float32)
-    args = [torch.as_tensor(x, device=device) for x in (r, v, s, d)]
-    _close(value_ops.generalized_advantage_estimation(*args, 0.95), ref_gae(r, v, s, d, 0.95))
-    _close(value_ops.discounted_return(*args), ref_discounted_return(r, v, s, d))
-    _close(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
+    args = [_to(x, device, time_major) for x in (r, v, s, d)]
+
+    def check(out, expected):
+        _close(out if time_major else out.transpose(0, 1), expected)
+
+    check(
+        value_ops.generalized_advantage_estimation(*args, 0.95, time_major=time_major),
+        ref_gae(r, v, s, d, 0.95),
+    )
+    check(
+        value_ops.discounted_return(*args, time_major=time_major),
+        ref_discounted_return(r, v, s, d),
+    )
+    if time_major:
+        _close(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
 
 
 @pytest.mark.parametrize("fn", ["gae", "return"])
