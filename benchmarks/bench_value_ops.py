@@ -112,7 +112,8 @@ def torchrl_case(data, kind):
 
 
 def median_ms(fn, budget_s, min_repeats=3, max_repeats=200):
-    fn()  # warm up
+    if max_repeats > 1:
+        fn()  # warm up (a single slow call is its own warm-up)
     times = []
     start = time.perf_counter()
     while len(times) < max_repeats and (

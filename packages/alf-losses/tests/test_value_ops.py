@@ -439,3 +439,30 @@ def test_action_importance_ratio_summaries_numerics_and_mode():
         value_ops.action_importance_ratio(
             target, rollout, action, "capping", scope, 0.2, 0.0, True, False, bad_rollout_log_prob
         )
+
+
+# --------------------------------------------------------------------------
+# The recurrence solver itself, on each of its methods
+
+
+@given(
+    n=st.one_of(st.integers(1, 40), st.integers(41, 3000)),
+    columns=st.sampled_from([1, 2, 7, 64]),
+    zero_prob=st.sampled_from([0.0, 0.01, 0.5]),
+    seed=st.integers(0, 10000),
+)
+def test_solver_matches_loop(n, columns, zero_prob, seed):
+    from alf.utils import _losses_scan
+
+    rng = np.random.RandomState(seed)
+    a = rng.uniform(0, 1.2, (n, columns)) * (rng.random_sample((n, columns)) >= zero_prob)
+    b = rng.standard_normal((n, columns))
+    expected = np.zeros((n + 1, columns))
+    for t in range(n - 1, -1, -1):
+        expected[t] = a[t] * expected[t + 1] + b[t]
+    x = torch.tensor(b)
+    _losses_scan.solve_backward_recurrence_(
+        torch.tensor(a), x, torch.empty(_losses_scan.scratch_size(x.shape), dtype=torch.float64)
+    )
+    scale = np.abs(expected).max()
+    np.testing.assert_allclose(x.numpy(), expected[:-1], rtol=1e-10, atol=1e-12 * scale)

@@ -5,9 +5,16 @@ The value ops reduce to ``x[t] = a[t] * x[t + 1] + b[t]`` for ``t = n-1 .. 0``
 with ``x[n] = 0`` (a bootstrap value is folded into ``b[n - 1]`` by the
 caller). Two exact, division-free methods are used:
 
-* tiny problems (``n * n * columns`` small): one batched unit upper-bidiagonal
-  triangular solve (``torch.linalg.solve_triangular``), i.e. LAPACK's back
-  substitution, in a handful of tensor ops;
+* tiny problems (``n * n * columns`` small): one batched unit
+  upper-bidiagonal triangular solve (``torch.linalg.solve_triangular``, i.e.
+  LAPACK's back substitution);
+* few columns: two-level blocked back substitution. The steps are cut into
+  ``G`` groups of ``k ~ sqrt(n)``; one batched unit upper-bidiagonal
+  triangular solve (``torch.linalg.solve_triangular``, i.e. LAPACK's back
+  substitution) gives, per group, the solution with a zero boundary and the
+  suffix products of ``a``; a second solve links the ``G`` groups, and one
+  fused multiply-add finishes. About twenty tensor ops whatever ``n``;
+  ``O(n k)`` work per column, so it is used while that stays small;
 * otherwise recursive halving (cyclic reduction): pairing neighbours gives the
   same recurrence on the even steps,
   ``x[2i] = (a[2i] a[2i+1]) x[2i+2] + (b[2i] + a[2i] b[2i+1])``, which is
@@ -23,10 +30,12 @@ solve long inputs a cache-sized block at a time (``row_blocks``,
 fresh multi-megabyte buffers would cost a page fault per 4 KiB on every call.
 """
 
+import math
 import threading
 from typing import Iterator
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "column_blocks",
@@ -36,8 +45,12 @@ __all__ = [
     "workspace",
 ]
 
-# Largest ``n * n * columns`` solved as one dense triangular system.
+# Largest ``n * n * columns`` solved as one triangular system.
 _DENSE_MAX = 1 << 14
+# Limits for the blocked triangular solve: number of small systems
+# (columns * groups) and work (n * k * columns).
+_DENSE_SYSTEMS = 256
+_DENSE_WORK = 1 << 16
 # Length below which the halving recursion finishes with a short loop.
 _BASE = 4
 # Target number of elements per block (2 MiB of float64).
@@ -114,27 +127,56 @@ def solve_backward_recurrence_(a: torch.Tensor, b: torch.Tensor, scratch: torch.
     Args:
         a (Tensor): coefficients, shape ``[n, ...]`` (n >= 1), broadcastable
             views allowed.
-        b (Tensor): offsets, same shape and dtype, contiguous; overwritten
-            with the solution; strided views are fine.
+        b (Tensor): offsets, same shape and dtype (any strides); overwritten
+            with the solution.
         scratch (Tensor): flat, same dtype and device, at least
             ``scratch_size(b.shape)`` elements.
     """
     n = a.shape[0]
-    if n * n * a[0].numel() <= _DENSE_MAX:
+    columns = a[0].numel()
+    k = math.isqrt(n - 1) + 1
+    groups = -(-n // k)
+    if n * n * columns <= _DENSE_MAX:
         b.copy_(_solve_dense(a, b))
+    elif columns * groups <= _DENSE_SYSTEMS and n * k * columns <= _DENSE_WORK:
+        b.copy_(_solve_blocked(a, b, k, groups))
     else:
         _solve_halving(a, b, scratch)
 
 
 def _solve_dense(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     n = a.shape[0]
-    # Columns first: [C, n]; the system is U x = b with U unit upper
-    # bidiagonal, U[t, t + 1] = -a[t].
-    a_cols = a.reshape(n, -1).T
-    b_cols = b.reshape(n, -1).T.unsqueeze(-1)
-    u = torch.diag_embed(-a_cols[:, :-1], offset=1)
-    x = torch.linalg.solve_triangular(u, b_cols, upper=True, unitriangular=True)
+    # Columns first, [C, n]: U x = b with U[t, t+1] = -a[t], unit diagonal.
+    u = torch.diag_embed(-a.reshape(n, -1).T[:, :-1], offset=1)
+    x = torch.linalg.solve_triangular(
+        u, b.reshape(n, -1).T.unsqueeze(-1), upper=True, unitriangular=True
+    )
     return x.squeeze(-1).T.reshape(b.shape)
+
+
+def _solve_blocked(a: torch.Tensor, b: torch.Tensor, k: int, groups: int) -> torch.Tensor:
+    n = a.shape[0]
+    pad = groups * k - n
+    # Columns first, steps padded with a = b = 0 (x = 0 there) and cut into
+    # groups: [C, G, k].
+    a_g = F.pad(a.reshape(n, -1).T, (0, pad)).view(-1, groups, k)
+    b_g = F.pad(b.reshape(n, -1).T, (0, pad)).view(-1, groups, k)
+    # Within a group, U x = rhs with U unit upper bidiagonal, U[j, j+1] = -a[j].
+    # Right-hand sides: b (solution with x = 0 after the group) and
+    # a[k-1] e_{k-1} (solution: suffix products p[j] = a[j] ... a[k-1]).
+    rhs = torch.zeros((*a_g.shape, 2), dtype=b.dtype, device=b.device)
+    rhs[..., 0] = b_g
+    rhs[..., -1, 1] = a_g[..., -1]
+    u = torch.diag_embed(-a_g[..., :-1], offset=1)
+    local, suffix = torch.linalg.solve_triangular(u, rhs, upper=True, unitriangular=True).unbind(-1)
+    # Group starts: X[g] = suffix[g, 0] X[g+1] + local[g, 0], X[G] = 0.
+    u_groups = torch.diag_embed(-suffix[:, :-1, 0], offset=1)
+    starts = torch.linalg.solve_triangular(
+        u_groups, local[:, :, :1], upper=True, unitriangular=True
+    )
+    next_start = F.pad(starts[:, 1:, 0], (0, 1))
+    x = torch.addcmul(local, suffix, next_start.unsqueeze(-1))
+    return x.reshape(-1, groups * k)[:, :n].T.reshape(b.shape)
 
 
 def _solve_halving(a: torch.Tensor, b: torch.Tensor, scratch: torch.Tensor) -> None:
