@@ -3,9 +3,14 @@
 Every check raises ``TypeError``/``ValueError`` naming the argument and what
 was received; none of them touches a buffer, so a rejected call leaves the
 stored data as it was.
+
+``ItemChecker`` is the per-call check of a batch: it reads the spec once, at
+construction, and then checks a batch with plain attribute comparisons; only a
+batch it cannot take that way (another container type, or a bad leaf) goes
+through ``check_items``, which accepts it or raises the detailed error.
 """
 
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,6 +24,7 @@ __all__ = [
     "check_data_spec",
     "check_env_ids",
     "check_items",
+    "ItemChecker",
 ]
 
 
@@ -154,3 +160,124 @@ def check_items(
             )
         out.append(item.detach().to(device))
     return out
+
+
+
+# A flattener appends the leaves of a batch to a list, in ``alf.nest.flatten``
+# order, and returns False when the batch's containers are not exactly those
+# of the spec (the caller then falls back to ``check_items``).
+_Flattener = Callable[[Any, List[Any]], bool]
+
+
+def _append_leaf(value: Any, out: List[Any]) -> bool:
+    out.append(value)
+    return True
+
+
+def _refuse(value: Any, out: List[Any]) -> bool:
+    return False
+
+
+def _compile_flattener(template: Any) -> _Flattener:
+    """A flattener for batches shaped like ``template``; containers other
+    than plain ``dict``, ``list``, ``tuple`` and namedtuples are always
+    refused (left to ``check_items``)."""
+    if not nest.is_nested(template):
+        return _append_leaf
+    kind = type(template)
+    if kind is dict:
+        keys = list(template)
+        # the order alf.nest flattens the values in
+        keys = [keys[i] for i in nest.flatten({k: i for i, k in enumerate(keys)})]
+        key_set = frozenset(keys)
+        parts = [(key, _compile_flattener(template[key])) for key in keys]
+        if all(part is _append_leaf for _, part in parts):
+
+            def leaf_mapping(value, out):
+                if type(value) is not dict or value.keys() != key_set:
+                    return False
+                out.extend([value[key] for key in keys])
+                return True
+
+            return leaf_mapping
+
+        def mapping(value, out):
+            if type(value) is not dict or value.keys() != key_set:
+                return False
+            return all([part(value[key], out) for key, part in parts])
+
+        return mapping
+    if kind is list or kind is tuple or nest.is_namedtuple(template):
+        size = len(template)
+        parts = [_compile_flattener(child) for child in template]
+
+        def sequence(value, out):
+            if type(value) is not kind or len(value) != size:
+                return False
+            return all([part(child, out) for part, child in zip(parts, value)])
+
+        return sequence
+    return _refuse
+
+
+class ItemChecker:
+    """``check_items`` for one spec, with what it needs read once.
+
+    Calling it gives the same result as ``check_items`` (the same leaves, or
+    the same error); a batch whose containers are plain ``dict``/``list``/
+    ``tuple``/namedtuples exactly like the spec's and whose leaves are right
+    is checked by attribute comparisons alone.
+
+    Args:
+        data_spec (nested TensorSpec): the spec of one item.
+        specs (list[(str, TensorSpec)]): ``check_data_spec(data_spec)``.
+    """
+
+    def __init__(self, data_spec: Any, specs: Sequence[Tuple[str, TensorSpec]]):
+        self._data_spec = data_spec
+        self._specs = specs
+        self._flatten = _compile_flattener(data_spec)
+        self._dtypes = [spec.dtype for _, spec in specs]
+        self._shapes = [tuple(spec.shape) for _, spec in specs]
+        self._expected: Dict[int, List[Tuple[int, ...]]] = {}
+
+    def __call__(
+        self,
+        batch: Any,
+        batch_size: Optional[int],
+        device: torch.device,
+        name: str = "batch",
+    ) -> List[torch.Tensor]:
+        """See ``check_items``: the leaves of ``batch`` (each of shape
+        ``[B] + spec.shape``), detached and on ``device``."""
+        flat: List[Any] = []
+        if self._flatten(batch, flat) and self._leaves_ok(flat, batch_size):
+            out = []
+            for item in flat:
+                if item.requires_grad:
+                    item = item.detach()
+                if item.device != device:
+                    item = item.to(device)
+                out.append(item)
+            return out
+        return check_items(self._data_spec, self._specs, batch, batch_size, device, name)
+
+    def _leaves_ok(self, flat: List[Any], batch_size: Optional[int]) -> bool:
+        for item in flat:
+            if not isinstance(item, torch.Tensor):
+                return False
+        if batch_size is None:
+            first = flat[0]
+            if first.dim() == 0:
+                return False
+            batch_size = first.shape[0]
+        expected = self._expected.get(batch_size)
+        if expected is None:
+            if len(self._expected) >= 16:  # bound the cache of batch sizes
+                self._expected.clear()
+            expected = [(batch_size,) + shape for shape in self._shapes]
+            self._expected[batch_size] = expected
+        for item, dtype, shape in zip(flat, self._dtypes, expected):
+            if item.dtype != dtype or item.shape != shape:
+                return False
+        return True

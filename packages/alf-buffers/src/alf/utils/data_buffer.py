@@ -18,18 +18,27 @@ Storage is allocated once, at construction: one tensor of shape
 int64 ``[num_environments]`` tensors of positions and sizes. All of them are
 registered buffers of the ``nn.Module``, so ``state_dict()`` holds the stored
 data and the positions, and ``load_state_dict`` restores a buffer exactly.
+
+Hot path: ``enqueue``/``dequeue`` check a batch with the spec read once at
+construction (``ItemChecker``). On the CPU the positions are read and updated
+through NumPy views of the two position tensors (same memory, also when it is
+shared between processes), so no torch call is spent on bookkeeping; data
+moves with ``index_copy_``/``index_select`` on a flat
+``[num_environments * max_length] + spec.shape`` view of each storage tensor,
+or, for all environments at one common slot, with plain slices.
 """
 
 import functools
 from typing import Any, Callable, List
 
+import numpy as np
 import torch
 from torch import nn
 
 from alf.utils._buffer_checks import (
+    ItemChecker,
     check_data_spec,
     check_env_ids,
-    check_items,
     check_non_negative_int,
     check_positive_int,
 )
@@ -37,6 +46,9 @@ from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
 
 __all__ = ["atomic", "RingBuffer", "DataBuffer"]
+
+# selects every environment: indexes the positions (NumPy or torch) as a view
+_ALL = slice(None)
 
 
 def atomic(func: Callable) -> Callable:
@@ -167,22 +179,61 @@ class RingBuffer(nn.Module):
         self._refresh()
 
     # ---- cached views of the registered buffers ---------------------------
+    # attributes rebuilt by _refresh (never pickled)
+    _DERIVED = (
+        "_storage",
+        "_flat_storage",
+        "_leaf_shapes",
+        "_all_env_ids",
+        "_pos",
+        "_size",
+        "_row_base",
+        "_steps",
+        "_pack",
+        "_check",
+    )
+
     def _refresh(self) -> None:
         """Rebuild what is derived from the registered buffers (after
-        construction, ``.to()``, unpickling)."""
+        construction, ``.to()``, ``load_state_dict``, unpickling).
+
+        ``_pos``/``_size`` are the positions and sizes to compute with: NumPy
+        views of ``_current_pos``/``_current_size`` on the CPU, the tensors
+        themselves elsewhere (their values then stay on the device). Indexing
+        them with ``_ALL`` or with ``_env_index(env_ids)`` works alike.
+        """
+        rows = self._num_envs * self._max_length
         self._storage = [self._buffers[n] for n in self._buffer_names]
+        self._flat_storage = [s.view((rows,) + tuple(s.shape[2:])) for s in self._storage]
+        self._leaf_shapes = [tuple(s.shape[2:]) for s in self._storage]
         self._device = self._buffers["_current_pos"].device
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
+        if self._device.type == "cpu":
+            self._pos = self._buffers["_current_pos"].numpy()
+            self._size = self._buffers["_current_size"].numpy()
+            self._row_base = np.arange(self._num_envs, dtype=np.int64) * self._max_length
+            self._steps = np.arange(self._max_length, dtype=np.int64)
+        else:
+            self._pos = self._buffers["_current_pos"]
+            self._size = self._buffers["_current_size"]
+            self._row_base = self._all_env_ids * self._max_length
+            self._steps = torch.arange(self._max_length, device=self._device)
         self._pack = compile_packer(self._data_spec)
+        self._check = ItemChecker(self._data_spec, self._specs)
 
     def _apply(self, fn, recurse=True):
         result = super()._apply(fn, recurse)
         self._refresh()
         return result
 
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        # load_state_dict(assign=True) replaces the registered tensors
+        self._refresh()
+
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_storage", "_all_env_ids", "_pack"):
+        for key in self._DERIVED:
             state.pop(key, None)
         return state
 
@@ -231,15 +282,35 @@ class RingBuffer(nn.Module):
             return self._all_env_ids
         return check_env_ids(env_ids, self._num_envs).to(self._device)
 
+    def _env_index(self, env_ids: Any) -> Any:
+        """``env_ids`` checked, as an index of ``_pos``/``_size``/``_row_base``:
+        ``_ALL`` for ``None``, else an int64 NumPy array (CPU) or tensor."""
+        if env_ids is None:
+            return _ALL
+        ids = check_env_ids(env_ids, self._num_envs)
+        return ids.numpy() if self._device.type == "cpu" else ids.to(self._device)
+
+    def _batch_size(self, envs: Any) -> int:
+        return self._num_envs if envs is _ALL else len(envs)
+
+    def _one_slot(self, pos: Any) -> bool:
+        """Whether the positions of all environments are one value (only
+        looked at on the CPU, where it costs no device sync)."""
+        return (
+            self._device.type == "cpu"
+            and pos[0] == pos[-1]
+            and bool((pos == pos[0]).all())
+        )
+
     def circular(self, pos: Any) -> Any:
         """Mod pos by _max_length to get the actual index in the _buffer."""
         return pos % self._max_length
 
-    def _has_space(self, env_ids: torch.Tensor) -> bool:
-        return bool((self._current_size[env_ids] < self._max_length).all())
+    def _has_space(self, envs: Any) -> bool:
+        return bool((self._size[envs] < self._max_length).all())
 
-    def _has_data(self, env_ids: torch.Tensor, n: int) -> bool:
-        return bool((self._current_size[env_ids] >= n).all())
+    def _has_data(self, envs: Any, n: int) -> bool:
+        return bool((self._size[envs] >= n).all())
 
     @atomic
     def has_data(self, env_ids: Any, n: int = 1) -> bool:
@@ -252,7 +323,7 @@ class RingBuffer(nn.Module):
             bool: whether every environment of ``env_ids`` holds ``n`` items.
         """
         n = check_non_negative_int(n, "n")
-        return self._has_data(self.check_convert_env_ids(env_ids), n)
+        return self._has_data(self._env_index(env_ids), n)
 
     @atomic
     def has_space(self, env_ids: Any) -> bool:
@@ -263,7 +334,7 @@ class RingBuffer(nn.Module):
         Returns:
             bool: whether every environment of ``env_ids`` has a free slot.
         """
-        return self._has_space(self.check_convert_env_ids(env_ids))
+        return self._has_space(self._env_index(env_ids))
 
     @atomic
     def get_current_position(self) -> torch.Tensor:
@@ -315,27 +386,35 @@ class RingBuffer(nn.Module):
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has no space (the wait could never end).
         """
-        env_ids = self.check_convert_env_ids(env_ids)
-        items = check_items(self._data_spec, self._specs, batch, env_ids.shape[0], self._device)
+        envs = self._env_index(env_ids)
+        items = self._check(batch, self._batch_size(envs), self._device)
         with self._locked():
-            if blocking and not self._sync.wait_for_space(lambda: self._has_space(env_ids)):
+            if blocking and not self._sync.wait_for_space(lambda: self._has_space(envs)):
                 return False
-            self._write(env_ids, items)
+            self._write(envs, items)
             self._sync.data_added()
             return True
 
     def _locked(self):
         return self._lock if self._lock is not None else _NoLock
 
-    def _write(self, env_ids: torch.Tensor, items: List[torch.Tensor]) -> None:
-        pos = self._current_pos[env_ids]
-        idx = self.circular(pos)
-        for storage, item in zip(self._storage, items):
-            storage[env_ids, idx] = item
-        self._current_pos[env_ids] = pos + 1
-        self._current_size[env_ids] = torch.clamp(
-            self._current_size[env_ids] + 1, max=self._max_length
-        )
+    def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
+        """Store ``items[leaf][b]`` at the current position of environment
+        ``b`` of ``envs`` and advance the positions."""
+        pos = self._pos[envs]
+        if envs is _ALL and self._one_slot(pos):
+            idx = int(pos[0]) % self._max_length
+            for storage, item in zip(self._storage, items):
+                storage[:, idx] = item
+        else:
+            rows = self._row_base[envs] + pos % self._max_length
+            if self._device.type == "cpu":
+                rows = torch.from_numpy(rows)
+            for flat, item in zip(self._flat_storage, items):
+                flat.index_copy_(0, rows, item)
+        self._pos[envs] = pos + 1
+        size = self._size[envs]
+        self._size[envs] = size + (size < self._max_length)
 
     # ---- reading ----------------------------------------------------------
     def dequeue(self, env_ids: Any = None, n: int = 1, blocking: bool = False) -> Any:
@@ -363,28 +442,42 @@ class RingBuffer(nn.Module):
             raise ValueError(
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
             )
-        env_ids = self.check_convert_env_ids(env_ids)
+        envs = self._env_index(env_ids)
         with self._locked():
             if blocking:
-                if not self._sync.wait_for_data(lambda: self._has_data(env_ids, n)):
+                if not self._sync.wait_for_data(lambda: self._has_data(envs, n)):
                     return None
-            elif not self._has_data(env_ids, n):
+            elif not self._has_data(envs, n):
+                ids = list(range(self._num_envs)) if envs is _ALL else envs.tolist()
                 raise AssertionError(
                     f"not enough data to dequeue n={n}: environments "
-                    f"{env_ids.tolist()} hold {self._current_size[env_ids].tolist()} items"
+                    f"{ids} hold {self._size[envs].tolist()} items"
                 )
-            result = self._read(env_ids, n)
-            self._current_size[env_ids] = self._current_size[env_ids] - n
+            result = self._read(envs, n)
+            self._size[envs] = self._size[envs] - n
             self._sync.space_freed()
         return self._pack(result)
 
-    def _read(self, env_ids: torch.Tensor, n: int) -> List[torch.Tensor]:
-        """The earliest ``n`` items of each environment: ``[B, n] + shape``."""
-        start = self._current_pos[env_ids] - self._current_size[env_ids]
-        steps = torch.arange(n, device=self._device)
-        idx = self.circular(start.unsqueeze(1) + steps)
-        envs = env_ids.unsqueeze(1).expand(-1, n)
-        return [storage[envs, idx] for storage in self._storage]
+    def _read(self, envs: Any, n: int) -> List[torch.Tensor]:
+        """Copies of the earliest ``n`` items of each environment of
+        ``envs``: ``[B, n] + spec.shape`` per leaf."""
+        start = self._pos[envs] - self._size[envs]
+        if envs is _ALL and self._one_slot(start):
+            idx = int(start[0]) % self._max_length
+            if idx + n <= self._max_length:
+                return [
+                    storage[:, idx : idx + n].clone(memory_format=torch.contiguous_format)
+                    for storage in self._storage
+                ]
+        rows = self._row_base[envs][:, None] + (start[:, None] + self._steps[:n]) % self._max_length
+        batch = rows.shape[0]
+        rows = rows.reshape(-1)
+        if self._device.type == "cpu":
+            rows = torch.from_numpy(rows)
+        return [
+            flat.index_select(0, rows).view((batch, n) + shape)
+            for flat, shape in zip(self._flat_storage, self._leaf_shapes)
+        ]
 
     @atomic
     def remove_up_to(self, n: int, env_ids: Any = None) -> None:
@@ -395,8 +488,8 @@ class RingBuffer(nn.Module):
             env_ids (Tensor): environments to remove from (``None``: all).
         """
         n = check_non_negative_int(n, "n")
-        env_ids = self.check_convert_env_ids(env_ids)
-        self._current_size[env_ids] = torch.clamp(self._current_size[env_ids] - n, min=0)
+        envs = self._env_index(env_ids)
+        self._size[envs] = (self._size[envs] - n).clip(min=0)
         self._sync.space_freed()
 
     @atomic
@@ -408,9 +501,9 @@ class RingBuffer(nn.Module):
             env_ids (Tensor): optional list of environment ids to clear
                 (``None``: all).
         """
-        env_ids = self.check_convert_env_ids(env_ids)
-        self._current_size[env_ids] = 0
-        self._current_pos[env_ids] = 0
+        envs = self._env_index(env_ids)
+        self._size[envs] = 0
+        self._pos[envs] = 0
         self._sync.space_freed()
 
     # ---- stop / revive ----------------------------------------------------
@@ -477,29 +570,17 @@ class DataBuffer(RingBuffer):
             name=name,
         )
 
+    _DERIVED = RingBuffer._DERIVED + ("_rings",)
+
     def _refresh(self) -> None:
         super()._refresh()
         # the single ring of each leaf: [capacity] + spec.shape
         self._rings = [storage[0] for storage in self._storage]
-        # on the CPU, NumPy views read the positions without a torch call
-        self._host_positions = (
-            (self._current_size.numpy(), self._current_pos.numpy())
-            if self._device.type == "cpu"
-            else None
-        )
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_rings", None)
-        state.pop("_host_positions", None)
-        return state
 
     def _size_and_start(self):
-        """(number of stored items, position of the earliest) as ints."""
-        if self._host_positions is not None:
-            size, pos = (int(p[0]) for p in self._host_positions)
-        else:
-            size, pos = int(self._current_size[0]), int(self._current_pos[0])
+        """(number of stored items, position of the earliest) as ints (on
+        the CPU read through the NumPy views, without a torch call)."""
+        size, pos = int(self._size[0]), int(self._pos[0])
         return size, pos - size
 
     @property
@@ -531,7 +612,7 @@ class DataBuffer(RingBuffer):
             ValueError, TypeError: ``batch`` disagrees with the spec (the
                 message names the nest path); nothing is stored then.
         """
-        items = check_items(self._data_spec, self._specs, batch, None, self._device)
+        items = self._check(batch, None, self._device)
         batch_size = items[0].shape[0]
         n = min(batch_size, self._max_length)
         if n == 0:
