@@ -4,7 +4,6 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from scipy.optimize import linear_sum_assignment
 
 __all__ = ["BipartiteMatchingLoss"]
 
@@ -87,6 +86,10 @@ class BipartiteMatchingLoss:
                 f"cost_mat must have the shape of matching_cost_mat "
                 f"{tuple(matching_cost_mat.shape)}; got {tuple(cost_mat.shape)}"
             )
+        # Imported here: scipy.optimize takes longer to import than the rest
+        # of alf.utils.losses together.
+        from scipy.optimize import linear_sum_assignment
+
         costs = matching_cost_mat.detach().to("cpu", torch.float64).numpy()
         if not np.isfinite(costs).all():
             raise ValueError("matching_cost_mat must be finite; got NaN or Inf entries")

@@ -10,7 +10,6 @@ from typing import Any, Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import rankdata
 
 from alf.data_structures import LossInfo
 
@@ -49,6 +48,9 @@ def auc_score(inliers: Any, outliers: Any) -> float:
     Raises:
         ValueError: an input is empty or not finite.
     """
+    # Imported here, not with the module: scipy.stats is slow to import.
+    from scipy.stats import rankdata
+
     x = _flat_scores("inliers", inliers)
     y = _flat_scores("outliers", outliers)
     ranks = rankdata(np.concatenate([x, y]))
