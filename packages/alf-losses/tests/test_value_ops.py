@@ -408,6 +408,28 @@ def test_action_importance_ratio_with_rollout_log_prob_and_gradient(device):
     assert loc.grad is not None and rollout_log_prob.grad is None  # rollout side detached
 
 
+def test_action_importance_ratio_sums_a_nested_rollout_log_prob(device):
+    target, _, action, lp, _ = _policies(device, 0.4)
+    # One log-prob per action of the nest: they are summed.
+    rollout_log_prob = (
+        torch.full((6,), -1.0, device=device),
+        torch.full((6,), -2.5, device=device),
+    )
+    ratio, _ = value_ops.action_importance_ratio(
+        target,
+        None,
+        action,
+        "capping",
+        alf.summary.scope("r"),
+        0.5,
+        0.0,
+        False,
+        False,
+        rollout_log_prob=rollout_log_prob,
+    )
+    np.testing.assert_allclose(ratio.cpu().numpy(), np.exp(lp + 3.5), rtol=1e-5)
+
+
 def test_action_importance_ratio_summaries_numerics_and_mode():
     target, rollout, action, _, _ = _policies("cpu", 0.4)
     written = []

@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from alf.utils._losses_elementwise import multi_quantile_huber_loss
+from alf.utils._losses_elementwise import _check_delta, multi_quantile_huber_loss
 from alf.utils.math_ops import InvertibleTransform
 
 __all__ = [
@@ -330,9 +330,7 @@ class QuantileRegressionLoss(ScalarPredictionLoss):
     ):
         self._transform = _check_transform(transform)
         self._inverse_after_mean = bool(inverse_after_mean)
-        if not delta >= 0:
-            raise ValueError(f"delta must be >= 0; got {delta!r}")
-        self._delta = float(delta)
+        self._delta = _check_delta(delta, positive=False)
 
     def __call__(self, quantiles: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Args: ``quantiles`` ``[..., n]``, ``target`` ``[...]`` or

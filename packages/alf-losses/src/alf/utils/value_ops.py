@@ -26,7 +26,7 @@ import torch
 import alf.summary
 from alf import nest
 from alf.data_structures import StepType
-from alf.utils import dist_utils
+from alf.utils import dist_utils, math_ops
 from alf.utils._losses_scan import (
     column_blocks,
     row_blocks,
@@ -404,8 +404,7 @@ def action_importance_ratio(
     if rollout_log_prob is None:
         rollout_log_prob = dist_utils.compute_log_probability(rollout_action_distribution, action)
     else:
-        flat = nest.flatten(rollout_log_prob)
-        rollout_log_prob = flat[0] if len(flat) == 1 else torch.stack(flat).sum(0)
+        rollout_log_prob = math_ops.add_n(nest.flatten(rollout_log_prob))
     rollout_log_prob = rollout_log_prob.detach()
     action_log_prob = dist_utils.compute_log_probability(action_distribution, action)
     if log_prob_clipping > 0.0:
