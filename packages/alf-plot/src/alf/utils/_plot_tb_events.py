@@ -135,7 +135,7 @@ def _frame(data):
     return offsets + 12, ends - offsets - 16
 
 
-def _stored_crc(buf, positions):
+def _uint32_le(buf, positions):
     """Little-endian uint32 values stored at ``positions`` of ``buf``."""
     b = buf[positions[:, None] + np.arange(4)].astype(np.uint32)
     return b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
@@ -146,10 +146,10 @@ def _first_bad_crc(data, offsets, lengths):
     if len(offsets) == 0:
         return None
     buf = np.frombuffer(data, dtype=np.uint8)
-    header_ok = masked_crc32c_many(buf, offsets - 12, np.full_like(lengths, 8)) == _stored_crc(
+    header_ok = masked_crc32c_many(buf, offsets - 12, np.full_like(lengths, 8)) == _uint32_le(
         buf, offsets - 4
     )
-    payload_ok = masked_crc32c_many(buf, offsets, lengths) == _stored_crc(buf, offsets + lengths)
+    payload_ok = masked_crc32c_many(buf, offsets, lengths) == _uint32_le(buf, offsets + lengths)
     bad = np.flatnonzero(~(header_ok & payload_ok))
     return int(bad[0]) if len(bad) else None
 
@@ -274,10 +274,9 @@ def _decode_canonical(buf, offsets, lengths, tag_bytes):
         # Continuation bit set on every varint byte but the last.
         ok &= ~inside | (more == (j < rest - 2))
         steps |= np.where(inside, (byte & 0x7F) << np.uint64(7 * j), 0).astype(np.uint64)
-    end = offsets + lengths
-    raw = buf[np.minimum(end[:, None] - 4 + np.arange(4), last)].astype(np.uint32)
-    bits = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16) | (raw[:, 3] << 24)
-    values = bits.view(np.float32).astype(np.float64)
+    # The float32 value is the last 4 bytes of the payload (which a complete
+    # record's CRC follows, so they lie inside ``buf``).
+    values = _uint32_le(buf, offsets + lengths - 4).view(np.float32).astype(np.float64)
     return ok, steps.view(np.int64), values
 
 
@@ -309,10 +308,12 @@ class _RunState:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
         return np.concatenate(self.steps), np.concatenate(self.values)
 
-    def version_of(self, event):
-        from tensorboard.backend.event_processing import event_util
 
-        return event_util.ParseFileVersion(event.file_version)
+def _file_version(event):
+    """The version number of a ``file_version`` event (``brain.Event:2`` -> 2.0)."""
+    from tensorboard.backend.event_processing import event_util
+
+    return event_util.ParseFileVersion(event.file_version)
 
 
 def _values_of(event, tag, path):
@@ -393,9 +394,7 @@ def _read_file(path, state, verify_crc):
             break
         parsed[i] = event
     versions = [
-        (i, state.version_of(e))
-        for i, e in parsed.items()
-        if e.WhichOneof("what") == "file_version"
+        (i, _file_version(e)) for i, e in parsed.items() if e.WhichOneof("what") == "file_version"
     ]
     current = state.file_version
     starts_v2 = (current is not None and current >= 2) or (versions and versions[0][0] == 0)
@@ -431,7 +430,7 @@ def _read_file(path, state, verify_crc):
             state.add(pt_steps[done:cut], pt_values[done:cut])
             done = cut
             if what == "file_version":
-                state.file_version = state.version_of(event)
+                state.file_version = _file_version(event)
             else:  # SessionLog.START
                 state.purge(event.step)
     state.add(pt_steps[done:], pt_values[done:])
@@ -452,7 +451,7 @@ def _apply_legacy(data, offsets, lengths, state, path, parse):
             break
         what = event.WhichOneof("what")
         if what == "file_version":
-            state.file_version = state.version_of(event)
+            state.file_version = _file_version(event)
         if state.file_version is not None and state.file_version >= 2:
             if what == "session_log" and event.session_log.status == 1:
                 flush()
