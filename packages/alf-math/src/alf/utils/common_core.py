@@ -332,9 +332,7 @@ def get_all_parameters(obj: Any) -> List[Tuple[str, nn.Parameter]]:
             }
         elif isinstance(x, dict):
             children = x
-        elif isinstance(x, (list, tuple)):
-            children = dict(enumerate(x))
-        elif isinstance(x, (set, frozenset)):
+        elif isinstance(x, (list, tuple, set, frozenset)):
             children = dict(enumerate(x))
         elif hasattr(x, "__dict__") and not isinstance(x, _OPAQUE):
             children = vars(x)

@@ -27,8 +27,9 @@ class _Outputs:
         self.tensor_positions: List[int] = []
 
 
-def _flat_tensor_outputs(result: Any) -> Tuple[List[Any], List[int]]:
-    leaves = alf.nest.flatten(result)
+def _tensor_leaves(nest: Any) -> Tuple[List[Any], List[int]]:
+    """The leaves of ``nest`` and the positions of the tensors among them."""
+    leaves = alf.nest.flatten(nest)
     positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
     return leaves, positions
 
@@ -46,7 +47,7 @@ class _LeanFunction(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         with torch.no_grad():
             result = run(*tensors[:n_inputs])
-        leaves, positions = _flat_tensor_outputs(result)
+        leaves, positions = _tensor_leaves(result)
         outputs.structure = result
         outputs.leaves = leaves
         outputs.tensor_positions = positions
@@ -66,33 +67,29 @@ class _LeanFunction(torch.autograd.Function):
         ]
         params = tensors[n_inputs:]
         with torch.enable_grad():
-            leaves, positions = _flat_tensor_outputs(ctx.run(*inputs))
+            leaves, positions = _tensor_leaves(ctx.run(*inputs))
         outs, grads = [], []
         for i, grad in zip(positions, grad_outputs):
             out = leaves[i]
             if grad is not None and out.requires_grad:
                 outs.append(out)
                 grads.append(grad)
-        targets = [x for x in list(inputs) + list(params) if x.requires_grad]
+        candidates = [*inputs, *params]
+        targets = [x for x in candidates if x.requires_grad]
         if outs and targets:
             target_grads = iter(torch.autograd.grad(outs, targets, grads, allow_unused=True))
         else:
             target_grads = iter([None] * len(targets))
-        result = [
-            next(target_grads) if x.requires_grad else None for x in list(inputs) + list(params)
-        ]
+        result = [next(target_grads) if x.requires_grad else None for x in candidates]
         return (None, None, None, *result)
 
 
 def _run_lean(func: Callable, params: Sequence[torch.Tensor], args: tuple, kwargs: dict) -> Any:
     """Call ``func(*args, **kwargs)`` through ``_LeanFunction``."""
     call = (args, kwargs)
-    leaves = alf.nest.flatten(call)
-    positions = [i for i, leaf in enumerate(leaves) if isinstance(leaf, torch.Tensor)]
+    leaves, positions = _tensor_leaves(call)
     tensors = [leaves[i] for i in positions]
-    if not torch.is_grad_enabled() or not any(
-        t.requires_grad for t in list(tensors) + list(params)
-    ):
+    if not torch.is_grad_enabled() or not any(t.requires_grad for t in [*tensors, *params]):
         return func(*args, **kwargs)
 
     def run(*inputs):
