@@ -162,7 +162,6 @@ def check_items(
     return out
 
 
-
 # A flattener appends the leaves of a batch to a list, in ``alf.nest.flatten``
 # order, and returns False when the batch's containers are not exactly those
 # of the spec (the caller then falls back to ``check_items``).

@@ -189,6 +189,7 @@ class RingBuffer(nn.Module):
         "_size",
         "_row_base",
         "_steps",
+        "_count_nonzero",
         "_pack",
         "_check",
     )
@@ -213,11 +214,13 @@ class RingBuffer(nn.Module):
             self._size = self._buffers["_current_size"].numpy()
             self._row_base = np.arange(self._num_envs, dtype=np.int64) * self._max_length
             self._steps = np.arange(self._max_length, dtype=np.int64)
+            self._count_nonzero = np.count_nonzero
         else:
             self._pos = self._buffers["_current_pos"]
             self._size = self._buffers["_current_size"]
             self._row_base = self._all_env_ids * self._max_length
             self._steps = torch.arange(self._max_length, device=self._device)
+            self._count_nonzero = torch.count_nonzero
         self._pack = compile_packer(self._data_spec)
         self._check = ItemChecker(self._data_spec, self._specs)
 
@@ -297,9 +300,7 @@ class RingBuffer(nn.Module):
         """Whether the positions of all environments are one value (only
         looked at on the CPU, where it costs no device sync)."""
         return (
-            self._device.type == "cpu"
-            and pos[0] == pos[-1]
-            and bool((pos == pos[0]).all())
+            self._device.type == "cpu" and pos[0] == pos[-1] and not np.count_nonzero(pos != pos[0])
         )
 
     def circular(self, pos: Any) -> Any:
@@ -307,10 +308,10 @@ class RingBuffer(nn.Module):
         return pos % self._max_length
 
     def _has_space(self, envs: Any) -> bool:
-        return bool((self._size[envs] < self._max_length).all())
+        return not self._count_nonzero(self._size[envs] >= self._max_length)
 
     def _has_data(self, envs: Any, n: int) -> bool:
-        return bool((self._size[envs] >= n).all())
+        return not self._count_nonzero(self._size[envs] < n)
 
     @atomic
     def has_data(self, env_ids: Any, n: int = 1) -> bool:
