@@ -76,12 +76,18 @@ class TimeStep(
     __slots__ = ()
 
     def is_first(self):
+        """Whether ``step_type`` is ``StepType.FIRST``: a bool tensor (or NumPy
+        array) of the shape of ``step_type``."""
         return _compare_step_type(self.step_type, StepType.FIRST)
 
     def is_mid(self):
+        """Whether ``step_type`` is ``StepType.MID``: a bool tensor (or NumPy
+        array) of the shape of ``step_type``."""
         return _compare_step_type(self.step_type, StepType.MID)
 
     def is_last(self):
+        """Whether ``step_type`` is ``StepType.LAST``: a bool tensor (or NumPy
+        array) of the shape of ``step_type``."""
         return _compare_step_type(self.step_type, StepType.LAST)
 
     def cuda(self) -> "TimeStep":

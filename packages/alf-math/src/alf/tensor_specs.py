@@ -116,14 +116,17 @@ class TensorSpec:
 
     @property
     def shape(self) -> torch.Size:
+        """Shape of one item (no outer dims)."""
         return self._shape
 
     @property
     def dtype(self) -> torch.dtype:
+        """The torch dtype."""
         return self._dtype
 
     @property
     def ndim(self) -> int:
+        """Number of dims of one item."""
         return len(self._shape)
 
     @property
@@ -133,9 +136,11 @@ class TensorSpec:
 
     @property
     def numpy_dtype(self) -> np.dtype:
+        """The NumPy dtype matching ``dtype``."""
         return _TORCH_TO_NUMPY[self._dtype]
 
     def is_bounded(self) -> bool:
+        """Whether the spec has bounds (``BoundedTensorSpec``)."""
         return False
 
     def is_discrete(self) -> bool:
@@ -171,9 +176,11 @@ class TensorSpec:
         return torch.full(_outer(outer_dims) + self._shape, value, dtype=self._dtype)
 
     def zeros(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Zeros of shape ``outer_dims + shape`` and dtype ``dtype``."""
         return torch.zeros(_outer(outer_dims) + self._shape, dtype=self._dtype)
 
     def ones(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Ones of shape ``outer_dims + shape`` and dtype ``dtype``."""
         return torch.ones(_outer(outer_dims) + self._shape, dtype=self._dtype)
 
     def randn(self, outer_dims: OuterDims = None) -> torch.Tensor:
@@ -187,9 +194,12 @@ class TensorSpec:
         return torch.randn(shape).round().to(self._dtype)
 
     def numpy_constant(self, value: Any, outer_dims: OuterDims = None) -> np.ndarray:
+        """A NumPy array of shape ``outer_dims + shape`` and dtype
+        ``numpy_dtype`` filled with ``value``."""
         return np.full(tuple(_outer(outer_dims) + self._shape), value, dtype=self.numpy_dtype)
 
     def numpy_zeros(self, outer_dims: OuterDims = None) -> np.ndarray:
+        """NumPy zeros of shape ``outer_dims + shape`` and dtype ``numpy_dtype``."""
         return self.numpy_constant(0, outer_dims)
 
     def sample(self, outer_dims: OuterDims = None) -> torch.Tensor:

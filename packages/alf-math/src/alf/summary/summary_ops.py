@@ -95,6 +95,7 @@ def set_default_writer(writer: Optional[Any]) -> None:
 
 
 def get_default_writer() -> Optional[Any]:
+    """The writer summaries go to, or None (summaries are then no-ops)."""
     return _default_writer
 
 
@@ -105,6 +106,7 @@ def enable_summary(flag: bool = True) -> None:
 
 
 def is_summary_enabled() -> bool:
+    """Whether summaries are turned on (see ``enable_summary``)."""
     return _summary_enabled
 
 
