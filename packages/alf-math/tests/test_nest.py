@@ -113,6 +113,17 @@ def test_flatten_up_to_and_map_structure_up_to():
 def test_pack_sequence_as_rejects_wrong_length():
     with pytest.raises(ValueError, match="flat_seq has 1 elements but nest has 2 leaves"):
         nest.pack_sequence_as([0, 0], [1])
+    with pytest.raises(ValueError, match="flat_seq has 3 elements but nest has 2 leaves"):
+        nest.pack_sequence_as({"a": (0,), "b": 0}, [1, 2, 3])
+    with pytest.raises(ValueError, match="flat_seq has 0 elements but nest has 1 leaves"):
+        nest.pack_sequence_as([[], (0,)], [])
+
+
+@given(nests)
+def test_map_structure_calls_func_in_flattening_order(value):
+    calls = []
+    nest.map_structure(lambda x: calls.append(x), value)
+    assert calls == _oracle_flatten(value)
 
 
 def test_get_field_and_set_field():

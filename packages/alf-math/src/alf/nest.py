@@ -218,6 +218,13 @@ def is_same_structure(nest1: Any, nest2: Any, check_types: bool = False) -> bool
     return _structure_mismatch(nest1, nest2, check_types) is None
 
 
+class _TooFewLeaves(Exception):
+    """``pack_sequence_as``: ``flat_seq`` ran out before the nest's leaves."""
+
+
+_END = object()
+
+
 def pack_sequence_as(nest: Any, flat_seq: Sequence[Any]) -> Any:
     """A nest with the structure of ``nest`` whose leaves are ``flat_seq``.
 
@@ -232,21 +239,34 @@ def pack_sequence_as(nest: Any, flat_seq: Sequence[Any]) -> Any:
                 f"flat_seq must have exactly 1 element for a leaf nest; got {len(flat_seq)}"
             )
         return flat_seq[0]
-    position = 0
+    leaves = iter(flat_seq)
 
     def build(node):
-        nonlocal position
         if not is_nested(node):
-            position += 1
-            return flat_seq[position - 1]
+            try:
+                return next(leaves)
+            except StopIteration:
+                raise _TooFewLeaves from None
         return _rebuild(node, [build(child) for _, child in _children(node)])
 
-    n_leaves = len(flatten(nest))
-    if n_leaves != len(flat_seq):
+    # One walk; the leaves are counted only for the error message, when
+    # flat_seq runs out early or has some left over.
+    try:
+        result = build(nest)
+    except _TooFewLeaves:
+        result = _END
+    if result is _END or next(leaves, _END) is not _END:
         raise ValueError(
-            f"flat_seq has {len(flat_seq)} elements but nest has {n_leaves} leaves"
+            f"flat_seq has {len(flat_seq)} elements but nest has {len(flatten(nest))} leaves"
         )
-    return build(nest)
+    return result
+
+
+def _map_leaves(func: Callable, node: Any) -> Any:
+    """``map_structure(func, node)`` in one walk (leaves in flattening order)."""
+    if not is_nested(node):
+        return func(node)
+    return _rebuild(node, [_map_leaves(func, child) for _, child in _children(node)])
 
 
 def map_structure(func: Callable, *nests: Any) -> Any:
@@ -264,9 +284,7 @@ def map_structure(func: Callable, *nests: Any) -> Any:
     for other in nests[1:]:
         assert_same_structure(nests[0], other)
     if len(nests) == 1:
-        if not is_nested(nests[0]):
-            return func(nests[0])
-        return pack_sequence_as(nests[0], [func(x) for x in flatten(nests[0])])
+        return _map_leaves(func, nests[0])
     flats = [flatten(n) for n in nests]
     return pack_sequence_as(nests[0], [func(*xs) for xs in zip(*flats)])
 
