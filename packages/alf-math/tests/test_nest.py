@@ -144,7 +144,10 @@ def test_path_naming_no_field_raises_before_any_change():
         nest.get_field(value, "a.c")
     with pytest.raises(ValueError, match="field 'a.b.x' names no field"):
         nest.set_field(value, "a.b.x", 2)
-    assert value == {"a": {"b": 1}}
+    calls = []
+    with pytest.raises(ValueError, match="field 'a.c' names no field"):
+        nest.transform_nest(value, "a.c", calls.append)
+    assert value == {"a": {"b": 1}} and calls == []
     with pytest.raises(TypeError, match="field must be a str"):
         nest.get_field(value, 3)
 

@@ -414,8 +414,8 @@ def transform_nest(nest: Any, field: str, func: Callable) -> Any:
         items[int(name)] = new
         return _rebuild(node, items)
 
-    # Validate the whole path before building anything.
-    get_field(nest, field)
+    # ``replace`` looks up the whole path before it calls ``func`` or copies
+    # a container, so a bad path raises before anything is built.
     return replace(nest, 0, "")
 
 
