@@ -8,7 +8,10 @@ Single process, one step = enqueue one item into each of the 64 environments
 and dequeue it again:
   raw        slice assignment and a copying read on preallocated tensors
              [64, max_length, ...] at one shared position (no bookkeeping);
-  alf        RingBuffer(allow_multiprocess=False).enqueue + .dequeue;
+  alf        RingBuffer(allow_multiprocess=False).enqueue + .dequeue (env_ids
+             None: all environments);
+  alf-ids    the same with env_ids=torch.arange(64) given explicitly (the
+             general path: flat index_copy_ / index_select, no slot shortcut);
   alf-mp     RingBuffer(allow_multiprocess=True), same calls (shared memory,
              lock, condition notifications), still in one process.
 
@@ -59,17 +62,18 @@ def single_process(steps, repeats):
                 raw[k][:, i] = v
             {k: v[:, i].clone() for k, v in raw.items()}
 
-    def run_ring(rb):
+    def run_ring(rb, env_ids=None):
         def loop():
             for _ in range(steps):
-                rb.enqueue(batch)
-                rb.dequeue()
+                rb.enqueue(batch, env_ids)
+                rb.dequeue(env_ids)
 
         return loop
 
     candidates = {
         "raw": run_raw,
         "alf": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH)),
+        "alf-ids": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH), torch.arange(N_ENVS)),
         "alf-mp": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)),
     }
     times = {name: [] for name in candidates}

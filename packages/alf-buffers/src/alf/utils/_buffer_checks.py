@@ -79,7 +79,7 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
         ValueError: not 1-D, an id out of range, or an id given twice.
     """
     if isinstance(env_ids, torch.Tensor):
-        ids = env_ids.detach()
+        ids = env_ids  # integer tensors carry no gradient
     elif isinstance(env_ids, (Sequence, np.ndarray)) and not isinstance(env_ids, (str, bytes)):
         try:
             ids = torch.as_tensor(np.asarray(env_ids))
@@ -94,10 +94,11 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
     if ids.dim() != 1:
         raise ValueError(f"env_ids must be 1-D; got shape {tuple(ids.shape)}")
     values = ids.tolist()
-    if values and (min(values) < 0 or max(values) >= num_environments):
+    distinct = set(values)
+    if values and (min(distinct) < 0 or max(distinct) >= num_environments):
         bad = [v for v in values if not 0 <= v < num_environments]
         raise ValueError(f"env_ids must lie in [0, {num_environments}); got {bad[0]} in {values}")
-    if len(set(values)) != len(values):
+    if len(distinct) != len(values):
         seen, dups = set(), []
         for v in values:
             if v in seen:
@@ -106,7 +107,9 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
         raise ValueError(
             f"env_ids must not repeat an id; got {sorted(set(dups))} twice in {values}"
         )
-    return ids.to(device="cpu", dtype=torch.int64)
+    if ids.dtype != torch.int64 or ids.device.type != "cpu":
+        ids = ids.to(device="cpu", dtype=torch.int64)
+    return ids
 
 
 def check_items(
