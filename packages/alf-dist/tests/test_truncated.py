@@ -186,7 +186,6 @@ def test_heavy_tailed_truncated_ks(family):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_samples_inside_bounds_and_finite_log_prob(family, device):
     cls, _ = FAMILIES[family]
-    # standardized bounds stay within +-13 (float32 normal cdf underflows beyond)
     loc = torch.tensor([-3.0, -8.0, -1.0, 0.0, 0.99, 7.0, 6.0], device=device)
     scale = torch.tensor([0.3, 1.0, 0.3, 5.0, 1e-3, 2.0, 0.5], device=device)
     low, high = torch.tensor(-1.0, device=device), torch.tensor(1.0, device=device)
@@ -218,6 +217,183 @@ def test_far_tail_float64():
     v = torch.tensor([-1.0, 1.0], dtype=torch.float64)
     expected = _scipy_logpdf(stats.norm, v.numpy(), loc.numpy(), 1.0, -1.0, 1.0)
     np.testing.assert_allclose(dist.log_prob(v).numpy(), expected, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------
+# far tails: the whole interval 20, 50 or 200 standard deviations from loc
+
+FAR = [20.0, 50.0, 200.0]
+DTYPES = [torch.float32, torch.float64]
+
+
+def _far_params(sigmas, side, dtype, device="cpu"):
+    """Three (loc, scale) pairs with the nearer of the bounds [-1, 1] at
+    ``sigmas`` standard deviations from loc, on ``side`` (+1: loc above)."""
+    scale = torch.tensor([0.05, 0.5, 3.0], dtype=dtype, device=device)
+    return side * (1 + sigmas * scale), scale
+
+
+def _truncnorm_logpdf(x, loc, scale, low, high):
+    """scipy's truncated normal log density in float64 (log-space tails)."""
+    loc, scale = loc.double().cpu().numpy(), scale.double().cpu().numpy()
+    return stats.truncnorm.logpdf(
+        x.double().cpu().numpy(), (low - loc) / scale, (high - loc) / scale, loc=loc, scale=scale
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("sigmas", FAR)
+def test_far_tail_normal_log_prob_matches_scipy(sigmas, side, dtype, device):
+    loc, scale = _far_params(sigmas, side, dtype, device)
+    dist = ad.TruncatedNormal(loc, scale, -1.0, 1.0)
+    # the bounds, points spread over the interval, and samples
+    grid = torch.linspace(-1, 1, 101, dtype=dtype, device=device)[:, None].expand(101, 3)
+    x = torch.cat([grid, dist.sample((500,))])
+    lp = dist.log_prob(x)
+    assert lp.dtype == dtype and bool(torch.isfinite(lp).all())
+    expected = _truncnorm_logpdf(x, loc, scale, -1.0, 1.0)
+    assert np.isfinite(expected).all()
+    # errors relative to max(|logpdf|, 1): float32 inputs give a few ulps
+    rtol = 2e-6 if dtype == torch.float32 else 1e-11
+    error = np.abs(lp.double().cpu().numpy() - expected) / np.maximum(np.abs(expected), 1)
+    assert error.max() < rtol
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("sigmas", FAR)
+def test_far_tail_normal_samples_inside_and_distributed(sigmas, side, dtype, device):
+    loc, scale = _far_params(sigmas, side, dtype, device)
+    torch.manual_seed(5)
+    n = 4000
+    x = ad.TruncatedNormal(loc, scale, -1.0, 1.0).sample((n,))
+    assert x.dtype == dtype and bool(((x >= -1) & (x <= 1)).all())
+    for i in range(3):
+        loc_i, scale_i = float(loc[i]), float(scale[i])
+        ref = stats.truncnorm(
+            (-1 - loc_i) / scale_i, (1 - loc_i) / scale_i, loc=loc_i, scale=scale_i
+        )
+        assert stats.kstest(x[:, i].double().cpu().numpy(), ref.cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("sigmas", FAR)
+def test_far_tail_normal_gradients_finite(sigmas, side, dtype, device):
+    loc, scale = _far_params(sigmas, side, dtype, device)
+    loc.requires_grad_(True)
+    scale.requires_grad_(True)
+    dist = ad.TruncatedNormal(loc, scale, -1.0, 1.0)
+    x = dist.rsample((200,))
+    grads = torch.autograd.grad((x + dist.log_prob(x)).sum(), (loc, scale))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+
+
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("sigmas", [7.0, 20.0, 50.0])
+def test_far_tail_normal_rsample_gradient_matches_finite_differences(sigmas, side):
+    loc, scale = _far_params(sigmas, side, torch.float64)
+
+    def sample(loc, scale):
+        torch.manual_seed(11)
+        return ad.TruncatedNormal(loc, scale, -1.0, 1.0).rsample((4,))
+
+    loc_var = loc.clone().requires_grad_(True)
+    scale_var = scale.clone().requires_grad_(True)
+    x = sample(loc_var, scale_var)
+    grad_loc, grad_scale = torch.autograd.grad(x.sum(), (loc_var, scale_var))
+    h = 1e-7
+    fd_loc = (sample(loc + h, scale) - sample(loc - h, scale)).sum(0) / (2 * h)
+    fd_scale = (sample(loc, scale + h) - sample(loc, scale - h)).sum(0) / (2 * h)
+    np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("side", [1, -1])
+def test_far_tail_normal_log_prob_gradient_matches_finite_differences(side):
+    loc, scale = _far_params(50.0, side, torch.float64)
+    x = torch.tensor([[-0.99, 0.3, 0.7], [0.995, -0.2, 0.1]], dtype=torch.float64)
+
+    def log_prob(loc, scale):
+        return ad.TruncatedNormal(loc, scale, -1.0, 1.0).log_prob(x).sum()
+
+    loc_var = loc.clone().requires_grad_(True)
+    scale_var = scale.clone().requires_grad_(True)
+    grad_loc, grad_scale = torch.autograd.grad(log_prob(loc_var, scale_var), (loc_var, scale_var))
+    h = 1e-6
+    for i in range(3):
+        e = torch.zeros(3, dtype=torch.float64)
+        e[i] = h
+        fd_loc = (log_prob(loc + e, scale) - log_prob(loc - e, scale)) / (2 * h)
+        fd_scale = (log_prob(loc, scale + e) - log_prob(loc, scale - e)) / (2 * h)
+        np.testing.assert_allclose(grad_loc[i].item(), fd_loc.item(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(grad_scale[i].item(), fd_scale.item(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("loc, scale", [(60.0, 1.0), (-1.0 - 200 * 0.02, 0.02)])
+def test_far_tail_normal_density_integrates_to_one(loc, scale):
+    dist = ad.TruncatedNormal(
+        torch.tensor(loc, dtype=torch.float64), torch.tensor(scale, dtype=torch.float64), -1.0, 1.0
+    )
+
+    def density(x):
+        return math.exp(dist.log_prob(torch.tensor(x, dtype=torch.float64)).item())
+
+    # the mass sits within a few scale / beta of the nearer bound
+    near = 1.0 if loc > 0 else -1.0
+    decay = scale * scale / abs(loc - near)
+    points = [near - math.copysign(k * decay, near) for k in (1, 5, 20)]
+    total, _ = integrate.quad(density, -1.0, 1.0, points=points, limit=400, epsabs=1e-12)
+    assert abs(total - 1) < 1e-8
+
+
+def test_far_tail_mixed_with_ordinary_elements_and_infinite_bound():
+    # one batch mixing far-tail and ordinary elements, and a half-infinite bound
+    loc = torch.tensor([[0.0, 300.0], [-40.0, 0.5]], dtype=torch.float64)
+    scale = torch.tensor([[1.0, 1.0], [2.0, 0.1]], dtype=torch.float64)
+    low = torch.tensor([-1.0, -math.inf], dtype=torch.float64)
+    high = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    dist = ad.TruncatedNormal(loc, scale, low, high)
+    torch.manual_seed(2)
+    x = dist.sample((3000,))
+    assert bool(((x >= low) & (x <= high)).all())
+    assert bool(torch.isfinite(x).all())
+    expected = _truncnorm_logpdf(x, loc, scale, low.numpy(), high.numpy())
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected.sum(-1), rtol=1e-10, atol=1e-10)
+    for i, j in [(0, 1), (1, 0)]:
+        a = (low[j].item() - loc[i, j].item()) / scale[i, j].item()
+        b = (high[j].item() - loc[i, j].item()) / scale[i, j].item()
+        ref = stats.truncnorm(a, b, loc=loc[i, j].item(), scale=scale[i, j].item())
+        assert stats.kstest(x[:, i, j].numpy(), ref.cdf).pvalue > 1e-3
+
+
+@pytest.mark.parametrize("family", ["cauchy", "t2"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("side", [1, -1])
+@pytest.mark.parametrize("sigmas", FAR)
+def test_far_tail_heavy_tailed(family, sigmas, side, dtype):
+    cls, ref = FAMILIES[family]
+    loc, scale = _far_params(sigmas, side, dtype)
+    loc.requires_grad_(True)
+    scale.requires_grad_(True)
+    dist = cls(loc, scale, -1.0, 1.0)
+    x = dist.rsample((500,))
+    assert bool(((x >= -1) & (x <= 1)).all())
+    lp = dist.log_prob(x)
+    grads = torch.autograd.grad((x + lp).sum(), (loc, scale))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    expected = _scipy_logpdf(
+        ref,
+        x.detach().double().numpy(),
+        loc.detach().double().numpy(),
+        scale.detach().double().numpy(),
+        -1.0,
+        1.0,
+    )
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12
+    error = np.abs(lp.detach().double().numpy() - expected) / np.maximum(np.abs(expected), 1)
+    assert error.max() < rtol
 
 
 def test_event_bounds_per_dimension():

@@ -149,7 +149,42 @@ class AffineTransform(get_invertible(td.AffineTransform)):
         )
 
 
-class Softplus(td.Transform):
+class _RebuildableTransform(td.Transform):
+    """Shared plumbing of the elementwise bijections on the real line below.
+
+    A subclass passes its configuration to ``__init__`` positionally and
+    returns it from ``_args()`` (nothing by default), which gives it
+    equality, ``with_cache`` and a picklable ``get_builder``.
+
+    Args:
+        cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
+    """
+
+    domain = constraints.real
+    bijective = True
+    sign = 1
+
+    def __init__(self, cache_size=1):
+        super().__init__(cache_size=cache_size)
+
+    def _args(self) -> tuple:
+        """The positional arguments that rebuild this transform."""
+        return ()
+
+    def __eq__(self, other):
+        return isinstance(other, type(self)) and other._args() == self._args()
+
+    def with_cache(self, cache_size=1):
+        if self._cache_size == cache_size:
+            return self
+        return type(self)(*self._args(), cache_size=cache_size)
+
+    def get_builder(self) -> Callable[[], td.Transform]:
+        """A callable creating a fresh transform configured like this one."""
+        return functools.partial(type(self), *self._args(), cache_size=self._cache_size)
+
+
+class Softplus(_RebuildableTransform):
     """``y = s * log(1 + exp(x / s))`` with ``s = hinge_softness``.
 
     Args:
@@ -160,25 +195,14 @@ class Softplus(td.Transform):
         ValueError: ``hinge_softness`` is not positive.
     """
 
-    domain = constraints.real
     codomain = constraints.positive
-    bijective = True
-    sign = 1
 
     def __init__(self, hinge_softness=1.0, cache_size=1):
         super().__init__(cache_size=cache_size)
         self._hinge_softness = _check_softness(hinge_softness)
 
-    def __eq__(self, other):
-        return isinstance(other, Softplus) and other._hinge_softness == self._hinge_softness
-
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
-        return Softplus(self._hinge_softness, cache_size=cache_size)
-
-    def get_builder(self) -> Callable[[], td.Transform]:
-        return functools.partial(Softplus, self._hinge_softness, cache_size=self._cache_size)
+    def _args(self):
+        return (self._hinge_softness,)
 
     def _call(self, x):
         s = self._hinge_softness
@@ -193,31 +217,14 @@ class Softplus(td.Transform):
         return F.logsigmoid(x / self._hinge_softness)
 
 
-class Softsign(td.Transform):
+class Softsign(_RebuildableTransform):
     """``y = x / (1 + |x|)``, mapping the real line onto ``(-1, 1)``.
 
     Args:
         cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
     """
 
-    domain = constraints.real
     codomain = constraints.interval(-1.0, 1.0)
-    bijective = True
-    sign = 1
-
-    def __init__(self, cache_size=1):
-        super().__init__(cache_size=cache_size)
-
-    def __eq__(self, other):
-        return isinstance(other, Softsign)
-
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
-        return Softsign(cache_size=cache_size)
-
-    def get_builder(self) -> Callable[[], td.Transform]:
-        return functools.partial(Softsign, cache_size=self._cache_size)
 
     def _call(self, x):
         return x / (1 + x.abs())
@@ -231,7 +238,7 @@ class Softsign(td.Transform):
         return -2.0 * torch.log1p(x.abs())
 
 
-class StableTanh(td.Transform):
+class StableTanh(_RebuildableTransform):
     r"""``y = tanh(x)``, computed stably, with ``y \in (-1, 1)``.
 
     Equivalent to ``Affine(0, 2) -> Sigmoid -> Affine(-1, 2)`` but more
@@ -243,24 +250,7 @@ class StableTanh(td.Transform):
         cache_size (int): 1 (default) keeps the latest ``(x, y)`` pair.
     """
 
-    domain = constraints.real
     codomain = constraints.interval(-1.0, 1.0)
-    bijective = True
-    sign = 1
-
-    def __init__(self, cache_size=1):
-        super().__init__(cache_size=cache_size)
-
-    def __eq__(self, other):
-        return isinstance(other, StableTanh)
-
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
-        return StableTanh(cache_size=cache_size)
-
-    def get_builder(self) -> Callable[[], td.Transform]:
-        return functools.partial(StableTanh, cache_size=self._cache_size)
 
     def _call(self, x):
         return torch.tanh(x)
@@ -275,7 +265,7 @@ class StableTanh(td.Transform):
         return 2.0 * (math.log(2.0) - x - F.softplus(-2.0 * x))
 
 
-class Softclip(td.Transform):
+class Softclip(_RebuildableTransform):
     """Softly clip to ``(low, high)`` with ``alf.utils.math_ops.softclip``.
 
     ``y = l + s log(1 + e^{(x-l)/s}) - s log(1 + e^{(x-h)/s})``. Unlike
@@ -291,10 +281,7 @@ class Softclip(td.Transform):
         ValueError: ``low >= high`` somewhere or ``hinge_softness <= 0``.
     """
 
-    domain = constraints.real
-    codomain = constraints.real
-    bijective = True
-    sign = 1
+    codomain = constraints.real  # the instances narrow it to (low, high)
 
     def __init__(self, low, high, hinge_softness=1.0, cache_size=1):
         super().__init__(cache_size=cache_size)
@@ -304,22 +291,16 @@ class Softclip(td.Transform):
         self._high = high
         self.codomain = constraints.interval(low, high)
 
+    def _args(self):
+        return (self._low, self._high, self._hinge_softness)
+
     def __eq__(self, other):
+        # the bounds may be tensors: compare them by identity
         return (
             isinstance(other, Softclip)
             and other._low is self._low
             and other._high is self._high
             and other._hinge_softness == self._hinge_softness
-        )
-
-    def with_cache(self, cache_size=1):
-        if self._cache_size == cache_size:
-            return self
-        return Softclip(self._low, self._high, self._hinge_softness, cache_size=cache_size)
-
-    def get_builder(self) -> Callable[[], td.Transform]:
-        return functools.partial(
-            Softclip, self._low, self._high, self._hinge_softness, cache_size=self._cache_size
         )
 
     def _call(self, x):

@@ -17,7 +17,8 @@ Shapes: ``loc`` and ``scale`` are ``batch_shape + event_shape``; the bounds
 are ``event_shape`` (one bound per event dimension, shared by the batch).
 """
 
-from typing import Optional, Union
+import math
+from typing import NamedTuple, Optional, Union
 
 import torch
 import torch.distributions as td
@@ -31,6 +32,7 @@ from alf.utils._dist_its import (
     T2Cdf_,
     t2cdf,
 )
+from alf.utils._dist_normal_tail import TAIL_START, log_mills, log_tail_ratio, tail_icdf
 
 __all__ = [
     "InverseTransformSampling",
@@ -59,7 +61,15 @@ class TruncatedDistribution(td.Distribution):
     where ``p`` and ``P`` are the pdf and cdf of the standard distribution
     ``its``. When the interval lies mostly above ``loc`` the computation is
     mirrored so that the normalizer is taken from the lower tail of ``P``
-    without cancellation.
+    without cancellation. For ``NormalITS``, an interval lying more than
+    ``TAIL_START`` (5) standard deviations from ``loc`` is evaluated in log
+    space relative to the tail mass at its nearer bound (see
+    ``alf.utils._dist_normal_tail``), so ``log_prob`` stays exact and
+    ``rsample`` inside the bounds with finite gradients however far the
+    interval is (where the plain cdf would underflow beyond about 13 (float32)
+    or 37 (float64) standard deviations); this path runs only for batches
+    that contain such an element. For ``CauchyITS`` with finite bounds the
+    mass ``P(u') - P(l')`` is computed as one angle, exact far from ``loc``.
 
     Args:
         loc (Tensor): the location parameter, ``batch_shape + event_shape``.
@@ -131,6 +141,9 @@ class TruncatedDistribution(td.Distribution):
         self._lower_bound = lower.contiguous()
         self._upper_bound = upper.contiguous()
         self._its = its
+        self._far_tail = issubclass(its_cls, NormalITS)
+        # the Cauchy mass as one angle needs finite bounds (see _params)
+        self._cauchy = issubclass(its_cls, CauchyITS) and bool(torch.isfinite(upper - lower).all())
         self._event_dims = tuple(range(-n, 0))
         self._standardized = None
         super().__init__(loc.shape[: loc.dim() - n], event_shape, validate_args=validate_args)
@@ -172,15 +185,17 @@ class TruncatedDistribution(td.Distribution):
         (differentiable), ``batch_shape + event_shape``."""
         return torch.clamp(self._loc, self._lower_bound, self._upper_bound)
 
-    def _params(self):
-        """``(a, width, signed_scale, log_norm)`` shared by ``rsample`` and
-        ``log_prob``, computed once (recomputed if first built without grad
-        and now needed with grad).
+    def _params(self) -> "_Params":
+        """The standardized quantities shared by ``rsample`` and ``log_prob``,
+        computed once (recomputed if first built without grad and now needed
+        with grad).
 
         With ``sign = -1`` when the interval's center is above ``loc`` (else
         ``+1``): ``a = P(sign l')``, ``width = P(sign u') - a`` (negative
         when mirrored), ``signed_scale = sign * scale`` and ``log_norm =
-        log(scale * |width|)``.
+        log(scale * |width|)``. For the normal family, elements whose interval
+        lies more than ``TAIL_START`` standard deviations from ``loc`` get
+        their values from ``tail`` instead (and harmless placeholders here).
         """
         cached = self._standardized
         if cached is not None and (cached[0] or not torch.is_grad_enabled()):
@@ -188,16 +203,61 @@ class TruncatedDistribution(td.Distribution):
         loc, scale = self._loc, self._scale
         zl = (self._lower_bound - loc) / scale
         zu = (self._upper_bound - loc) / scale
+        tail = None
+        # two reductions decide whether any element needs the far-tail path
+        if (
+            self._far_tail
+            and zl.numel() > 0
+            and bool((zl.max() > TAIL_START) | (zu.min() < -TAIL_START))
+        ):
+            tail = self._tail_params(zl, zu)
+            # placeholders keep the plain path (and so its gradient) finite
+            zl = torch.where(tail.mask, -1.0, zl)
+            zu = torch.where(tail.mask, 1.0, zu)
         # -1 where zl + zu > 0, else +1 (copysign avoids a slower scalar where)
         sign = torch.copysign(loc.new_ones(()), -(zl + zu))
         cdf = self._its.cdf
         a = cdf(zl * sign)
-        width = cdf(zu * sign) - a
+        if self._cauchy:
+            # atan(zu) - atan(zl) as one angle: no cancellation far from loc
+            standard_width = (self._upper_bound - self._lower_bound) / scale
+            width = torch.atan2(standard_width * sign, 1 + zl * zu) / math.pi
+        else:
+            width = cdf(zu * sign) - a
         signed_scale = scale * sign
         log_norm = torch.log(width.abs() * scale)
-        params = (a, width, signed_scale, log_norm)
+        params = _Params(a, width, signed_scale, log_norm, tail)
         self._standardized = (torch.is_grad_enabled(), params)
         return params
+
+    def _tail_params(self, zl: torch.Tensor, zu: torch.Tensor) -> "_NormalTail":
+        """Log-space description of the normal far tail (see
+        ``alf.utils._dist_normal_tail``) for the standardized bounds
+        ``zl``, ``zu`` (``batch_shape + event_shape``)."""
+        loc, scale = self._loc, self._scale
+        lower, upper = self._lower_bound, self._upper_bound
+        above = zl > TAIL_START
+        mask = above | (zu < -TAIL_START)
+        beta = torch.where(mask, torch.where(above, zl, -zu), TAIL_START)
+        width = torch.where(mask, (upper - lower) / scale, 1.0)
+        near = torch.where(above, lower, upper).expand_as(loc)
+        step = torch.where(above, scale, -scale)
+        beta64, width64 = beta.double(), width.double()
+        finite = torch.isfinite(width64)
+        log_fraction = torch.where(
+            finite, log_tail_ratio(beta64, torch.where(finite, width64, 1.0)), -math.inf
+        )
+        log_const = log_mills(beta64) + torch.log(-torch.expm1(log_fraction))
+        return _NormalTail(
+            mask=mask,
+            near=near,
+            step=step,
+            beta=beta,
+            log_const=log_const.to(loc.dtype) + torch.log(scale),
+            beta64=beta64,
+            width64=width64,
+            fraction64=torch.exp(log_fraction),
+        )
 
     def rsample(self, sample_shape=()) -> torch.Tensor:
         """Generates a ``sample_shape`` shaped reparameterized sample.
@@ -208,11 +268,17 @@ class TruncatedDistribution(td.Distribution):
             Tensor of shape ``sample_shape + batch_shape + event_shape``,
             inside ``[lower_bound, upper_bound]``.
         """
-        a, width, signed_scale, _ = self._params()
+        a, width, signed_scale, _, tail = self._params()
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=self._loc.dtype, device=self._loc.device)
         z = self._its.icdf(torch.addcmul(a, u, width))
         x = torch.addcmul(self._loc, signed_scale, z)
+        if tail is not None:
+            index = tail.mask.expand(shape).nonzero(as_tuple=True)
+            # shape is sample_shape + loc.shape: trailing indices address loc
+            at = index[len(shape) - self._loc.dim() :]
+            t = tail_icdf(tail.beta64[at], tail.width64[at], tail.fraction64[at], u[index].double())
+            x = x.index_put(index, torch.addcmul(tail.near[at], tail.step[at], t.to(x.dtype)))
         return torch.clamp(x, self._lower_bound, self._upper_bound)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -226,68 +292,84 @@ class TruncatedDistribution(td.Distribution):
         """
         if self._validate_args:
             self._validate_sample(value)
-        _, _, _, log_norm = self._params()
+        _, _, _, log_norm, tail = self._params()
         lp = self._its.log_prob((value - self._loc) / self._scale) - log_norm
+        if tail is not None:
+            # log phi(beta + t) - log phi(beta) - log(m(beta) (1 - Q(beta + w) / Q(beta)) s)
+            t = (value - tail.near) / tail.step
+            lp = torch.where(tail.mask, -t * (tail.beta + 0.5 * t) - tail.log_const, lp)
         if self._event_dims:
             lp = lp.sum(self._event_dims)
         return lp
 
 
-class TruncatedNormal(TruncatedDistribution):
-    """Truncated normal distribution.
+class _NormalTail(NamedTuple):
+    """Far-tail quantities of a truncated normal, ``batch_shape +
+    event_shape`` each; placeholders (finite) where ``mask`` is False."""
 
-    ``q(x) = p((x - mu) / s) / (s (P(u') - P(l')))`` on ``[l, u]`` with ``p``
-    and ``P`` the pdf and cdf of the standard normal distribution.
-
-    Args:
-        loc (Tensor): the location parameter, ``batch_shape + event_shape``.
-        scale (Tensor): the scale parameter, positive, like ``loc``.
-        lower_bound (Tensor | float): the lower bound, ``event_shape``.
-        upper_bound (Tensor | float): the upper bound, ``event_shape``.
-        validate_args (bool | None): as in ``torch.distributions``.
-    """
-
-    def __init__(self, loc, scale, lower_bound, upper_bound, validate_args=None):
-        super().__init__(
-            loc, scale, lower_bound, upper_bound, its=NormalITS, validate_args=validate_args
-        )
+    mask: torch.Tensor  # bool: the interval is beyond TAIL_START from loc
+    near: torch.Tensor  # the bound nearer to loc
+    step: torch.Tensor  # +scale (interval above loc) or -scale
+    beta: torch.Tensor  # standardized distance of ``near`` from loc
+    log_const: torch.Tensor  # log(m(beta) (1 - fraction) scale)
+    beta64: torch.Tensor  # beta in float64
+    width64: torch.Tensor  # standardized interval width, float64
+    fraction64: torch.Tensor  # Q(beta + width) / Q(beta), float64
 
 
-class TruncatedCauchy(TruncatedDistribution):
-    """Truncated Cauchy distribution.
+class _Params(NamedTuple):
+    a: torch.Tensor
+    width: torch.Tensor
+    signed_scale: torch.Tensor
+    log_norm: torch.Tensor
+    tail: Optional[_NormalTail]
 
-    ``q(x) = p((x - mu) / s) / (s (P(u') - P(l')))`` on ``[l, u]`` with ``p``
-    and ``P`` the pdf and cdf of the standard Cauchy distribution.
 
-    Args:
-        loc (Tensor): the location parameter, ``batch_shape + event_shape``.
-        scale (Tensor): the scale parameter, positive, like ``loc``.
-        lower_bound (Tensor | float): the lower bound, ``event_shape``.
-        upper_bound (Tensor | float): the upper bound, ``event_shape``.
-        validate_args (bool | None): as in ``torch.distributions``.
-    """
+class _FixedTruncated(TruncatedDistribution):
+    """A ``TruncatedDistribution`` whose standard distribution is fixed by
+    the subclass (class attribute ``_standard``)."""
+
+    _standard: type
 
     def __init__(self, loc, scale, lower_bound, upper_bound, validate_args=None):
         super().__init__(
-            loc, scale, lower_bound, upper_bound, its=CauchyITS, validate_args=validate_args
+            loc, scale, lower_bound, upper_bound, its=self._standard, validate_args=validate_args
         )
 
 
-class TruncatedT2(TruncatedDistribution):
-    """Truncated Student's t distribution with 2 degrees of freedom.
+class TruncatedNormal(_FixedTruncated):
+    """Truncated normal distribution,
+    ``TruncatedNormal(loc, scale, lower_bound, upper_bound, validate_args=None)``.
+
+    ``q(x) = p((x - mu) / s) / (s (P(u') - P(l')))`` on ``[l, u]`` with ``p``
+    and ``P`` the pdf and cdf of the standard normal distribution. Intervals
+    lying far from ``loc`` (any distance) are handled in log space, with
+    exact ``log_prob``, samples in the bounds and finite gradients. The
+    arguments are those of ``TruncatedDistribution`` with ``its = NormalITS``.
+    """
+
+    _standard = NormalITS
+
+
+class TruncatedCauchy(_FixedTruncated):
+    """Truncated Cauchy distribution,
+    ``TruncatedCauchy(loc, scale, lower_bound, upper_bound, validate_args=None)``.
+
+    ``q(x) = p((x - mu) / s) / (s (P(u') - P(l')))`` on ``[l, u]`` with ``p``
+    and ``P`` the pdf and cdf of the standard Cauchy distribution. The
+    arguments are those of ``TruncatedDistribution`` with ``its = CauchyITS``.
+    """
+
+    _standard = CauchyITS
+
+
+class TruncatedT2(_FixedTruncated):
+    """Truncated Student's t distribution with 2 degrees of freedom,
+    ``TruncatedT2(loc, scale, lower_bound, upper_bound, validate_args=None)``.
 
     ``q(x) = p((x - mu) / s) / (s (P(u') - P(l')))`` on ``[l, u]`` with
-    ``p(x) = 1 / (2 (1 + x^2)^{3/2})`` and ``P`` its cdf.
-
-    Args:
-        loc (Tensor): the location parameter, ``batch_shape + event_shape``.
-        scale (Tensor): the scale parameter, positive, like ``loc``.
-        lower_bound (Tensor | float): the lower bound, ``event_shape``.
-        upper_bound (Tensor | float): the upper bound, ``event_shape``.
-        validate_args (bool | None): as in ``torch.distributions``.
+    ``p(x) = 1 / (2 (1 + x^2)^{3/2})`` and ``P`` its cdf. The arguments are
+    those of ``TruncatedDistribution`` with ``its = T2ITS``.
     """
 
-    def __init__(self, loc, scale, lower_bound, upper_bound, validate_args=None):
-        super().__init__(
-            loc, scale, lower_bound, upper_bound, its=T2ITS, validate_args=validate_args
-        )
+    _standard = T2ITS
