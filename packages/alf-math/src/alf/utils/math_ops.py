@@ -437,9 +437,11 @@ def softclip(x: torch.Tensor, low: Bound, high: Bound, hinge_softness: float = 1
     s = _softness(hinge_softness)
     _check_low_high(low, high)
     low, high = _as_bound(low, x), _as_bound(high, x)
-    below = _softplus(x - low, s) - _softplus(x - high, s) + low
-    above = _softplus(low - x, s) - _softplus(high - x, s) + high
-    middle = _softplus(low - x, s) - _softplus(x - high, s) + x
+    sp_below_low = _softplus(low - x, s)
+    sp_above_high = _softplus(x - high, s)
+    below = _softplus(x - low, s) - sp_above_high + low
+    above = sp_below_low - _softplus(high - x, s) + high
+    middle = sp_below_low - sp_above_high + x
     return torch.where(x < low, below, torch.where(x > high, above, middle))
 
 
