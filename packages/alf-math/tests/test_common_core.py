@@ -105,7 +105,8 @@ def test_cast_and_image_scale_transformers(device):
     with pytest.raises(ValueError, match="uint8"):
         cc.image_scale_transformer({"x": torch.zeros(2)}, fields=["x"])
     with pytest.raises(ValueError, match="nope"):
-        cc.image_scale_transformer(obs, fields=["nope"])
+        cc.image_scale_transformer(obs, fields=["img", "nope"])
+    assert obs["img"].dtype == torch.uint8  # a bad field leaves obs as it was
 
 
 def test_detach_tensors_and_distributions():

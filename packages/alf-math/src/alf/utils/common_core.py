@@ -229,9 +229,8 @@ def image_scale_transformer(
 
     if fields is None:
         return scale("")(observation)
-    fields = list(fields)
-    for field in fields:
-        scale(field)(nest.get_field(observation, field))
+    # transform_nest copies the containers it changes, so a bad field leaves
+    # the caller's observation as it was.
     for field in fields:
         observation = nest.transform_nest(observation, field, scale(field))
     return observation
