@@ -6,20 +6,16 @@ import numpy as np
 import torch
 
 from alf.tensor_specs import BoundedTensorSpec
+from alf.utils.math_ops import Log1pTransform
 
 __all__ = ["ActionQuantizer"]
 
 _SAMPLING_METHODS = ("uniform", "log")
 _REP_MODES = ("center", "boundary")
 
-
-def _to_log(x: torch.Tensor) -> torch.Tensor:
-    """Symmetric log ``sign(x) log(1 + |x|)`` (defined for every real)."""
-    return torch.sign(x) * torch.log1p(x.abs())
-
-
-def _from_log(z: torch.Tensor) -> torch.Tensor:
-    return torch.sign(z) * torch.expm1(z.abs())
+# The symmetric log ``sign(x) log(1 + |x|)`` of the "log" sampling space
+# (defined for every real) and its inverse.
+_SYMLOG = Log1pTransform(alpha=1.0)
 
 
 class ActionQuantizer:
@@ -90,7 +86,7 @@ class ActionQuantizer:
         self._action_bins = int(action_bins)
         lb, ub = torch.as_tensor(lb), torch.as_tensor(ub)
         if sampling_method == "log":
-            lb, ub = _to_log(lb), _to_log(ub)
+            lb, ub = _SYMLOG.transform(lb), _SYMLOG.transform(ub)
         if rep_mode == "center":
             step = (ub - lb) / action_bins
             first = lb + step / 2
@@ -130,7 +126,7 @@ class ActionQuantizer:
         first, step = self._space(action)
         z = action.to(torch.float64)
         if self._sampling_method == "log":
-            z = _to_log(z)
+            z = _SYMLOG.transform(z)
         # A zero-width dimension (lb == ub) has every action in bin 0.
         safe_step = torch.where(step > 0, step, torch.ones_like(step))
         ind = torch.round((z - first) / safe_step)
@@ -164,7 +160,7 @@ class ActionQuantizer:
         first, step = self._space(action_ind)
         z = first + action_ind.to(torch.float64) * step
         if self._sampling_method == "log":
-            z = _from_log(z)
+            z = _SYMLOG.inverse_transform(z)
         return z.to(self._action_spec.dtype)
 
     def _check_shape(self, x: torch.Tensor, name: str) -> None:
