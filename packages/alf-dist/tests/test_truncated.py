@@ -30,6 +30,24 @@ def _scipy_logpdf(ref, x, loc, scale, low, high):
     return ref.logpdf((x - loc) / scale) - np.log(scale) - np.log(mass)
 
 
+def _check_rsample_gradient(cls, loc, scale, h, atol):
+    """d rsample / d (loc, scale) from autograd against central differences
+    with the same uniform numbers, bounds [-1, 1], float64."""
+
+    def sample(loc, scale):
+        torch.manual_seed(7)
+        return cls(loc, scale, -1.0, 1.0).rsample((3,))
+
+    loc_var = loc.clone().requires_grad_(True)
+    scale_var = scale.clone().requires_grad_(True)
+    x = sample(loc_var, scale_var)
+    grad_loc, grad_scale = torch.autograd.grad(x.sum(), (loc_var, scale_var))
+    fd_loc = (sample(loc + h, scale) - sample(loc - h, scale)).sum(0) / (2 * h)
+    fd_scale = (sample(loc, scale + h) - sample(loc, scale - h)).sum(0) / (2 * h)
+    np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-5, atol=atol)
+    np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-5, atol=atol)
+
+
 params = st.tuples(
     st.floats(-3.0, 3.0),  # loc
     st.floats(0.05, 3.0),  # scale
@@ -294,20 +312,7 @@ def test_far_tail_normal_gradients_finite(sigmas, side, dtype, device):
 @pytest.mark.parametrize("sigmas", [7.0, 20.0, 50.0])
 def test_far_tail_normal_rsample_gradient_matches_finite_differences(sigmas, side):
     loc, scale = _far_params(sigmas, side, torch.float64)
-
-    def sample(loc, scale):
-        torch.manual_seed(11)
-        return ad.TruncatedNormal(loc, scale, -1.0, 1.0).rsample((4,))
-
-    loc_var = loc.clone().requires_grad_(True)
-    scale_var = scale.clone().requires_grad_(True)
-    x = sample(loc_var, scale_var)
-    grad_loc, grad_scale = torch.autograd.grad(x.sum(), (loc_var, scale_var))
-    h = 1e-7
-    fd_loc = (sample(loc + h, scale) - sample(loc - h, scale)).sum(0) / (2 * h)
-    fd_scale = (sample(loc, scale + h) - sample(loc, scale - h)).sum(0) / (2 * h)
-    np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-5, atol=1e-8)
-    np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-5, atol=1e-8)
+    _check_rsample_gradient(ad.TruncatedNormal, loc, scale, h=1e-7, atol=1e-8)
 
 
 @pytest.mark.parametrize("side", [1, -1])
@@ -418,21 +423,7 @@ def test_rsample_gradient_matches_finite_differences(family):
     cls, _ = FAMILIES[family]
     loc = torch.tensor([0.2, -1.4, 0.9, 2.5], dtype=torch.float64)
     scale = torch.tensor([0.5, 0.8, 0.05, 1.5], dtype=torch.float64)
-    low, high = -1.0, 1.0
-
-    def sample(loc, scale):
-        torch.manual_seed(7)
-        return cls(loc, scale, low, high).rsample((3,))
-
-    loc_var = loc.clone().requires_grad_(True)
-    scale_var = scale.clone().requires_grad_(True)
-    x = sample(loc_var, scale_var)
-    grad_loc, grad_scale = torch.autograd.grad(x.sum(), (loc_var, scale_var))
-    h = 1e-6
-    fd_loc = (sample(loc + h, scale) - sample(loc - h, scale)).sum(0) / (2 * h)
-    fd_scale = (sample(loc, scale + h) - sample(loc, scale - h)).sum(0) / (2 * h)
-    np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-5, atol=1e-7)
+    _check_rsample_gradient(cls, loc, scale, h=1e-6, atol=1e-7)
 
 
 def test_gradients_survive_a_first_call_without_grad():

@@ -84,13 +84,13 @@ def tail_icdf(
         b, goal = beta.detach(), target.detach()
         # root of -t (b + t / 2) = goal, in a form without cancellation
         t = -2 * goal / (b + torch.sqrt(b * b - 2 * goal))
+        offset = log_mills(b) + goal
         for _ in range(_NEWTON_STEPS):
-            t = t + _mills(b + t) * (log_tail_ratio(b, t) - goal)
+            # one erfcx gives both m(b + t) and log m(b + t)
+            e = torch.special.erfcx((b + t) * _SQRT_HALF)
+            residual = torch.log(e) + _HALF_LOG_HALF_PI - offset - t * (b + 0.5 * t)
+            t = t + e * _SQRT_HALF_PI * residual
         t = torch.minimum(t.clamp_min(0.0), width.detach())
-        slope = _mills(b + t)
+        slope = torch.special.erfcx((b + t) * _SQRT_HALF) * _SQRT_HALF_PI
     t = t + slope * (log_tail_ratio(beta, t) - target)
     return torch.minimum(t.clamp_min(0.0), width)
-
-
-def _mills(s: torch.Tensor) -> torch.Tensor:
-    return torch.special.erfcx(s * _SQRT_HALF) * _SQRT_HALF_PI
