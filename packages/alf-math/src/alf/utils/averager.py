@@ -235,6 +235,14 @@ def _check_update_rate(update_rate: Any) -> None:
         raise ValueError(f"update_rate must be in (0, 1]; got {update_rate}")
 
 
+def _check_speed(speed: Any) -> float:
+    if isinstance(speed, bool) or not isinstance(speed, numbers.Real):
+        raise TypeError(f"speed must be a float; got {type(speed).__name__}")
+    if not speed > 0:
+        raise ValueError(f"speed must be positive; got {speed}")
+    return float(speed)
+
+
 def _check_name(name: Any) -> None:
     if not isinstance(name, str):
         raise TypeError(f"name must be a str; got {type(name).__name__}")
@@ -381,14 +389,11 @@ class AdaptiveAverager(EMAverager):
     """
 
     def __init__(self, tensor_spec: Any, speed: float = 10.0, name: str = "AdaptiveAverager"):
-        if isinstance(speed, bool) or not isinstance(speed, numbers.Real):
-            raise TypeError(f"speed must be a float; got {type(speed).__name__}")
-        if not speed > 0:
-            raise ValueError(f"speed must be positive; got {speed}")
+        speed = _check_speed(speed)
         # The rate of the first update is speed / speed = 1; later rates come
         # from the step count kept in ``_total_steps``.
         super().__init__(tensor_spec, update_rate=1.0, name=name)
-        self._speed = float(speed)
+        self._speed = speed
         # speed + (number of updates so far), the denominator of the next rate
         self.register_buffer("_total_steps", torch.tensor(self._speed, dtype=torch.float64))
 

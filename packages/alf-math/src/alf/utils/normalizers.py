@@ -39,6 +39,8 @@ from alf.utils.averager import (
     AdaptiveAverager,
     EMAverager,
     WindowAverager,
+    _check_name,
+    _check_speed,
     _check_update_rate,
     _check_window_size,
     _FlatLayout,
@@ -130,8 +132,7 @@ class Normalizer(nn.Module):
             )
         if max_dims_to_summarize < 0:
             raise ValueError(f"max_dims_to_summarize must be >= 0; got {max_dims_to_summarize}")
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a str; got {type(name).__name__}")
+        _check_name(name)
         super().__init__()
         self._name = name
         self._tensor_spec = tensor_spec
@@ -352,10 +353,7 @@ class AdaptiveNormalizer(Normalizer):
         debug_summaries: bool = False,
         name: str = "AdaptiveNormalizer",
     ):
-        speed = _check_number(speed, "speed")
-        if not speed > 0:
-            raise ValueError(f"speed must be positive; got {speed}")
-        self._speed = speed
+        self._speed = _check_speed(speed)
         super().__init__(
             tensor_spec,
             auto_update=auto_update,
