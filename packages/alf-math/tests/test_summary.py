@@ -93,12 +93,27 @@ def test_histogram_and_text(writer, tmp_path):
     assert b"line one\nline two" in tensor_events[0].tensor_proto.string_val[0]
 
 
-def test_no_writer_is_a_no_op():
+def test_no_writer_is_a_no_op(tmp_path):
     summary.set_default_writer(None)
+    summary.reset_global_counter()
     assert not summary.should_record_summaries()
     summary.scalar("x", 1.0)
+    summary.scalar("avg", 100.0, average_over_summary_interval=True)
     summary.histogram("h", torch.ones(3))
     summary.text("t", "hello")
+    # Nothing was kept for a writer set later: only what follows is written,
+    # and the averaged scalar does not include the value given without one.
+    w = summary.create_summary_writer(str(tmp_path), flush_secs=1)
+    summary.set_default_writer(w)
+    try:
+        summary.scalar("avg", 3.0, average_over_summary_interval=True)
+        w.flush()
+    finally:
+        summary.set_default_writer(None)
+        w.close()
+    acc = _read(tmp_path)
+    assert acc.Tags()["scalars"] == ["avg"] and not acc.Tags()["histograms"]
+    assert [e.value for e in acc.Scalars("avg")] == [3.0]
 
 
 def test_works_without_tensorboard_installed():
