@@ -86,3 +86,9 @@ def test_bad_bounds_are_rejected():
         TensorSpec((-1, 2))
     with pytest.raises(TypeError, match="shape must be a sequence of ints"):
         TensorSpec("ab")
+    # Not truncated to (2, 3) nor read as (1,).
+    for shape in [(2.5, 3), True, (True, 2)]:
+        with pytest.raises(TypeError, match="shape must be a sequence of ints"):
+            TensorSpec(shape)
+    with pytest.raises(TypeError, match="outer_dims must be a sequence of ints"):
+        TensorSpec((2,)).zeros(outer_dims=(4.0,))

@@ -5,6 +5,7 @@ tensors take ``outer_dims`` (e.g. ``(B,)`` or ``(T, B)``) that are prepended
 to ``spec.shape``.
 """
 
+import operator
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -61,13 +62,17 @@ def torch_dtype_to_str(dtype: torch.dtype) -> str:
 
 
 def _as_shape(shape: Any, name: str = "shape") -> torch.Size:
-    if isinstance(shape, (int, np.integer)):
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
         shape = (int(shape),)
-    if isinstance(shape, (str, bytes)):
+    if isinstance(shape, (str, bytes, bool)):
         raise TypeError(f"{name} must be a sequence of ints; got {shape!r}")
     try:
-        dims = tuple(int(d) for d in shape)
-    except (TypeError, ValueError):
+        items = tuple(shape)
+        if any(isinstance(d, bool) for d in items):
+            raise TypeError
+        # operator.index refuses floats (int(2.5) would silently give 2)
+        dims = tuple(operator.index(d) for d in items)
+    except TypeError:
         raise TypeError(f"{name} must be a sequence of ints; got {shape!r}") from None
     if any(d < 0 for d in dims):
         raise ValueError(f"{name} must have non-negative dims; got {dims}")
