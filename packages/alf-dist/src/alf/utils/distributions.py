@@ -140,6 +140,8 @@ class TruncatedDistribution(td.Distribution):
         self._scale = scale
         self._lower_bound = lower.contiguous()
         self._upper_bound = upper.contiguous()
+        center = (lower + upper) * 0.5
+        self._center = torch.where(torch.isnan(center), 0.0, center)  # (-inf, inf)
         self._its = its
         self._far_tail = issubclass(its_cls, NormalITS)
         # the Cauchy mass as one angle needs finite bounds (see _params)
@@ -214,8 +216,9 @@ class TruncatedDistribution(td.Distribution):
             # placeholders keep the plain path (and so its gradient) finite
             zl = torch.where(tail.mask, -1.0, zl)
             zu = torch.where(tail.mask, 1.0, zu)
-        # -1 where zl + zu > 0, else +1 (copysign avoids a slower scalar where)
-        sign = torch.copysign(loc.new_ones(()), -(zl + zu))
+        # -1 where the interval's center is above loc, else +1 (copysign
+        # avoids a slower scalar where)
+        sign = torch.copysign(loc.new_ones(()), loc - self._center)
         cdf = self._its.cdf
         a = cdf(zl * sign)
         if self._cauchy:
@@ -225,7 +228,8 @@ class TruncatedDistribution(td.Distribution):
         else:
             width = cdf(zu * sign) - a
         signed_scale = scale * sign
-        log_norm = torch.log(width.abs() * scale)
+        # width has the sign of sign, so width * signed_scale = |width| scale
+        log_norm = torch.log(width * signed_scale)
         params = _Params(a, width, signed_scale, log_norm, tail)
         self._standardized = (torch.is_grad_enabled(), params)
         return params
