@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from alf import nest
-from alf.tensor_specs import BoundedTensorSpec, TensorSpec
+from alf.tensor_specs import BoundedTensorSpec, TensorSpec, _as_shape
 
 __all__ = [
     "clip_to_spec",
@@ -25,20 +25,6 @@ def _is_distribution_spec(spec: Any) -> bool:
     return callable(getattr(spec, "build_distribution", None)) and hasattr(
         spec, "input_params_spec"
     )
-
-
-def _outer_dims(batch_size: Union[int, Sequence[int]]) -> Tuple[int, ...]:
-    if isinstance(batch_size, (int, np.integer)) and not isinstance(batch_size, bool):
-        dims: Tuple[Any, ...] = (int(batch_size),)
-    elif isinstance(batch_size, (tuple, list, torch.Size)):
-        dims = tuple(batch_size)
-    else:
-        raise TypeError(
-            f"batch_size must be an int or a tuple/list of ints; got {type(batch_size).__name__}"
-        )
-    if not all(isinstance(d, (int, np.integer)) and d >= 0 for d in dims):
-        raise ValueError(f"batch_size must hold non-negative ints; got {batch_size!r}")
-    return tuple(int(d) for d in dims)
 
 
 def zeros_from_spec(nested_spec: Any, batch_size: Union[int, Sequence[int]]) -> Any:
@@ -64,7 +50,7 @@ def zeros_from_spec(nested_spec: Any, batch_size: Union[int, Sequence[int]]) -> 
             or ``batch_size`` is not an int/tuple/list.
         ValueError: ``batch_size`` holds a negative size.
     """
-    outer = _outer_dims(batch_size)
+    outer = _as_shape(batch_size, "batch_size")
 
     def zeros(path, spec):
         if isinstance(spec, TensorSpec):
