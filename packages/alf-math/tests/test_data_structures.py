@@ -22,12 +22,19 @@ def test_time_step_predicates_on_tensors_and_arrays():
     assert ts.is_last().tolist() == [False, False, True]
     assert TimeStep(step_type=np.array([2, 0])).is_last().tolist() == [True, False]
     assert TimeStep().reward == ()
-    moved = TimeStep(step_type=torch.zeros(2), reward=torch.ones(2), observation={"a": torch.ones(1)}).cpu()
+    moved = TimeStep(
+        step_type=torch.zeros(2), reward=torch.ones(2), observation={"a": torch.ones(1)}
+    ).cpu()
     assert moved.observation["a"].device.type == "cpu"
 
 
 def test_defaults_of_named_tuples():
-    assert LossInfo(loss=1).extra == () and LossInfo()._fields == ("loss", "scalar_loss", "extra", "priority")
+    assert LossInfo(loss=1).extra == () and LossInfo()._fields == (
+        "loss",
+        "scalar_loss",
+        "extra",
+        "priority",
+    )
     assert AlgStep(output=1).state == ()
     Pair = namedtuple("Pair", ["a", "b"], default_value=0)
     assert Pair(a=1) == Pair(1, 0)

@@ -48,12 +48,16 @@ def test_equality_hash_and_pickle():
     assert a != TensorSpec((2,))
     restored = pickle.loads(pickle.dumps(a))
     assert restored == a and isinstance(restored, BoundedTensorSpec)
-    assert pickle.loads(pickle.dumps(TensorSpec((3,), torch.uint8))) == TensorSpec((3,), torch.uint8)
+    assert pickle.loads(pickle.dumps(TensorSpec((3,), torch.uint8))) == TensorSpec(
+        (3,), torch.uint8
+    )
 
 
 def test_bounded_sample_within_bounds_float_and_int():
     torch.manual_seed(0)
-    spec = BoundedTensorSpec((3,), torch.float32, minimum=[-2.0, 0.0, 5.0], maximum=[-1.0, 1e-3, 6.0])
+    spec = BoundedTensorSpec(
+        (3,), torch.float32, minimum=[-2.0, 0.0, 5.0], maximum=[-1.0, 1e-3, 6.0]
+    )
     s = spec.sample((2000,))
     lo, hi = torch.tensor(spec.minimum), torch.tensor(spec.maximum)
     assert s.shape == (2000, 3) and ((s >= lo) & (s <= hi)).all()

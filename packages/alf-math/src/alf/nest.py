@@ -170,19 +170,14 @@ def _structure_mismatch(nest1: Any, nest2: Any, check_types: bool, path: str = "
         )
         if not same_kind:
             return TypeError(
-                f"nests differ {_where(path)}: {type(nest1).__name__} vs "
-                f"{type(nest2).__name__}"
+                f"nests differ {_where(path)}: {type(nest1).__name__} vs {type(nest2).__name__}"
             )
     c1, c2 = _children(nest1), _children(nest2)
     keys1, keys2 = [k for k, _ in c1], [k for k, _ in c2]
     if keys1 != keys2:
         if isinstance(nest1, collections.abc.Mapping) or is_namedtuple(nest1):
-            return ValueError(
-                f"nests differ {_where(path)}: keys {keys1} vs {keys2}"
-            )
-        return ValueError(
-            f"nests differ {_where(path)}: length {len(keys1)} vs {len(keys2)}"
-        )
+            return ValueError(f"nests differ {_where(path)}: keys {keys1} vs {keys2}")
+        return ValueError(f"nests differ {_where(path)}: length {len(keys1)} vs {len(keys2)}")
     for (key, child1), (_, child2) in zip(c1, c2):
         error = _structure_mismatch(child1, child2, check_types, _join(path, key))
         if error is not None:
@@ -197,9 +192,7 @@ def assert_same_type(value1: Any, value2: Any) -> None:
         value2, collections.abc.Mapping
     )
     if not both_maps and type(value1) is not type(value2):
-        raise TypeError(
-            f"different types: {type(value1).__name__} vs {type(value2).__name__}"
-        )
+        raise TypeError(f"different types: {type(value1).__name__} vs {type(value2).__name__}")
 
 
 def assert_same_structure(nest1: Any, nest2: Any, check_types: bool = False) -> None:
@@ -321,15 +314,12 @@ def flatten_up_to(shallow_nest: Any, nest: Any) -> List[Any]:
             return
         if not is_nested(deep):
             raise ValueError(
-                f"nest is a leaf {_where(path)} where shallow_nest has a "
-                f"{type(shallow).__name__}"
+                f"nest is a leaf {_where(path)} where shallow_nest has a {type(shallow).__name__}"
             )
         c_shallow, c_deep = _children(shallow), _children(deep)
         k_shallow, k_deep = [k for k, _ in c_shallow], [k for k, _ in c_deep]
         if k_shallow != k_deep:
-            raise ValueError(
-                f"nests differ {_where(path)}: keys {k_shallow} vs {k_deep}"
-            )
+            raise ValueError(f"nests differ {_where(path)}: keys {k_shallow} vs {k_deep}")
         for (key, s), (_, d) in zip(c_shallow, c_deep):
             walk(s, d, _join(path, key))
 
@@ -468,9 +458,7 @@ def get_nest_size(nest: Any, dim: int) -> int:
     """
     sizes = {leaf.shape[dim] for leaf in flatten(nest) if hasattr(leaf, "shape")}
     if len(sizes) != 1:
-        raise ValueError(
-            f"nest leaves must share the size of dim {dim}; got sizes {sorted(sizes)}"
-        )
+        raise ValueError(f"nest leaves must share the size of dim {dim}; got sizes {sorted(sizes)}")
     return sizes.pop()
 
 
@@ -503,8 +491,7 @@ def prune_nest_like(nest: Any, slim_nest: Any, value_to_match: Any = None) -> An
             if not isinstance(full, collections.abc.Mapping):
                 raise ValueError(f"nest is not a dict {_where(path)}")
             return {
-                k: prune(_mapping_get(full, k, path), v, _join(path, k))
-                for k, v in slim.items()
+                k: prune(_mapping_get(full, k, path), v, _join(path, k)) for k, v in slim.items()
             }
         if is_namedtuple(slim):
             if not is_namedtuple(full):
@@ -519,9 +506,7 @@ def prune_nest_like(nest: Any, slim_nest: Any, value_to_match: Any = None) -> An
                     values[name] = value_to_match
             return type(full)(**values)
         if len(full) != len(slim):
-            raise ValueError(
-                f"nests differ {_where(path)}: length {len(full)} vs {len(slim)}"
-            )
+            raise ValueError(f"nests differ {_where(path)}: length {len(full)} vs {len(slim)}")
         pruned = [prune(f, s, _join(path, i)) for i, (f, s) in enumerate(zip(full, slim))]
         return _rebuild(slim, pruned)
 

@@ -218,8 +218,7 @@ def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -
         np.broadcast_to(array, tuple(shape))
     except ValueError:
         raise ValueError(
-            f"{name} of shape {array.shape} cannot be broadcast to the spec shape "
-            f"{tuple(shape)}"
+            f"{name} of shape {array.shape} cannot be broadcast to the spec shape {tuple(shape)}"
         ) from None
     return array
 

@@ -125,9 +125,7 @@ def record_if(should_record: Union[bool, Callable[[], bool]]) -> Iterator[None]:
 
 def should_record_summaries() -> bool:
     """Whether a summary call made now would be written."""
-    return (
-        _summary_enabled and _default_writer is not None and bool(_record_if_stack()[-1]())
-    )
+    return _summary_enabled and _default_writer is not None and bool(_record_if_stack()[-1]())
 
 
 # ---- scopes ---------------------------------------------------------------
