@@ -4,7 +4,9 @@ Setup (as in issue 3): loc ~ U(-0.9, 0.9), scale ~ U(0.1, 1), bounds [-1, 1],
 float32 on CPU. Each measurement builds the distribution, draws one
 reparameterized sample per (loc, scale) pair and evaluates its log_prob.
 
-Baselines, measured in the same run (interleaved rounds, medians):
+Baselines, measured in the same run (interleaved rounds; medians, best-of,
+and the median over rounds of the ratio to the raw ndtr/ndtri time of the
+same round, the steadiest figure on shared cores):
 
 * raw inverse-CDF (ndtr/ndtri): the textbook computation with
   ``torch.special.ndtr`` / ``torch.special.ndtri``;
@@ -132,16 +134,22 @@ def main():
     best = {name: min(t) * 1e3 for name, t in times.items()}
     baseline = "raw inverse-CDF (ndtr/ndtri)"
     erfinv = "raw inverse-CDF (erfc/erfinv)"
+    # median over rounds of the ratio to the baseline timed in the same round:
+    # steadier than a ratio of medians when other jobs share the cores
+    paired = {
+        name: statistics.median(a / b for a, b in zip(t, times[baseline]))
+        for name, t in times.items()
+    }
     print(f"TruncatedNormal rsample + log_prob, n={args.n}, threads={torch.get_num_threads()}")
     print(
         f"{'implementation':42s} {'median ms':>9s} {'/ndtri':>7s} {'/erfinv':>8s}"
-        f" {'best ms':>8s} {'/ndtri':>7s} {'/erfinv':>8s}"
+        f" {'best ms':>8s} {'/ndtri':>7s} {'/erfinv':>8s} {'paired /ndtri':>13s}"
     )
     for name in medians:
         ms, b = medians[name], best[name]
         print(
             f"{name:42s} {ms:9.2f} {ms / medians[baseline]:7.2f} {ms / medians[erfinv]:8.2f}"
-            f" {b:8.2f} {b / best[baseline]:7.2f} {b / best[erfinv]:8.2f}"
+            f" {b:8.2f} {b / best[baseline]:7.2f} {b / best[erfinv]:8.2f} {paired[name]:13.2f}"
         )
     alf_ms = medians["alf TruncatedNormal"]
     if torchrl is not None:
