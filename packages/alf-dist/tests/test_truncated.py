@@ -355,17 +355,23 @@ def test_far_tail_normal_density_integrates_to_one(loc, scale):
 
 def test_far_tail_mixed_with_ordinary_elements_and_infinite_bound():
     # one batch mixing far-tail and ordinary elements, and a half-infinite bound
-    loc = torch.tensor([[0.0, 300.0], [-40.0, 0.5]], dtype=torch.float64)
-    scale = torch.tensor([[1.0, 1.0], [2.0, 0.1]], dtype=torch.float64)
+    loc = torch.tensor([[0.0, 300.0], [-40.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    scale = torch.tensor([[1.0, 1.0], [2.0, 0.1]], dtype=torch.float64, requires_grad=True)
     low = torch.tensor([-1.0, -math.inf], dtype=torch.float64)
     high = torch.tensor([1.0, 2.0], dtype=torch.float64)
     dist = ad.TruncatedNormal(loc, scale, low, high)
     torch.manual_seed(2)
-    x = dist.sample((3000,))
+    x = dist.rsample((3000,))
     assert bool(((x >= low) & (x <= high)).all())
     assert bool(torch.isfinite(x).all())
+    grads = torch.autograd.grad((x.sum(-1) + dist.log_prob(x)).sum(), (loc, scale))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    x = x.detach()
+    loc, scale = loc.detach(), scale.detach()
     expected = _truncnorm_logpdf(x, loc, scale, low.numpy(), high.numpy())
-    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected.sum(-1), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        dist.log_prob(x).detach().numpy(), expected.sum(-1), rtol=1e-10, atol=1e-10
+    )
     for i, j in [(0, 1), (1, 0)]:
         a = (low[j].item() - loc[i, j].item()) / scale[i, j].item()
         b = (high[j].item() - loc[i, j].item()) / scale[i, j].item()

@@ -144,8 +144,9 @@ class TruncatedDistribution(td.Distribution):
         self._center = torch.where(torch.isnan(center), 0.0, center)  # (-inf, inf)
         self._its = its
         self._far_tail = issubclass(its_cls, NormalITS)
+        self._finite_bounds = bool(torch.isfinite(upper - lower).all())
         # the Cauchy mass as one angle needs finite bounds (see _params)
-        self._cauchy = issubclass(its_cls, CauchyITS) and bool(torch.isfinite(upper - lower).all())
+        self._cauchy = issubclass(its_cls, CauchyITS) and self._finite_bounds
         self._event_dims = tuple(range(-n, 0))
         self._standardized = None
         super().__init__(loc.shape[: loc.dim() - n], event_shape, validate_args=validate_args)
@@ -203,8 +204,8 @@ class TruncatedDistribution(td.Distribution):
         if cached is not None and (cached[0] or not torch.is_grad_enabled()):
             return cached[1]
         loc, scale = self._loc, self._scale
-        zl = (self._lower_bound - loc) / scale
-        zu = (self._upper_bound - loc) / scale
+        zl = self._over_scale(self._lower_bound - loc)
+        zu = self._over_scale(self._upper_bound - loc)
         tail = None
         # two reductions decide whether any element needs the far-tail path
         if (
@@ -234,6 +235,14 @@ class TruncatedDistribution(td.Distribution):
         self._standardized = (torch.is_grad_enabled(), params)
         return params
 
+    def _over_scale(self, distance: torch.Tensor) -> torch.Tensor:
+        """``distance / scale``, keeping infinite distances (infinite bounds)
+        out of the division so that their gradient is 0, not NaN."""
+        if self._finite_bounds:
+            return distance / self._scale
+        finite = torch.isfinite(distance)
+        return torch.where(finite, torch.where(finite, distance, 0.0) / self._scale, distance)
+
     def _tail_params(self, zl: torch.Tensor, zu: torch.Tensor) -> "_NormalTail":
         """Log-space description of the normal far tail (see
         ``alf.utils._dist_normal_tail``) for the standardized bounds
@@ -243,7 +252,7 @@ class TruncatedDistribution(td.Distribution):
         above = zl > TAIL_START
         mask = above | (zu < -TAIL_START)
         beta = torch.where(mask, torch.where(above, zl, -zu), TAIL_START)
-        width = torch.where(mask, (upper - lower) / scale, 1.0)
+        width = torch.where(mask, self._over_scale(upper - lower), 1.0)
         near = torch.where(above, lower, upper).expand_as(loc)
         step = torch.where(above, scale, -scale)
         beta64, width64 = beta.double(), width.double()
