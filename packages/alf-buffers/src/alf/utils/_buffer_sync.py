@@ -25,9 +25,6 @@ class LocalSync:
     def __init__(self):
         self._stopped = False
 
-    def stopped(self) -> bool:
-        return self._stopped
-
     def stop(self) -> None:
         self._stopped = True
 
@@ -71,9 +68,6 @@ class SharedSync:
         self._space = ctx.Condition(self.lock)
         self._data = ctx.Condition(self.lock)
         self._stop = ctx.Event()
-
-    def stopped(self) -> bool:
-        return self._stop.is_set()
 
     def stop(self) -> None:
         with self.lock:
