@@ -19,8 +19,8 @@ import alf.nest as nest
 from alf.tensor_specs import TensorSpec
 
 __all__ = [
-    "check_positive_int",
-    "check_non_negative_int",
+    "check_int",
+    "is_integer_dtype",
     "check_data_spec",
     "check_env_ids",
     "check_items",
@@ -32,22 +32,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def check_positive_int(value: Any, name: str) -> int:
-    """``value`` as an ``int`` >= 1; ``TypeError``/``ValueError`` otherwise."""
+def check_int(value: Any, name: str, minimum: int) -> int:
+    """``value`` as an ``int`` >= ``minimum``; ``TypeError``/``ValueError``
+    naming ``name`` and the received value otherwise."""
     if not _is_int(value):
         raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1; got {value}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return int(value)
 
 
-def check_non_negative_int(value: Any, name: str) -> int:
-    """``value`` as an ``int`` >= 0; ``TypeError``/``ValueError`` otherwise."""
-    if not _is_int(value):
-        raise TypeError(f"{name} must be an int; got {value!r} ({type(value).__name__})")
-    if value < 0:
-        raise ValueError(f"{name} must be >= 0; got {value}")
-    return int(value)
+def is_integer_dtype(dtype: torch.dtype) -> bool:
+    """Whether ``dtype`` is an integer dtype (not floating, complex or bool)."""
+    return not (dtype.is_floating_point or dtype.is_complex or dtype == torch.bool)
 
 
 def check_data_spec(data_spec: Any) -> List[Tuple[str, TensorSpec]]:
@@ -89,7 +86,7 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
         raise TypeError(
             f"env_ids must be a 1-D integer Tensor or sequence; got {type(env_ids).__name__}"
         )
-    if ids.dtype.is_floating_point or ids.dtype.is_complex or ids.dtype == torch.bool:
+    if not is_integer_dtype(ids.dtype):
         raise TypeError(f"env_ids must have an integer dtype; got {ids.dtype}")
     if ids.dim() != 1:
         raise ValueError(f"env_ids must be 1-D; got shape {tuple(ids.shape)}")

@@ -28,6 +28,7 @@ moves with ``index_copy_``/``index_select`` on a flat
 or, for all environments at one common slot, with plain slices.
 """
 
+import contextlib
 import functools
 from typing import Any, Callable, List
 
@@ -39,8 +40,8 @@ from alf.utils._buffer_checks import (
     ItemChecker,
     check_data_spec,
     check_env_ids,
-    check_non_negative_int,
-    check_positive_int,
+    check_int,
+    is_integer_dtype,
 )
 from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
@@ -49,6 +50,8 @@ __all__ = ["atomic", "RingBuffer", "DataBuffer"]
 
 # selects every environment: indexes the positions (NumPy or torch) as a view
 _ALL = slice(None)
+# stands in for the lock of a single-process buffer (reusable)
+_NO_LOCK = contextlib.nullcontext()
 
 
 def atomic(func: Callable) -> Callable:
@@ -146,8 +149,8 @@ class RingBuffer(nn.Module):
         name: str = "RingBuffer",
     ):
         super().__init__()
-        num_environments = check_positive_int(num_environments, "num_environments")
-        max_length = check_positive_int(max_length, "max_length")
+        num_environments = check_int(num_environments, "num_environments", 1)
+        max_length = check_int(max_length, "max_length", 1)
         leaves = check_data_spec(data_spec)
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
@@ -323,7 +326,7 @@ class RingBuffer(nn.Module):
         Returns:
             bool: whether every environment of ``env_ids`` holds ``n`` items.
         """
-        n = check_non_negative_int(n, "n")
+        n = check_int(n, "n", 0)
         return self._has_data(self._env_index(env_ids), n)
 
     @atomic
@@ -397,7 +400,7 @@ class RingBuffer(nn.Module):
             return True
 
     def _locked(self):
-        return self._lock if self._lock is not None else _NoLock
+        return self._lock if self._lock is not None else _NO_LOCK
 
     def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
         """Store ``items[leaf][b]`` at the current position of environment
@@ -438,7 +441,7 @@ class RingBuffer(nn.Module):
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has not enough data (the wait could never end).
         """
-        n = check_positive_int(n, "n")
+        n = check_int(n, "n", 1)
         if n > self._max_length:
             raise ValueError(
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
@@ -488,7 +491,7 @@ class RingBuffer(nn.Module):
             n (int): max number of steps to mark removed from buffer (>= 0).
             env_ids (Tensor): environments to remove from (``None``: all).
         """
-        n = check_non_negative_int(n, "n")
+        n = check_int(n, "n", 0)
         envs = self._env_index(env_ids)
         self._size[envs] = (self._size[envs] - n).clip(min=0)
         self._sync.space_freed()
@@ -527,19 +530,6 @@ class RingBuffer(nn.Module):
         self._sync.revive()
 
 
-class _NoLockType:
-    """Context manager standing in for the lock of a single-process buffer."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-_NoLock = _NoLockType()
-
-
 class DataBuffer(RingBuffer):
     """A simple circular buffer supporting random sampling. This buffer
     doesn't preserve temporality as data from multiple environments will be
@@ -561,7 +551,7 @@ class DataBuffer(RingBuffer):
     def __init__(
         self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"
     ):
-        capacity = check_positive_int(capacity, "capacity")
+        capacity = check_int(capacity, "capacity", 1)
         super().__init__(
             data_spec,
             num_environments=1,
@@ -636,7 +626,7 @@ class DataBuffer(RingBuffer):
         Raises:
             ValueError: the buffer is empty or ``batch_size`` < 0.
         """
-        batch_size = check_non_negative_int(batch_size, "batch_size")
+        batch_size = check_int(batch_size, "batch_size", 0)
         size, start = self._size_and_start()
         if size == 0:
             raise ValueError(f"get_batch needs stored items; {self._name} is empty")
@@ -667,11 +657,7 @@ class DataBuffer(RingBuffer):
         """
         if not isinstance(indices, torch.Tensor):
             raise TypeError(f"indices must be a torch.Tensor; got {type(indices).__name__}")
-        if (
-            indices.dtype.is_floating_point
-            or indices.dtype.is_complex
-            or indices.dtype == torch.bool
-        ):
+        if not is_integer_dtype(indices.dtype):
             raise TypeError(f"indices must have an integer dtype; got {indices.dtype}")
         if indices.dim() != 1:
             raise ValueError(f"indices must be 1-D; got shape {tuple(indices.shape)}")
