@@ -262,6 +262,7 @@ class RingBuffer(nn.Module):
 
     @property
     def num_environments(self) -> int:
+        """Number of environments (rings) of the buffer."""
         return self._num_envs
 
     @property
@@ -307,7 +308,13 @@ class RingBuffer(nn.Module):
         )
 
     def circular(self, pos: Any) -> Any:
-        """Mod pos by _max_length to get the actual index in the _buffer."""
+        """Mod pos by _max_length to get the actual index in the _buffer.
+
+        Args:
+            pos (int | Tensor): positions (int64 tensor of any shape).
+        Returns:
+            ``pos % max_length``, of the type and shape of ``pos``.
+        """
         return pos % self._max_length
 
     def _has_space(self, envs: Any) -> bool:
