@@ -41,10 +41,14 @@ def test_ring_buffer_state_dict_roundtrip(device):
     resumed = RingBuffer(SPEC, 3, max_length=4, device=device)
     resumed.load_state_dict(state)
     assert torch.equal(resumed.get_current_position(), rb.get_current_position())
-    for env in range(3):
+    # steps 0..5 through rings of 4 keep steps 2..5; environment 1 lost two more
+    expected = {0: [2, 3, 4, 5], 1: [104, 105], 2: [202, 203, 204, 205]}
+    for env, values in expected.items():
         ids = torch.tensor([env])
         n = int(rb.get_current_position()[env] - rb.get_earliest_position(ids)[0])
         a, b = rb.dequeue(ids, n=n), resumed.dequeue(ids, n=n)
+        assert b["reward"].tolist() == [[float(v) for v in values]]
+        assert b["obs"][0, :, 0, 0].tolist() == [v % 256 for v in values]
         assert torch.equal(a["obs"], b["obs"]) and torch.equal(a["reward"], b["reward"])
     assert resumed.get_earliest_position(torch.arange(3)).tolist() == [6, 6, 6]
 
