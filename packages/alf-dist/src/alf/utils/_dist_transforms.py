@@ -127,7 +127,9 @@ class AffineTransform(get_invertible(td.AffineTransform)):
     """``y = loc + scale * x`` with the cache on and a builder.
 
     Overwrites PyTorch's ``AffineTransform`` to provide a builder compatible
-    with ``DistributionSpec.build_distribution()``.
+    with ``DistributionSpec.build_distribution()`` (``get_builder()``, from
+    ``get_invertible``, rebuilds it with the same ``loc``, ``scale``,
+    ``event_dim`` and ``cache_size``).
 
     Args:
         loc (Tensor | float): location, broadcastable with ``x``.
@@ -138,15 +140,6 @@ class AffineTransform(get_invertible(td.AffineTransform)):
 
     def __init__(self, loc, scale, event_dim=0, *, cache_size=1):
         super().__init__(loc, scale, event_dim=event_dim, cache_size=cache_size)
-
-    def get_builder(self) -> Callable[[], td.Transform]:
-        return functools.partial(
-            AffineTransform,
-            self.loc,
-            self.scale,
-            event_dim=self.event_dim,
-            cache_size=self._cache_size,
-        )
 
 
 class _RebuildableTransform(td.Transform):

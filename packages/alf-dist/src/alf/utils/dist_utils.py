@@ -7,7 +7,8 @@ is where the reference documents them. Functions in this module act on
 *nests* (see ``alf.nest``) of ``torch.distributions.Distribution``.
 """
 
-from typing import Any, Tuple
+import operator
+from typing import Any, Callable, Tuple
 
 import torch
 import torch.distributions as td
@@ -231,6 +232,15 @@ def _check_all_rsample(nested_distributions: Any) -> None:
             )
 
 
+def _sample_nest(nested_distributions: Any, draw: Callable, return_log_prob: bool):
+    """``draw(d)`` for each distribution ``d`` of the (checked) nest, and the
+    summed log probability of the draws if ``return_log_prob``."""
+    actions = nest.map_structure(draw, nested_distributions)
+    if return_log_prob:
+        return actions, compute_log_probability(nested_distributions, actions)
+    return actions
+
+
 def rsample_action_distribution(nested_distributions: Any, return_log_prob: bool = False):
     """Sample actions from distributions with reparameterization-based sampling.
 
@@ -250,10 +260,7 @@ def rsample_action_distribution(nested_distributions: Any, return_log_prob: bool
         ValueError: a distribution does not support ``rsample``.
     """
     _check_all_rsample(nested_distributions)
-    actions = nest.map_structure(lambda d: d.rsample(), nested_distributions)
-    if return_log_prob:
-        return actions, compute_log_probability(nested_distributions, actions)
-    return actions
+    return _sample_nest(nested_distributions, operator.methodcaller("rsample"), return_log_prob)
 
 
 def sample_action_distribution(nested_distributions: Any, return_log_prob: bool = False):
@@ -270,10 +277,7 @@ def sample_action_distribution(nested_distributions: Any, return_log_prob: bool 
         sampled actions, or ``(actions, log_prob)`` if ``return_log_prob``.
     """
     _distribution_leaves(nested_distributions, "nested_distributions")
-    actions = nest.map_structure(lambda d: d.sample(), nested_distributions)
-    if return_log_prob:
-        return actions, compute_log_probability(nested_distributions, actions)
-    return actions
+    return _sample_nest(nested_distributions, operator.methodcaller("sample"), return_log_prob)
 
 
 def epsilon_greedy_sample(nested_distributions: Any, eps: float = 0.1) -> Any:
@@ -295,9 +299,9 @@ def epsilon_greedy_sample(nested_distributions: Any, eps: float = 0.1) -> Any:
     """
     if not (isinstance(eps, (int, float)) and 0 <= eps <= 1):
         raise ValueError(f"eps must be in [0, 1]; got {eps!r}")
-    _distribution_leaves(nested_distributions, "nested_distributions")
     if eps >= 1:
         return sample_action_distribution(nested_distributions)
+    _distribution_leaves(nested_distributions, "nested_distributions")
 
     def _greedy(dist):
         greedy = get_mode(dist)
