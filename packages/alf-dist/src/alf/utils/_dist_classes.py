@@ -55,10 +55,12 @@ class AffineTransformedDistribution(td.TransformedDistribution):
 
     @property
     def loc(self) -> TensorLike:
+        """The ``loc`` of the affine map, as given (float or Tensor)."""
         return self._loc
 
     @property
     def scale(self) -> TensorLike:
+        """The ``scale`` of the affine map, as given (float or Tensor)."""
         return self._scale
 
     def entropy(self) -> torch.Tensor:
@@ -145,10 +147,12 @@ class Beta(td.Beta):
 
     @property
     def concentration1(self) -> torch.Tensor:
+        """The tensor passed as ``concentration1`` (alpha), ``batch_shape``."""
         return self._concentration1
 
     @property
     def concentration0(self) -> torch.Tensor:
+        """The tensor passed as ``concentration0`` (beta), ``batch_shape``."""
         return self._concentration0
 
     @property
@@ -189,10 +193,12 @@ class DiagMultivariateCauchy(td.Independent):
 
     @property
     def loc(self) -> torch.Tensor:
+        """Median, ``batch_shape + [D]``."""
         return self.base_dist.loc
 
     @property
     def scale(self) -> torch.Tensor:
+        """Half width, ``batch_shape + [D]``."""
         return self.base_dist.scale
 
 
@@ -274,10 +280,12 @@ class OneHotCategoricalGumbelSoftmax(td.OneHotCategorical):
 
     @property
     def hard_sample(self) -> bool:
+        """Whether ``rsample`` returns straight-through one-hot vectors."""
         return self._hard_sample
 
     @property
     def tau(self) -> float:
+        """The Gumbel-softmax temperature (positive)."""
         return self._tau
 
     @property
