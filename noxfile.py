@@ -248,6 +248,7 @@ def lint(session: nox.Session) -> None:
     steps = [
         ("ruff", ["ruff", "check", *paths]),
         ("check_deps", ["python", "tools/check_deps.py", *names]),
+        ("check_api", ["python", "tools/check_api.py", *names]),
     ]
     if not names:
         RESULTS.mkdir(parents=True, exist_ok=True)

@@ -183,3 +183,80 @@ def test_is_predicates():
     assert not nest.is_namedtuple((1, 2))
     assert nest.is_unnamedtuple((1, 2)) and not nest.is_unnamedtuple(Point(1, 2))
     assert nest.is_nested({}) and nest.is_nested([]) and not nest.is_nested(None)
+
+
+def _oracle_paths(value, prefix=""):
+    """Independent recursive ``[(dotted path, leaf), ...]`` (dict keys sorted)."""
+
+    def join(key):
+        return f"{prefix}.{key}" if prefix else str(key)
+
+    if isinstance(value, dict):
+        items = [(k, value[k]) for k in sorted(value)]
+    elif isinstance(value, tuple) and hasattr(value, "_fields"):
+        items = list(zip(value._fields, value))
+    elif isinstance(value, (list, tuple)):
+        items = list(enumerate(value))
+    else:
+        return [(prefix, value)]
+    return [pair for key, child in items for pair in _oracle_paths(child, join(key))]
+
+
+@given(nests)
+def test_flatten_with_path_matches_recursive_oracle(value):
+    assert nest.flatten_with_path(value) == _oracle_paths(value)
+
+
+def test_flatten_with_path_of_a_mixed_nest():
+    value = Outer(obs={"b": [1, (2,)], "a": None}, action=3)
+    assert nest.flatten_with_path(value) == [
+        ("obs.a", None),
+        ("obs.b.0", 1),
+        ("obs.b.1.0", 2),
+        ("action", 3),
+    ]
+    assert nest.flatten_with_path(7) == [("", 7)]
+
+
+@given(nests)
+def test_py_map_structure_with_path_passes_the_oracle_paths(value):
+    paths = nest.py_map_structure_with_path(lambda path, x: f"path:{path}", value)
+    assert nest.flatten(paths) == [f"path:{p}" for p, _ in _oracle_paths(value)]
+    nest.assert_same_structure(paths, value, check_types=True)
+
+
+def test_py_map_structure_with_path_of_several_nests():
+    a = {"x": [1, 2], "y": Point(3, 4)}
+    b = {"x": [10, 20], "y": Point(30, 40)}
+    out = nest.py_map_structure_with_path(lambda path, u, v: f"{path}:{u + v}", a, b)
+    assert out == {"x": ["x.0:11", "x.1:22"], "y": Point("y.x:33", "y.y:44")}
+    with pytest.raises(ValueError, match=r"at 'x': length"):
+        nest.py_map_structure_with_path(lambda path, u, v: u, a, {"x": [1], "y": Point(3, 4)})
+
+
+def test_assert_same_type():
+    nest.assert_same_type([1], [2, 3])
+    nest.assert_same_type(Point(1, 2), Point(3, 4))
+    nest.assert_same_type({"a": 1}, OrderedDict(b=2))  # any two mappings
+    with pytest.raises(TypeError, match="different types: list vs tuple"):
+        nest.assert_same_type([1], (1,))
+    with pytest.raises(TypeError, match="different types: Point vs tuple"):
+        nest.assert_same_type(Point(1, 2), (1, 2))
+    with pytest.raises(TypeError, match="different types: int vs float"):
+        nest.assert_same_type(1, 1.0)
+
+
+def test_get_nest_size_and_shape():
+    import torch
+
+    value = {"a": torch.zeros(3, 2), "b": [torch.ones(5, 2, 4)], "c": None}
+    assert nest.get_nest_size(value, 1) == 2
+    assert nest.get_nest_size({"a": torch.zeros(3, 2), "b": torch.ones(4, 2)}, -1) == 2
+    with pytest.raises(ValueError, match=r"share the size of dim 0; got sizes \[3, 5\]"):
+        nest.get_nest_size(value, 0)
+    with pytest.raises(ValueError, match=r"got sizes \[\]"):
+        nest.get_nest_size([None, 1], 0)
+    shapes = nest.get_nest_shape(
+        {"a": torch.zeros(3, 2), "b": Point(torch.ones(4), torch.zeros(()))}
+    )
+    assert shapes == {"a": torch.Size([3, 2]), "b": Point(torch.Size([4]), torch.Size([]))}

@@ -141,3 +141,22 @@ def test_works_without_tensorboard_installed():
 def test_scope_name_must_be_str():
     with pytest.raises(TypeError, match="name must be a str"):
         summary.scope(3)
+
+
+def test_default_writer_and_enable_switch_are_reported(writer):
+    assert summary.get_default_writer() is writer
+    assert summary.is_summary_enabled() is True
+    summary.enable_summary(False)
+    try:
+        assert summary.is_summary_enabled() is False
+        assert not summary.should_record_summaries()
+    finally:
+        summary.enable_summary(True)
+    assert summary.is_summary_enabled() is True and summary.should_record_summaries()
+    summary.enable_summary(0)  # any falsy flag turns summaries off, read back as a bool
+    try:
+        assert summary.is_summary_enabled() is False
+    finally:
+        summary.enable_summary()
+    summary.set_default_writer(None)
+    assert summary.get_default_writer() is None and not summary.should_record_summaries()

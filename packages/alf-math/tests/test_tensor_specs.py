@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from alf.tensor_specs import BoundedTensorSpec, TensorSpec, torch_dtype_from
+from alf.tensor_specs import BoundedTensorSpec, TensorSpec, torch_dtype_from, torch_dtype_to_str
 
 
 def test_shape_dtype_and_factories():
@@ -96,3 +96,23 @@ def test_bad_bounds_are_rejected():
             TensorSpec(shape)
     with pytest.raises(TypeError, match="outer_dims must be a sequence of ints"):
         TensorSpec((2,)).zeros(outer_dims=(4.0,))
+
+
+@pytest.mark.parametrize(
+    "np_type",
+    [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64]
+    + [np.float16, np.float32, np.float64, np.complex64, np.complex128],
+)
+def test_torch_dtype_to_str_uses_the_numpy_name(np_type):
+    name = np.dtype(np_type).name  # e.g. "float32", "bool"
+    torch_dtype = getattr(torch, name)
+    assert torch_dtype_to_str(torch_dtype) == name
+    assert torch_dtype_to_str(np_type) == name  # any dtype torch_dtype_from accepts
+    assert torch_dtype_to_str(name) == name
+    assert torch_dtype_from(torch_dtype_to_str(torch_dtype)) == torch_dtype
+
+
+def test_torch_dtype_to_str_without_numpy_counterpart_and_bad_input():
+    assert torch_dtype_to_str(torch.bfloat16) == "bfloat16"
+    with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype"):
+        torch_dtype_to_str("not-a-dtype")
