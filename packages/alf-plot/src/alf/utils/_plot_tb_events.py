@@ -310,10 +310,17 @@ class _RunState:
 
 
 def _file_version(event):
-    """The version number of a ``file_version`` event (``brain.Event:2`` -> 2.0)."""
-    from tensorboard.backend.event_processing import event_util
+    """The version number of a ``file_version`` event (``brain.Event:2`` -> 2.0).
 
-    return event_util.ParseFileVersion(event.file_version)
+    The number is what follows the last ``brain.Event:``; a string without a
+    number gives -1.0, which (as in tensorboard's accumulator) selects the purge
+    logic of files older than version 2.
+    """
+    _, _, number = event.file_version.rpartition("brain.Event:")
+    try:
+        return float(number)
+    except ValueError:
+        return -1.0
 
 
 def _values_of(event, tag, path):
