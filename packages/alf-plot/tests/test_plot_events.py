@@ -94,6 +94,34 @@ def test_legacy_file_without_version_purges_out_of_order_steps(tmp_path):
         np.testing.assert_array_equal(mine[0], np.arange(30))
 
 
+@pytest.mark.parametrize(
+    "header, expected_steps",
+    [
+        ("brain.Event:2", list(range(20)) + list(range(10, 30))),  # purges need a session log
+        ("brain.Event:1", list(range(30))),  # older files: a step going back purges
+        ("brain.Event:unreadable", list(range(30))),  # no number: treated as an old file
+    ],
+)
+def test_file_version_header_selects_purge_logic_like_accumulator(
+    tmp_path, header, expected_steps
+):
+    from tensorboard.compat.proto import event_pb2, summary_pb2
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    path = tmp_path / "events.out.tfevents.1.versioned"
+    with open(path, "wb") as f:
+        rw = RecordWriter(f)
+        rw.write(event_pb2.Event(wall_time=1.0, file_version=header).SerializeToString())
+        for s in list(range(20)) + list(range(10, 30)):
+            v = summary_pb2.Summary.Value(tag="a", simple_value=float(s))
+            ev = event_pb2.Event(step=s, wall_time=1.0, summary=summary_pb2.Summary(value=[v]))
+            rw.write(ev.SerializeToString())
+        rw.flush()
+    mine = read(str(tmp_path), "a")
+    assert_same(mine, accumulator_scalars(str(tmp_path), "a"))
+    np.testing.assert_array_equal(mine[0], expected_steps)
+
+
 def test_tensor_scalars_match_accumulator_tensors(tmp_path, event_writer):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.util import tensor_util
