@@ -3,9 +3,10 @@
 The package table is read from ``packages/*/pyproject.toml`` (see
 ``tools/workspace.py``); every per-package session is generated from it.
 
-    nox -s tests isolated lint            what CI runs (.ci/run)
+    nox -s tests isolated lowest lint     what CI runs (.ci/run)
     nox -s "tests(alf-math-cpu)"          one package, one torch flavour
     nox -s "isolated(alf-dist)"           one package's wheel, installed alone
+    nox -s "lowest(alf-plot)"             one package with its dependencies at their floors
     nox -t alf-math                       tests and isolated of one package (-t cpu: all cpu tests)
     nox -s lint -- alf-math               ruff + dependency check for one package
     nox -s build                          every wheel into dist/ (-- NAME ... for some)
@@ -34,6 +35,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
 
 from check_wheels import check_wheels, shipped_modules  # noqa: E402
+from floors import FloorError, floor_pins  # noqa: E402
 from workspace import DEFAULT_TEST_REQUIREMENTS, Package, discover_packages, sibling_closure  # noqa: E402
 
 CONSTRAINTS = ROOT / "constraints.txt"
@@ -43,7 +45,7 @@ CUDA_INDEX = os.environ.get("ALF_TORCH_CUDA_INDEX", "https://download.pytorch.or
 
 PACKAGES: dict[str, Package] = discover_packages(ROOT)
 
-nox.options.sessions = ["tests", "isolated", "lint"]
+nox.options.sessions = ["tests", "isolated", "lowest", "lint"]
 nox.options.error_on_external_run = True
 if os.environ.get("ALF_NOX_REPORT"):
     nox.options.report = os.environ["ALF_NOX_REPORT"]
@@ -231,6 +233,38 @@ def isolated(session: nox.Session, package: str) -> None:
         shutil.copytree(pkg.tests, run_dir / "tests", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy2(ROOT / "pyproject.toml", run_dir / "pyproject.toml")
     _run_pytest(session, pkg, Path("tests"), run_dir / "pyproject.toml", {"ALF_TEST_DEVICE": "cpu"})
+
+
+@nox.session(reuse_venv=False)
+@nox.parametrize("package", [nox.param(name, id=name, tags=[name]) for name in PACKAGES])
+def lowest(session: nox.Session, package: str) -> None:
+    """Run the suite with every third-party dependency at the lowest version declared.
+
+    The floors of the package and its siblings (``tools/floors.py``) become a second
+    constraints file, so ``numpy>=1.23.2`` installs numpy 1.23.2. torch is the one
+    exception: it stays at the local 2.13.0 CPU build of constraints.txt, because
+    older builds are not available on this machine without multi-GB CUDA downloads.
+    Test tools (the ``test`` extra) come at their newest versions.
+    """
+    pkg = PACKAGES[package]
+    try:
+        pins = floor_pins(PACKAGES, package, exclude=("torch",))
+    except FloorError as exc:
+        session.error(str(exc))
+    tmp = Path(session.create_tmp()).resolve()
+    floors_file = tmp / "floors.txt"
+    floors_file.write_text("".join(f"{dist}=={version}\n" for dist, version in pins.items()))
+    session.log("floors: " + (", ".join(f"{d}=={v}" for d, v in pins.items()) or "none"))
+    editable = []
+    for sib in sibling_closure(PACKAGES, package):
+        editable += ["-e", str(PACKAGES[sib].path)]
+    target = _test_requirements(pkg, str(pkg.path))
+    _pip_install(session, "-c", str(floors_file), *editable, "-e", *target)
+    _check_torch(session, pkg, "cpu" if pkg.uses_torch else "none")
+    session.chdir(ROOT)
+    _run_pytest(
+        session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", {"ALF_TEST_DEVICE": "cpu"}
+    )
 
 
 @nox.session
