@@ -3,8 +3,10 @@ the same items in the same order."""
 
 import io
 
+import pytest
 import torch
 
+import alf.nest as nest
 from alf.tensor_specs import TensorSpec
 from alf.utils.data_buffer import DataBuffer, RingBuffer
 
@@ -81,3 +83,83 @@ def test_load_across_devices(device):
     resumed = RingBuffer(SPEC, 2, max_length=3, device=device)
     resumed.load_state_dict(rb.state_dict())
     assert resumed.dequeue(n=3)["reward"].tolist() == [[1.0, 2.0, 3.0], [101.0, 102.0, 103.0]]
+
+
+def snapshot(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def assert_unchanged(module, before):
+    after = module.state_dict()
+    assert set(after) == set(before)
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+
+
+@pytest.mark.parametrize(
+    "other, match",
+    [
+        (dict(num_environments=3, max_length=8), r"_buffer0_obs must have shape \[3, 4, 2, 3\]"),
+        (dict(num_environments=2, max_length=4), r"_buffer0_obs must have shape \[3, 4, 2, 3\]"),
+        (
+            dict(num_environments=3, max_length=4, spec={**SPEC, "obs": TensorSpec((2, 3))}),
+            "dtype torch.uint8; the checkpoint has shape .* dtype torch.float32",
+        ),
+        (
+            dict(num_environments=3, max_length=4, spec={"o": SPEC["obs"], "r": SPEC["reward"]}),
+            r"the checkpoint lacks \['_buffer0_obs', '_buffer1_reward'\]",
+        ),
+    ],
+    ids=["longer rings", "fewer environments", "another dtype", "another spec"],
+)
+@pytest.mark.parametrize("strict", [True, False])
+def test_load_of_another_buffer_is_refused_and_changes_nothing(device, other, match, strict):
+    """A checkpoint of a buffer with another shape, dtype or spec is refused
+    as a whole: not even the positions are taken over."""
+    other = dict(other)
+    source = RingBuffer(other.pop("spec", SPEC), device=device, **other)
+    for _ in range(5):
+        source.enqueue(
+            nest.map_structure(
+                lambda s: torch.ones((source.num_environments,) + tuple(s.shape), dtype=s.dtype),
+                source._data_spec,
+            )
+        )
+    rb = RingBuffer(SPEC, 3, max_length=4, device=device)
+    fill_ring(rb, device, 2)
+    before = snapshot(rb)
+    with pytest.raises(RuntimeError, match=match):
+        rb.load_state_dict(source.state_dict(), strict=strict)
+    assert_unchanged(rb, before)
+    assert rb.get_current_position().tolist() == [2, 2, 2]
+    assert rb.dequeue(n=2)["reward"].tolist() == [[0.0, 1.0], [100.0, 101.0], [200.0, 201.0]]
+
+
+@pytest.mark.parametrize(
+    "size, pos",
+    [([5, 0, 0], [6, 0, 0]), ([-1, 0, 0], [0, 0, 0]), ([3, 0, 0], [2, 0, 0])],
+    ids=["more than max_length", "negative", "more than written"],
+)
+def test_load_of_inconsistent_positions_is_refused(device, size, pos):
+    rb = RingBuffer(SPEC, 3, max_length=4, device=device)
+    fill_ring(rb, device, 1)
+    state = snapshot(rb)
+    state["_current_size"] = torch.tensor(size)
+    state["_current_pos"] = torch.tensor(pos)
+    before = snapshot(rb)
+    with pytest.raises(RuntimeError, match=r"0 <= size <= min\(pos, max_length=4\)"):
+        rb.load_state_dict(state)
+    assert_unchanged(rb, before)
+
+
+def test_data_buffer_load_of_another_capacity_changes_nothing(device):
+    small = DataBuffer(SPEC, 3, device=device)
+    small.add_batch({"obs": torch.ones(3, 2, 3, dtype=torch.uint8), "reward": torch.ones(3)})
+    db = DataBuffer(SPEC, 5, device=device)
+    db.add_batch(
+        {"obs": torch.zeros(2, 2, 3, dtype=torch.uint8), "reward": torch.tensor([4.0, 5.0])}
+    )
+    with pytest.raises(RuntimeError, match=r"must have shape \[1, 5, 2, 3\]"):
+        db.load_state_dict(small.state_dict())
+    assert int(db.current_size) == 2 and int(db.current_pos) == 2
+    assert db.get_all()["reward"].tolist() == [4.0, 5.0]

@@ -25,6 +25,7 @@ __all__ = [
     "check_env_ids",
     "check_items",
     "ItemChecker",
+    "state_problems",
 ]
 
 
@@ -160,6 +161,65 @@ def check_items(
             )
         out.append(item.detach().to(device))
     return out
+
+
+def state_problems(
+    state_dict: Dict[str, Any],
+    prefix: str,
+    expected: Dict[str, Tuple[Tuple[int, ...], torch.dtype]],
+    max_length: int,
+) -> List[str]:
+    """Why the entries of a buffer in ``state_dict`` cannot be loaded.
+
+    A buffer is loaded all at once or not at all: either none of its entries
+    is in ``state_dict`` (nothing to load) or every one is there with exactly
+    the buffer's shape and dtype, and the positions are consistent.
+
+    Args:
+        state_dict (dict[str, Tensor]): what ``load_state_dict`` received.
+        prefix (str): the buffer's prefix in ``state_dict``.
+        expected (dict[str, (tuple[int], torch.dtype)]): shape and dtype of each
+            registered tensor, by name (``_current_size`` and ``_current_pos``
+            among them, each ``[num_environments]`` int64).
+        max_length (int): the buffer's ring length.
+    Returns:
+        list[str]: one message per problem (empty: it can be loaded).
+    """
+    present = [name for name in expected if prefix + name in state_dict]
+    if not present:
+        return []
+    missing = [prefix + name for name in expected if name not in present]
+    if missing:
+        return [
+            f"the checkpoint lacks {missing} (it holds "
+            f"{[prefix + name for name in present]}); was it saved from a buffer "
+            "with another data_spec?"
+        ]
+    problems = []
+    for name, (shape, dtype) in expected.items():
+        key = prefix + name
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor):
+            problems.append(f"{key} must be a Tensor; got {type(value).__name__}")
+        elif tuple(value.shape) != shape or value.dtype != dtype:
+            layout = "[num_environments]"
+            if len(shape) > 1:  # data: [num_environments, max_length] + spec.shape
+                layout = f"[num_environments, max_length={max_length}] + {list(shape[2:])}"
+            problems.append(
+                f"{key} must have shape {list(shape)} ({layout}) and dtype {dtype}; "
+                f"the checkpoint has shape {list(value.shape)} and dtype {value.dtype}"
+            )
+    if problems:
+        return problems
+    size = state_dict[prefix + "_current_size"].tolist()
+    pos = state_dict[prefix + "_current_pos"].tolist()
+    if any(not 0 <= s <= min(p, max_length) for s, p in zip(size, pos)):
+        return [
+            f"{prefix}_current_size and {prefix}_current_pos must satisfy "
+            f"0 <= size <= min(pos, max_length={max_length}); got sizes {size} "
+            f"and positions {pos}"
+        ]
+    return []
 
 
 # A flattener appends the leaves of a batch to a list, in ``alf.nest.flatten``

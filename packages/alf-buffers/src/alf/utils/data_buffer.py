@@ -17,7 +17,9 @@ Storage is allocated once, at construction: one tensor of shape
 ``[num_environments, max_length] + spec.shape`` per leaf of the spec, plus two
 int64 ``[num_environments]`` tensors of positions and sizes. All of them are
 registered buffers of the ``nn.Module``, so ``state_dict()`` holds the stored
-data and the positions, and ``load_state_dict`` restores a buffer exactly.
+data and the positions, and ``load_state_dict`` restores a buffer exactly (or,
+given a checkpoint of another shape, dtype or with inconsistent positions,
+raises and changes nothing).
 
 Hot path: ``enqueue``/``dequeue`` check a batch with the spec read once at
 construction (``ItemChecker``). On the CPU the positions are read and updated
@@ -42,6 +44,7 @@ from alf.utils._buffer_checks import (
     check_env_ids,
     check_int,
     is_integer_dtype,
+    state_problems,
 )
 from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
@@ -232,8 +235,24 @@ class RingBuffer(nn.Module):
         self._refresh()
         return result
 
-    def _load_from_state_dict(self, *args, **kwargs):
-        super()._load_from_state_dict(*args, **kwargs)
+    def _load_from_state_dict(
+        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+    ):
+        """Load all of the buffer or, reporting why (``load_state_dict`` then
+        raises ``RuntimeError``), nothing: a checkpoint of another
+        ``num_environments``/``max_length``/``data_spec``, or with
+        inconsistent positions, leaves the stored data and positions as they
+        were."""
+        expected = {
+            name: (tuple(tensor.shape), tensor.dtype) for name, tensor in self._buffers.items()
+        }
+        problems = state_problems(state_dict, prefix, expected, self._max_length)
+        if problems:
+            error_msgs.extend(problems)
+            return
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
         # load_state_dict(assign=True) replaces the registered tensors
         self._refresh()
 
