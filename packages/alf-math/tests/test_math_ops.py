@@ -533,3 +533,23 @@ def test_small_activations(device):
     np.testing.assert_allclose(math_ops.swish(x).cpu().numpy(), xn / (1 + np.exp(-xn)))
     np.testing.assert_allclose(math_ops.square(x).cpu().numpy(), xn**2)
     assert math_ops.identity(x) is x
+
+
+@pytest.mark.parametrize(
+    "dtype, big", [(torch.float16, 40000.0), (torch.float32, 3e38), (torch.float64, 1.5e308)]
+)
+def test_normalize_min_max_sample_wider_than_dtype_range(dtype, big, device):
+    # hi - lo overflows the dtype, but the normalized values are well defined
+    x = np.array([[-big, 0.0, big / 2, big], [1.0, 2.0, 3.0, 5.0]])
+    lo, hi = x.min(1, keepdims=True), x.max(1, keepdims=True)
+    expected = x / 2 / (hi / 2 - lo / 2) - lo / 2 / (hi / 2 - lo / 2)  # float64, no overflow
+    got = math_ops.normalize_min_max(torch.tensor(x, dtype=dtype, device=device))
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.cpu().double().numpy(), expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 3), (0, 2, 2), (3, 0), (2, 0, 4)])
+def test_normalize_min_max_empty(shape, device):
+    # an empty batch, or samples without elements: nothing to normalize
+    got = math_ops.normalize_min_max(torch.zeros(shape, device=device))
+    assert got.shape == shape

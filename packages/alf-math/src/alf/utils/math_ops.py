@@ -6,6 +6,7 @@ its input (float32 in, float32 out) unless its docstring says otherwise.
 """
 
 import abc
+import math
 import numbers
 from typing import Any, Iterable, Union
 
@@ -218,10 +219,13 @@ def normalize_min_max(x: torch.Tensor) -> torch.Tensor:
     """Rescale each sample ``x[i]`` linearly so its minimum is 0 and its
     maximum 1 (MuZero, Appendix G).
 
-    A constant sample (max == min) becomes all zeros.
+    A constant sample (max == min) becomes all zeros. A sample whose range
+    ``max - min`` exceeds the dtype's largest value is halved first (exact at
+    such magnitudes), so it stays finite.
 
     Args:
-        x (Tensor): a batch ``[B, ...]`` of samples (floating dtype).
+        x (Tensor): a batch ``[B, ...]`` of samples (floating dtype); ``B`` and
+            the sample size may be 0.
 
     Returns:
         Tensor of the shape of ``x``.
@@ -231,9 +235,14 @@ def normalize_min_max(x: torch.Tensor) -> torch.Tensor:
     """
     if x.ndim == 0:
         raise ValueError("x must have a batch dimension; got a scalar tensor")
-    flat = x.reshape(x.shape[0], -1)
+    flat = x.reshape(x.shape[0], math.prod(x.shape[1:]))
+    if flat.shape[1] == 0:
+        return x.clone()
     lo = flat.min(dim=1, keepdim=True).values
     hi = flat.max(dim=1, keepdim=True).values
+    wide = torch.isinf(hi - lo) & torch.isfinite(lo) & torch.isfinite(hi)
+    half = torch.where(wide, torch.full_like(lo, 0.5), torch.ones_like(lo))
+    flat, lo, hi = flat * half, lo * half, hi * half
     span = hi - lo
     safe = torch.where(span > 0, span, torch.ones_like(span))
     return ((flat - lo) / safe).reshape(x.shape)
