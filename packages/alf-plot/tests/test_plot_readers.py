@@ -184,3 +184,32 @@ def test_group_reader_normalizes_and_averages(write_run):
         ptc.MeanCurveGroupReader([r1, r2], [(0, 1), (2, 2)])
     with pytest.raises(TypeError, match="MeanCurveReader"):
         ptc.MeanCurveGroupReader([c1])
+
+
+@pytest.mark.parametrize("window", [2, 4, 6, 10])
+def test_even_smoothing_window_stays_centered(write_run, window):
+    # A local linear fit reproduces a straight line exactly: with an even
+    # width, a window that is not centered would shift the line by half a step.
+    steps = np.arange(0, 300, 10)
+    line = 0.5 * np.arange(30.0) - 3.0
+    c = ptc.IterationsReturnReader(write_run("r", TAG, steps, line), smoothing=window)()
+    np.testing.assert_allclose(c.y, line, atol=1e-9)
+    # Interior points of a noisy run: least-squares line over the centered
+    # window of window + 1 points (an odd width).
+    vals = np.random.default_rng(6).normal(size=30).astype(np.float32).astype(np.float64)
+    c = ptc.IterationsReturnReader(write_run("n", TAG, steps, vals), smoothing=window)()
+    half = window // 2
+    for j in range(half, 30 - half):
+        _, b = np.polyfit(np.arange(-half, half + 1), vals[j - half : j + half + 1], 1)
+        assert c.y[j] == pytest.approx(b)
+
+
+def test_window_longer_than_an_even_length_run_fits_one_line(write_run):
+    vals = np.random.default_rng(8).normal(size=6).astype(np.float32).astype(np.float64)
+    for window in (6, 7, 50):
+        c = ptc.IterationsReturnReader(
+            write_run(f"r{window}", TAG, range(6), vals), smoothing=window
+        )()
+        np.testing.assert_allclose(
+            c.y, np.polyval(np.polyfit(np.arange(6), vals, 1), np.arange(6)), atol=1e-12
+        )

@@ -69,7 +69,11 @@ def _smooth(values, smoothing):
         return values
     if isinstance(smoothing, (float, np.floating)):
         return ema_smooth(values, weight=float(smoothing))
-    window = min(int(smoothing), len(values))
+    # An even width has no middle point: scipy then evaluates each fit half a
+    # step off its point, shifting the curve; widen it by one to stay centered.
+    # A window covering the whole run (any parity) is one line fit of the run.
+    window = int(smoothing)
+    window = min(window + (window % 2 == 0), len(values))
     if window <= _SAVGOL_POLYORDER:
         return values
     from scipy.signal import savgol_filter
@@ -125,8 +129,10 @@ class MeanCurveReader:
         name (str): name of the mean curve.
         smoothing (int | float): if None, no smoothing is applied; if int,
             it's the window width of a Savitzky-Golay filter (local linear
-            fit, ``scipy.signal.savgol_filter(y, w, 1, mode="interp")``, the
-            window shortened to the run's length); if float in ``[0, 1)``,
+            fit, ``scipy.signal.savgol_filter(y, w, 1, mode="interp")``; an
+            even width ``w`` is widened to ``w + 1`` so that each point's
+            window is centered on it, and the window is shortened to the
+            run's length); if float in ``[0, 1)``,
             it's the smoothing weight of a running average (TensorBoard's
             debiased EMA, ``ema_smooth(y, weight=smoothing)``; higher ->
             smoother).  Each run is smoothed over its own points before
