@@ -280,3 +280,16 @@ def test_bad_update_names_path_and_leaves_state_unchanged():
         avg.update({"obs": (torch.ones(0, 3), torch.ones(0, 2, 2)), "reward": torch.ones(0)})
     for k, v in avg.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_float16_window_mean_does_not_overflow(device):
+    # 1000 samples of 100: their float16 sum (1e5) exceeds float16's 65504,
+    # their mean does not
+    avg = ScalarWindowAverager(1000, dtype=torch.float16).to(device)
+    values = np.linspace(90.0, 110.0, 1000)
+    for v in values:
+        avg.update(torch.tensor(v, dtype=torch.float16, device=device))
+    want = values.astype(np.float16).astype(np.float64).mean()
+    got = avg.get()
+    assert got.dtype == torch.float16
+    np.testing.assert_allclose(_np(got), want, rtol=1e-3)

@@ -421,6 +421,9 @@ class ScalarAdaptiveAverager(AdaptiveAverager):
         super().__init__(TensorSpec((), dtype), speed=speed, name=name)
 
 
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
 def _check_window_size(window_size: Any) -> int:
     if isinstance(window_size, bool) or not isinstance(window_size, numbers.Integral):
         raise TypeError(f"window_size must be an int; got {type(window_size).__name__}")
@@ -481,8 +484,11 @@ class WindowAverager(nn.Module):
 
     def _group_average(self, index: int) -> torch.Tensor:
         buf = self._buffers[self._buffer_names[index]]
-        count = self._current_size.clamp(min=1).to(buf.dtype)
-        return buf.sum(dim=0) / count
+        # a half-precision sum of window_size samples overflows long before
+        # their mean does (65504 / 1000 for float16): sum in float32
+        acc = torch.float32 if buf.dtype in _HALF_DTYPES else buf.dtype
+        count = self._current_size.clamp(min=1).to(acc)
+        return (buf.sum(dim=0, dtype=acc) / count).to(buf.dtype)
 
     def get(self) -> Any:
         """Get the current average.
