@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import queue
 import sys
+import threading
 import time
 
 import numpy as np
@@ -185,3 +186,50 @@ def test_child_writes_reach_parent_memory():
         shutdown(rb, [child])
     assert rb.get_current_position().tolist() == [0, 3]
     assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[3, 4, 5]]
+
+
+@pytest.mark.parametrize("role", ["consumer", "producer"])
+def test_stop_releases_a_blocked_call_even_if_revived_at_once(role):
+    """A call blocked when stop() comes returns (dequeue -> None, enqueue ->
+    False) even when revive() follows before it wakes up; after revive()
+    blocking calls work again. Threads share the buffer's lock and
+    conditions as processes do; a spy on the readiness check tells when the
+    call has looked at the buffer and is about to wait (stop() takes the lock,
+    so it runs only once the call waits)."""
+    rb = RingBuffer(TensorSpec((), torch.int64), 1, max_length=1, allow_multiprocess=True)
+    if role == "producer":
+        rb.enqueue(torch.tensor([7]))  # full: the next blocking enqueue waits
+    checked = threading.Event()
+    check_name = "_has_data" if role == "consumer" else "_has_space"
+    check = getattr(rb, check_name)
+
+    def spy(*args):
+        ready = check(*args)
+        checked.set()
+        return ready
+
+    setattr(rb, check_name, spy)
+    results = []
+    if role == "consumer":
+        call = lambda: results.append(rb.dequeue(blocking=True))  # noqa: E731
+    else:
+        call = lambda: results.append(rb.enqueue(torch.tensor([8]), blocking=True))  # noqa: E731
+    blocked = threading.Thread(target=call, daemon=True)
+    blocked.start()
+    assert checked.wait(DEADLINE_S)
+    rb.stop()
+    rb.revive()
+    blocked.join(timeout=DEADLINE_S / 10)
+    released = not blocked.is_alive()
+    if not released:  # release it for good before failing
+        rb.stop()
+        blocked.join(timeout=DEADLINE_S / 10)
+        rb.revive()
+    assert released, "a call blocked at stop() kept waiting after revive()"
+    assert results == [None if role == "consumer" else False]
+    assert rb.get_current_position().tolist() == [0 if role == "consumer" else 1]
+    # revived: blocking calls go through again
+    if role == "producer":
+        assert rb.dequeue(blocking=True).tolist() == [[7]]
+    assert rb.enqueue(torch.tensor([9]), blocking=True) is True
+    assert rb.dequeue(blocking=True).tolist() == [[9]]

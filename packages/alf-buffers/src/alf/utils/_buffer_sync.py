@@ -59,7 +59,9 @@ class SharedSync:
 
     ``lock`` is a re-entrant lock guarding every buffer operation; blocking
     calls wait on one condition for free space and one for data (both on
-    ``lock``), and ``stop()`` wakes all of them at once.
+    ``lock``), and ``stop()`` wakes all of them at once. ``stop()`` also
+    counts itself (``_stops``), so that a call waiting at that moment returns
+    False even when ``revive()`` clears the stop flag before it wakes up.
     """
 
     def __init__(self):
@@ -68,10 +70,12 @@ class SharedSync:
         self._space = ctx.Condition(self.lock)
         self._data = ctx.Condition(self.lock)
         self._stop = ctx.Event()
+        self._stops = ctx.Value("q", 0, lock=False)  # guarded by lock
 
     def stop(self) -> None:
         with self.lock:
             self._stop.set()
+            self._stops.value += 1
             self._space.notify_all()
             self._data.notify_all()
 
@@ -79,16 +83,19 @@ class SharedSync:
         self._stop.clear()
 
     def wait_for_space(self, ready: Callable[[], bool]) -> bool:
-        """Wait (holding ``lock``) until ``ready()``; False once stopped."""
+        """Wait (holding ``lock``) until ``ready()``; False once stopped
+        (also by a ``stop()`` that came while waiting)."""
         return self._wait(self._space, ready)
 
     def wait_for_data(self, ready: Callable[[], bool]) -> bool:
-        """Wait (holding ``lock``) until ``ready()``; False once stopped."""
+        """Wait (holding ``lock``) until ``ready()``; False once stopped
+        (also by a ``stop()`` that came while waiting)."""
         return self._wait(self._data, ready)
 
     def _wait(self, condition, ready: Callable[[], bool]) -> bool:
+        stops = self._stops.value
         while True:
-            if self._stop.is_set():
+            if self._stop.is_set() or self._stops.value != stops:
                 return False
             if ready():
                 return True
