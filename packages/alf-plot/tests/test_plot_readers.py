@@ -213,3 +213,16 @@ def test_window_longer_than_an_even_length_run_fits_one_line(write_run):
         np.testing.assert_allclose(
             c.y, np.polyval(np.polyfit(np.arange(6), vals, 1), np.arange(6)), atol=1e-12
         )
+
+
+def test_bad_x_steps_and_workers_are_named(write_run):
+    run = write_run("r", TAG, range(10), np.arange(10.0))
+    for bad in ([float("nan")], [1.0, float("nan"), 3.0], [1.0, float("inf")]):
+        with pytest.raises(ValueError, match=r"x_steps must be .*finite.*got \["):
+            ptc.IterationsReturnReader(run, x_steps=bad)
+    with pytest.raises(ValueError, match="x_steps must be .* numbers; got \\['a'\\]"):
+        ptc.IterationsReturnReader(run, x_steps=["a"])
+    with pytest.raises(ValueError, match="workers must be None or an int >= 1; got True"):
+        ptc.IterationsReturnReader(run, workers=True)
+    c = ptc.IterationsReturnReader(run, x_steps=np.array([2, 5]), workers=np.int64(1))()
+    np.testing.assert_array_equal(c.y, [2.0, 5.0])

@@ -23,6 +23,7 @@ Example::
                   y_label=sac.y_label).plot("return.png")
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -61,6 +62,25 @@ def _check_smoothing(smoothing):
         raise TypeError(
             f"smoothing must be None, an int or a float; got {type(smoothing).__name__}"
         )
+
+
+def _check_x_steps(x_steps):
+    """``x_steps`` as a float64 array ``[L]``: finite numbers, strictly increasing."""
+    try:
+        steps = np.asarray(x_steps, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"x_steps must be a list of numbers; got {x_steps!r}") from None
+    if (
+        steps.ndim != 1
+        or len(steps) == 0
+        or not np.all(np.isfinite(steps))
+        or np.any(np.diff(steps) <= 0)
+    ):
+        raise ValueError(
+            f"x_steps must be a non-empty increasing 1-D list of finite numbers; "
+            f"got {steps.tolist()!r}"
+        )
+    return steps
 
 
 def _smooth(values, smoothing):
@@ -124,8 +144,8 @@ class MeanCurveReader:
             curve's y values are interpolated onto common steps in that range:
             the steps, within the range, of the run with the most steps there
             (the first such run on a tie).  Alternatively, ``x_steps`` gives
-            the steps to interpolate onto; they must lie inside every run's x
-            range.
+            the steps to interpolate onto: finite, strictly increasing, and
+            inside every run's x range.
         name (str): name of the mean curve.
         smoothing (int | float): if None, no smoothing is applied; if int,
             it's the window width of a Savitzky-Golay filter (local linear
@@ -186,14 +206,12 @@ class MeanCurveReader:
                 f"subclasses set one); got {tag!r}"
             )
         if x_steps is not None:
-            x_steps = np.asarray(x_steps, dtype=np.float64)
-            if x_steps.ndim != 1 or len(x_steps) == 0 or np.any(np.diff(x_steps) <= 0):
-                raise ValueError(
-                    f"x_steps must be a non-empty increasing 1-D list; got {x_steps.tolist()!r}"
-                )
+            x_steps = _check_x_steps(x_steps)
         _check_smoothing(smoothing)
         check_interval_mode(interval_mode)
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
+        if workers is not None and (
+            isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
+        ):
             raise ValueError(f"workers must be None or an int >= 1; got {workers!r}")
 
         self._name = name
