@@ -553,3 +553,20 @@ def test_normalize_min_max_empty(shape, device):
     # an empty batch, or samples without elements: nothing to normalize
     got = math_ops.normalize_min_max(torch.zeros(shape, device=device))
     assert got.shape == shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_weighted_reduce_mean_half_precision(dtype, device):
+    # the sums exceed float16's range (65504) although the mean does not
+    rng = np.random.default_rng(3)
+    x = rng.uniform(1.0, 2.0, size=(100000, 2))
+    w = rng.uniform(0.5, 1.0, size=(100000, 2))
+    xt = torch.tensor(x, device=device).to(dtype)
+    wt = torch.tensor(w, device=device).to(dtype)
+    expected = np.average(xt.double().cpu().numpy(), axis=0, weights=wt.double().cpu().numpy())
+    got = math_ops.weighted_reduce_mean(xt, wt, dim=0)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.double().cpu().numpy(), expected, rtol=1e-2)
+    # zero total weight: 0, as in float32 (1e-10 is not representable in float16)
+    zero = math_ops.weighted_reduce_mean(xt[:3], torch.zeros_like(wt[:3]))
+    assert zero.item() == 0

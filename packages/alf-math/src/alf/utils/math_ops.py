@@ -273,7 +273,8 @@ def weighted_reduce_mean(x: torch.Tensor, weight: torch.Tensor, dim: Any = ()) -
     """Weighted mean ``sum(x * w) / sum(w)`` over ``dim``.
 
     A total weight of 0 is treated as 1e-10 (the result is then 0 rather
-    than NaN).
+    than NaN). Half-precision inputs are summed in float32, so sums beyond
+    the float16 range do not overflow.
 
     Args:
         x (Tensor): values (floating dtype).
@@ -294,11 +295,13 @@ def weighted_reduce_mean(x: torch.Tensor, weight: torch.Tensor, dim: Any = ()) -
             f"weight of shape {tuple(weight.shape)} cannot be broadcast to x of "
             f"shape {tuple(x.shape)}"
         ) from None
-    weight = weight.to(x.dtype)
+    acc = torch.promote_types(x.dtype, torch.float32) if x.dtype.is_floating_point else x.dtype
+    weight = weight.to(acc)
     if dim is None or (isinstance(dim, (tuple, list)) and len(dim) == 0):
         dim = list(range(x.ndim))
     total = weight.sum(dim=dim).clamp_min(1e-10)
-    return (x * weight).sum(dim=dim) / total
+    mean = (x.to(acc) * weight).sum(dim=dim) / total
+    return mean if acc == x.dtype else mean.to(x.dtype)
 
 
 # --------------------------------------------------------------------------
