@@ -5,6 +5,7 @@ The oracles write each average as an explicit weighted sum over the samples
 """
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -293,3 +294,11 @@ def test_float16_window_mean_does_not_overflow(device):
     got = avg.get()
     assert got.dtype == torch.float16
     np.testing.assert_allclose(_np(got), want, rtol=1e-3)
+
+
+def test_infinite_speed_is_refused():
+    # rate = speed / (speed + k) would be inf / inf = NaN at the first update
+    with pytest.raises(ValueError, match="speed must be positive and finite; got inf"):
+        ScalarAdaptiveAverager(speed=float("inf"))
+    with pytest.raises(ValueError, match="speed must be positive and finite; got inf"):
+        AdaptiveAverager(TensorSpec(()), speed=math.inf)

@@ -274,3 +274,8 @@ def test_mismatched_nest_names_path_and_keeps_state():
         norm.normalize({"a": torch.ones(2, 3), "b": {"c": torch.ones(())}})
     for k, v in norm.state_dict().items():
         assert torch.equal(v, before[k]), k
+
+
+def test_infinite_speed_is_refused():
+    with pytest.raises(ValueError, match="speed must be positive and finite; got inf"):
+        ScalarAdaptiveNormalizer(speed=float("inf"))

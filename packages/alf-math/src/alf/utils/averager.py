@@ -14,6 +14,7 @@ Shape legend: ``B1, B2, ...`` outer (batch/time) dims; ``D`` the total number
 of elements of all leaves of one dtype.
 """
 
+import math
 import numbers
 from typing import Any, List, Sequence, Union
 
@@ -238,8 +239,8 @@ def _check_update_rate(update_rate: Any) -> None:
 def _check_speed(speed: Any) -> float:
     if isinstance(speed, bool) or not isinstance(speed, numbers.Real):
         raise TypeError(f"speed must be a float; got {type(speed).__name__}")
-    if not speed > 0:
-        raise ValueError(f"speed must be positive; got {speed}")
+    if not 0 < speed < math.inf:
+        raise ValueError(f"speed must be positive and finite; got {speed}")
     return float(speed)
 
 
@@ -385,7 +386,7 @@ class AdaptiveAverager(EMAverager):
         speed (float): :math:`s > 0`, speed of updating the average.
         name (str): name of this averager.
     Raises:
-        ValueError: ``speed`` is not positive.
+        ValueError: ``speed`` is not positive and finite.
     """
 
     def __init__(self, tensor_spec: Any, speed: float = 10.0, name: str = "AdaptiveAverager"):

@@ -337,7 +337,7 @@ class AdaptiveNormalizer(Normalizer):
 
     Args:
         tensor_spec (nested TensorSpec): specs of the tensors to normalize.
-        speed (float): ``> 0``, speed of updating mean and variance.
+        speed (float): ``> 0`` and finite, speed of updating mean and variance.
         auto_update, zero_mean, unit_std, variance_epsilon, debug_summaries,
         name: as for ``Normalizer``.
     """
