@@ -150,3 +150,15 @@ def test_ema_properties():
     ):
         with pytest.raises(ValueError, match=msg):
             ema_smooth(v, **kw)
+
+
+def test_ema_accepts_numpy_scalars():
+    v = [3.0, 1.0, 4.0, 1.0, 5.0]
+    w = np.float32(0.7)
+    np.testing.assert_allclose(ema_smooth(v, weight=w), tb_ema(v, float(w)), rtol=1e-12)
+    np.testing.assert_allclose(
+        ema_smooth(v, speed=np.int64(2), adaptive=True), adaptive_ema(v, 2.0), rtol=1e-12
+    )
+    for bad in (True, "0.5", None):
+        with pytest.raises(ValueError, match="weight must be a float in \\[0, 1\\)"):
+            ema_smooth(v, weight=bad)

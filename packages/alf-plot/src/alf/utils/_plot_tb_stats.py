@@ -4,6 +4,7 @@ Shapes: ``L`` is the number of x steps, ``R`` the number of runs (curves).
 """
 
 import math
+import numbers
 from collections import namedtuple
 
 import numpy as np
@@ -197,9 +198,9 @@ def ema_smooth(scalars, weight=0.6, speed=64.0, adaptive=False, mode="forward"):
     Returns:
         np.ndarray: float64, shape ``[T]``, the smoothed values.
     """
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 <= weight < 1:
+    if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < 1:
         raise ValueError(f"weight must be a float in [0, 1); got {weight!r}")
-    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not speed > 0:
+    if isinstance(speed, bool) or not isinstance(speed, numbers.Real) or not speed > 0:
         raise ValueError(f"speed must be a positive number; got {speed!r}")
     if mode not in ("forward", "both"):
         raise ValueError(f"mode must be 'forward' or 'both'; got {mode!r}")
