@@ -189,9 +189,12 @@ class TruncatedDistribution(td.Distribution):
         return torch.clamp(self._loc, self._lower_bound, self._upper_bound)
 
     def _params(self) -> "_Params":
-        """The standardized quantities shared by ``rsample`` and ``log_prob``,
-        computed once (recomputed if first built without grad and now needed
-        with grad).
+        """The standardized quantities shared by ``rsample`` and ``log_prob``.
+
+        They are computed once when no gradient is recorded (no parameter
+        requires grad, or grad mode is off); otherwise at each call, so that
+        every ``rsample``/``log_prob`` gets a graph of its own that can be
+        backpropagated independently of the others.
 
         With ``sign = -1`` when the interval's center is above ``loc`` (else
         ``+1``): ``a = P(sign l')``, ``width = P(sign u') - a`` (negative
@@ -200,10 +203,12 @@ class TruncatedDistribution(td.Distribution):
         lies more than ``TAIL_START`` standard deviations from ``loc`` get
         their values from ``tail`` instead (and harmless placeholders here).
         """
-        cached = self._standardized
-        if cached is not None and (cached[0] or not torch.is_grad_enabled()):
-            return cached[1]
         loc, scale = self._loc, self._scale
+        tracked = torch.is_grad_enabled() and any(
+            t.requires_grad for t in (loc, scale, self._lower_bound, self._upper_bound)
+        )
+        if self._standardized is not None and not tracked:
+            return self._standardized
         zl = self._over_scale(self._lower_bound - loc)
         zu = self._over_scale(self._upper_bound - loc)
         tail = None
@@ -232,7 +237,8 @@ class TruncatedDistribution(td.Distribution):
         # width has the sign of sign, so width * signed_scale = |width| scale
         log_norm = torch.log(width * signed_scale)
         params = _Params(a, width, signed_scale, log_norm, tail)
-        self._standardized = (torch.is_grad_enabled(), params)
+        if not tracked:
+            self._standardized = params
         return params
 
     def _over_scale(self, distance: torch.Tensor) -> torch.Tensor:
