@@ -226,3 +226,10 @@ def test_bad_x_steps_and_workers_are_named(write_run):
         ptc.IterationsReturnReader(run, workers=True)
     c = ptc.IterationsReturnReader(run, x_steps=np.array([2, 5]), workers=np.int64(1))()
     np.testing.assert_array_equal(c.y, [2.0, 5.0])
+
+
+def test_group_reader_rejects_non_finite_ranges(write_run):
+    r = ptc.IterationsReturnReader(write_run("t", TAG, range(5), np.arange(5.0)))
+    for pair in ((0, float("nan")), (float("-inf"), 1), (0, float("inf"))):
+        with pytest.raises(ValueError, match=r"task_performance_ranges\[0\] must be finite"):
+            ptc.MeanCurveGroupReader([r], [pair])

@@ -341,7 +341,7 @@ class MeanCurveGroupReader:
             one method.  It's the user's responsibility to ensure that it's
             meaningful to group these tasks.
         task_performance_ranges (list[tuple(float)]): one ``(y0, y1)`` pair
-            per reader, ``y0 != y1``.  If None, no normalization.
+            per reader, finite, ``y0 != y1``.  If None, no normalization.
         name (str): name of the method.
     """
 
@@ -376,6 +376,10 @@ class MeanCurveGroupReader:
                     raise ValueError(
                         f"task_performance_ranges[{i}] must be a pair (y0, y1); got {pair!r}"
                     ) from None
+                if not (np.isfinite(y0) and np.isfinite(y1)):
+                    raise ValueError(
+                        f"task_performance_ranges[{i}] must be finite numbers; got {pair!r}"
+                    )
                 if y0 == y1:
                     raise ValueError(
                         f"task_performance_ranges[{i}] must have y0 != y1; got {pair!r}"
