@@ -175,3 +175,39 @@ def test_atomic_needs_lock():
     with pytest.raises(TypeError, match="needs self._lock"):
         NoLock().f()
     assert WithoutLock().f() == 2
+
+
+def sparse_reward(b):
+    return torch.full((b,), 5.0).to_sparse()
+
+
+@pytest.mark.parametrize("env_ids", [None, [2, 0, 1]], ids=["all envs", "explicit ids"])
+def test_sparse_leaf_after_a_dense_one_changes_nothing(env_ids):
+    """A full ring: the next write goes to the slot of the oldest items. A
+    sparse leaf late in the nest is refused before the dense leaf before it
+    is written there."""
+    rb = RingBuffer(SPEC, 3, max_length=2)
+    rb.enqueue(good_batch(3))
+    rb.enqueue(good_batch(3))
+    before = snapshot(rb)
+    bad = good_batch(3)
+    bad["obs"]["image"] = torch.full((3, 2, 2), 9, dtype=torch.uint8)
+    bad["reward"] = sparse_reward(3)
+    with pytest.raises(TypeError, match="batch at 'reward' must be a dense .*sparse_coo"):
+        rb.enqueue(bad, env_ids=env_ids)
+    assert_unchanged(rb, before)
+    assert rb.dequeue(n=2)["obs"]["image"].eq(1).all()
+
+
+def test_data_buffer_sparse_leaf_changes_nothing():
+    db = DataBuffer(SPEC, 2)
+    db.add_batch(good_batch(2))
+    before = snapshot(db)
+    bad = {
+        "obs": {"image": torch.full((2, 2, 2), 9, dtype=torch.uint8)},
+        "reward": sparse_reward(2),
+    }
+    with pytest.raises(TypeError, match="batch at 'reward' must be a dense"):
+        db.add_batch(bad)
+    assert_unchanged(db, before)
+    assert db.get_all()["obs"]["image"].eq(1).all()

@@ -135,7 +135,7 @@ def check_items(
     Raises:
         ValueError: a structure or shape differs from the spec (the message
             names the nest path).
-        TypeError: a leaf is not a Tensor or has another dtype.
+        TypeError: a leaf is not a dense Tensor or has another dtype.
     """
     try:
         nest.assert_same_structure(data_spec, batch)
@@ -149,6 +149,10 @@ def check_items(
             raise TypeError(f"{where} must be a torch.Tensor; got {type(item).__name__}")
         if item.dtype != spec.dtype:
             raise TypeError(f"{where} must have dtype {spec.dtype}; got {item.dtype}")
+        if item.layout != torch.strided or item.is_nested:
+            # a sparse or nested leaf could not be copied into the storage
+            kind = "nested" if item.is_nested else item.layout
+            raise TypeError(f"{where} must be a dense (strided) tensor; got a {kind} tensor")
         if batch_size is None:
             if item.dim() == 0:
                 raise ValueError(f"{where} needs a leading batch dimension; got a scalar")
@@ -323,7 +327,7 @@ class ItemChecker:
 
     def _leaves_ok(self, flat: List[Any], batch_size: Optional[int]) -> bool:
         for item in flat:
-            if not isinstance(item, torch.Tensor):
+            if not isinstance(item, torch.Tensor) or item.layout != torch.strided or item.is_nested:
                 return False
         if batch_size is None:
             first = flat[0]
