@@ -521,3 +521,25 @@ def test_two_backward_passes_through_one_distribution(family):
     np.testing.assert_allclose(loc.grad.numpy(), fd, rtol=1e-6)
     dist.rsample((2,)).sum().backward()
     assert torch.isfinite(loc.grad).all()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_log_prob_outside_bounds_is_minus_inf_without_validation(family):
+    # q(x) = 0 outside [l, u]; the bounds themselves belong to the support
+    cls, ref = FAMILIES[family]
+    low = torch.tensor([-1.0, 0.0], dtype=torch.float64)
+    high = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    loc = torch.tensor([0.3, 5.0], dtype=torch.float64)
+    scale = torch.tensor([0.5, 1.0], dtype=torch.float64)
+    dist = cls(loc, scale, low, high, validate_args=False)
+    x = torch.tensor(
+        [[-1.5, 1.0], [-1.0, 0.0], [1.0, 2.0], [1.0 + 1e-9, 1.0], [0.0, 2.5]],
+        dtype=torch.float64,
+    )
+    per_dim = _scipy_logpdf(ref, x.numpy(), loc.numpy(), scale.numpy(), low.numpy(), high.numpy())
+    inside = (x.numpy() >= low.numpy()) & (x.numpy() <= high.numpy())
+    expected = np.where(inside, per_dim, -np.inf).sum(-1)
+    np.testing.assert_allclose(dist.log_prob(x).numpy(), expected, rtol=1e-10)
+    scalar = cls(loc, scale, -1.0, 1.0, validate_args=False)
+    lp = scalar.log_prob(torch.tensor([1.5, 0.5], dtype=torch.float64))
+    assert lp[0].item() == -math.inf and math.isfinite(lp[1].item())

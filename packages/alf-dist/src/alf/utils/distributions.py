@@ -81,7 +81,8 @@ class TruncatedDistribution(td.Distribution):
         its (InverseTransformSampling): the standard distribution to be used.
         validate_args (bool | None): as in ``torch.distributions``;
             validation rejects a non-positive ``scale`` and, in
-            ``log_prob``, values outside the bounds.
+            ``log_prob``, values outside the bounds (whose ``log_prob`` is
+            ``-inf`` without validation).
     Raises:
         ValueError: ``lower_bound >= upper_bound`` somewhere, the bounds do
             not broadcast to each other, ``loc`` does not end with the bounds'
@@ -307,7 +308,8 @@ class TruncatedDistribution(td.Distribution):
             value (Tensor): its shape should be
                 ``sample_shape + batch_shape + event_shape``.
         Returns:
-            Tensor of shape ``sample_shape + batch_shape``.
+            Tensor of shape ``sample_shape + batch_shape``; ``-inf`` where
+            (without validation) a value lies outside the bounds.
         """
         if self._validate_args:
             self._validate_sample(value)
@@ -317,6 +319,10 @@ class TruncatedDistribution(td.Distribution):
             # log phi(beta + t) - log phi(beta) - log(m(beta) (1 - Q(beta + w) / Q(beta)) s)
             t = (value - tail.near) / tail.step
             lp = torch.where(tail.mask, -t * (tail.beta + 0.5 * t) - tail.log_const, lp)
+        if not self._validate_args:
+            # q(x) = 0 outside [l, u] (validation rejects such values instead)
+            inside = (value >= self._lower_bound) & (value <= self._upper_bound)
+            lp = torch.where(inside, lp, -math.inf)
         if self._event_dims:
             lp = lp.sum(self._event_dims)
         return lp
