@@ -302,3 +302,19 @@ def test_infinite_speed_is_refused():
         ScalarAdaptiveAverager(speed=float("inf"))
     with pytest.raises(ValueError, match="speed must be positive and finite; got inf"):
         AdaptiveAverager(TensorSpec(()), speed=math.inf)
+
+
+@pytest.mark.parametrize("kind", ["ema", "adaptive", "window"])
+def test_leaf_without_elements(kind):
+    spec = {"empty": TensorSpec((0,)), "x": TensorSpec((2,))}
+    if kind == "ema":
+        avg, w = EMAverager(spec, 0.5), ema_weights(2, 0.5)
+    elif kind == "adaptive":
+        avg, w = AdaptiveAverager(spec, speed=2.0), adaptive_weights(2, 2.0)
+    else:
+        avg, w = WindowAverager(spec, 3), window_weights(2, 3)
+    avg.update({"empty": torch.zeros(4, 0), "x": torch.tensor([[1.0, 2.0], [3.0, 4.0]])})
+    got = avg.average({"empty": torch.zeros(4, 0), "x": torch.tensor([5.0, 6.0])})
+    assert got["empty"].shape == (0,)
+    want = weighted([np.array([2.0, 3.0]), np.array([5.0, 6.0])], w)
+    np.testing.assert_allclose(_np(got["x"]), want, rtol=1e-6)

@@ -279,3 +279,10 @@ def test_mismatched_nest_names_path_and_keeps_state():
 def test_infinite_speed_is_refused():
     with pytest.raises(ValueError, match="speed must be positive and finite; got inf"):
         ScalarAdaptiveNormalizer(speed=float("inf"))
+
+
+def test_leaf_without_elements():
+    norm = Normalizer({"empty": TensorSpec((3, 0)), "x": TensorSpec(())})
+    out = norm.normalize({"empty": torch.zeros(2, 3, 0), "x": torch.tensor([1.0, 3.0])})
+    assert out["empty"].shape == (2, 3, 0)
+    np.testing.assert_allclose(_np(out["x"]), np.array([-1.0, 1.0]) / np.sqrt(1 + EPS), rtol=1e-6)

@@ -153,7 +153,8 @@ class _FlatLayout:
                     outer = leaf_outer
                 elif leaf_outer != outer:
                     same_outer = False
-                mats.append(leaf.reshape(-1, numel))
+                # not reshape(-1, numel): -1 is ambiguous for a leaf of no elements
+                mats.append(leaf.reshape(math.prod(leaf_outer), numel))
             if not same_outer:
                 out.append(mats)
             elif len(mats) == 1:
