@@ -211,3 +211,21 @@ def test_data_buffer_sparse_leaf_changes_nothing():
         db.add_batch(bad)
     assert_unchanged(db, before)
     assert db.get_all()["obs"]["image"].eq(1).all()
+
+
+@pytest.mark.parametrize(
+    "env_ids", [[], (), torch.zeros(0, dtype=torch.int32)], ids=["list", "tuple", "tensor"]
+)
+def test_no_env_ids_is_a_batch_of_nothing(filled, device, env_ids):
+    """An empty sequence of ids (which NumPy would make float64) selects no
+    environment: nothing is stored or removed, reads are empty."""
+    before = snapshot(filled)
+    assert filled.enqueue(good_batch(0, device), env_ids=env_ids) is True
+    out = filled.dequeue(env_ids=env_ids, n=2)
+    assert out["obs"]["image"].shape == (0, 2, 2, 2) and out["reward"].shape == (0, 2)
+    assert filled.has_data(env_ids, 2) and filled.has_space(env_ids)
+    earliest = filled.get_earliest_position(env_ids)
+    assert earliest.dtype == torch.int64 and earliest.shape == (0,)
+    filled.remove_up_to(1, env_ids)
+    filled.clear(env_ids)
+    assert_unchanged(filled, before)

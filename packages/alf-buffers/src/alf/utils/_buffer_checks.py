@@ -70,7 +70,8 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
     ``[0, num_environments)``.
 
     Args:
-        env_ids (Tensor | Sequence[int]): environment ids, shape ``[B]``.
+        env_ids (Tensor | Sequence[int]): environment ids, shape ``[B]``
+            (``B`` may be 0).
         num_environments (int): number of environments of the buffer.
     Raises:
         TypeError: not integers.
@@ -78,6 +79,9 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
     """
     if isinstance(env_ids, torch.Tensor):
         ids = env_ids  # integer tensors carry no gradient
+    elif isinstance(env_ids, Sequence) and not isinstance(env_ids, (str, bytes)) and not env_ids:
+        # no id: NumPy would make the empty sequence float64
+        return torch.zeros(0, dtype=torch.int64)
     elif isinstance(env_ids, (Sequence, np.ndarray)) and not isinstance(env_ids, (str, bytes)):
         try:
             ids = torch.as_tensor(np.asarray(env_ids))
