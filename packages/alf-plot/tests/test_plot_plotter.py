@@ -119,3 +119,39 @@ def test_bad_arguments():
         CurvesPlotter(c, y_range=(1, 0))
     with pytest.raises(ValueError, match="figsize"):
         CurvesPlotter(c, figsize=(0, 3))
+
+
+def test_bad_arguments_are_named_before_drawing(tmp_path):
+    c = curve(0, 1, "A")
+    inf, nan = float("inf"), float("nan")
+    cases = [
+        ({"x_range": (0, inf), "x_scaled_and_aligned": True}, ValueError, "x_range must be finite"),
+        ({"y_range": (-inf, 1)}, ValueError, "y_range must be finite"),
+        ({"dpi": nan}, ValueError, "dpi must be a positive number; got nan"),
+        ({"dpi": "100"}, ValueError, "dpi must be a positive number; got '100'"),
+        ({"std_alpha": "a"}, ValueError, "std_alpha must be a number in \\[0, 1\\]; got 'a'"),
+        ({"linewidth": -1}, ValueError, "linewidth must be a number >= 0; got -1"),
+        ({"x_ticks": ["a"]}, ValueError, "x_ticks must be a list of numbers; got \\['a'\\]"),
+        ({"x_ticks": 5}, ValueError, "x_ticks must be a list of numbers; got 5"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            CurvesPlotter(c, **kwargs)
+    bad = c._replace(min_y=c.min_y[:-1])
+    with pytest.raises(
+        ValueError, match=r"mean_curves\[1\] \('A'\): min_y has shape \(29,\), x \(30,\)"
+    ):
+        CurvesPlotter([c, bad])
+    with pytest.raises(ValueError, match="dpi must be a positive number; got nan"):
+        CurvesPlotter(c).plot(str(tmp_path / "x.png"), dpi=nan)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_one_sided_y_clipping(tmp_path):
+    c = curve(0, 100, "A")
+    fig = CurvesPlotter(c, y_clipping=(0.5, float("inf"))).plot(
+        str(tmp_path / "c.png"), dpi=20, close_fig=False
+    )
+    y = fig.axes[0].get_lines()[0].get_ydata()
+    plt.close(fig)
+    np.testing.assert_allclose(y, np.maximum(c.y, 0.5))

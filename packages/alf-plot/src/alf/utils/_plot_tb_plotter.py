@@ -1,5 +1,8 @@
 """``CurvesPlotter``: draw ``MeanCurve``s with their bands and save the figure."""
 
+import math
+import numbers
+
 import numpy as np
 
 from alf.utils._plot_tb_stats import MeanCurve
@@ -23,17 +26,28 @@ _DEFAULT_COLORS = (
 _MARKERS_PER_CURVE = 10
 
 
-def _pair(value, arg):
-    """``value`` as a (low, high) float pair with low < high, or None."""
+def _pair(value, arg, finite=True):
+    """``value`` as a (low, high) float pair with low < high (both finite if asked), or None."""
     if value is None:
         return None
     try:
         low, high = (float(v) for v in value)
     except (TypeError, ValueError):
         raise ValueError(f"{arg} must be a pair (low, high) of numbers; got {value!r}") from None
+    if finite and not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{arg} must be finite; got {value!r}")
     if not low < high:
         raise ValueError(f"{arg} must have low < high; got {value!r}")
     return low, high
+
+
+def _is_number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_dpi(dpi):
+    if not (_is_number(dpi) and math.isfinite(dpi) and dpi > 0):
+        raise ValueError(f"dpi must be a positive number; got {dpi!r}")
 
 
 def _per_curve(value, count, arg, kind):
@@ -119,6 +133,12 @@ class CurvesPlotter:
         legend_kwargs (dict): kwargs for ``Axes.legend`` (a legend entry per
             curve, labelled by its ``name``). If None, no legend is plotted.
         title (str): title of the figure.
+
+    Raises:
+        ValueError: for a curve whose ``y``/``min_y``/``max_y`` shape differs
+            from its 1-D ``x``, a non-finite ``x_range``/``y_range`` (one side
+            of ``y_clipping`` may be infinite), or an option that is not a
+            number where one is expected; ``TypeError`` for a non-``MeanCurve``.
     """
 
     def __init__(
@@ -154,12 +174,24 @@ class CurvesPlotter:
                 raise TypeError(f"mean_curves[{i}] must be a MeanCurve; got {type(curve).__name__}")
             if curve.x is None or curve.y is None or len(curve.x) == 0:
                 raise ValueError(f"mean_curves[{i}] ({curve.name!r}) has no x/y data")
+            x_shape = np.shape(curve.x)
+            for field in ("y", "min_y", "max_y"):
+                value = getattr(curve, field)
+                if len(x_shape) != 1 or (value is not None and np.shape(value) != x_shape):
+                    raise ValueError(
+                        f"mean_curves[{i}] ({curve.name!r}): {field} has shape "
+                        f"{np.shape(value)}, x {x_shape}; both must be the same 1-D shape"
+                    )
         count = len(mean_curves)
         self._curves = mean_curves
-        self._y_clipping = _pair(y_clipping, "y_clipping")
+        # One side of y_clipping may be infinite (clipping on the other side only).
+        self._y_clipping = _pair(y_clipping, "y_clipping", finite=False)
         self._x_range = _pair(x_range, "x_range") or (0.0, 1.0)
         self._y_range = _pair(y_range, "y_range")
-        self._x_ticks = None if x_ticks is None else [float(t) for t in x_ticks]
+        try:
+            self._x_ticks = None if x_ticks is None else [float(t) for t in x_ticks]
+        except (TypeError, ValueError):
+            raise ValueError(f"x_ticks must be a list of numbers; got {x_ticks!r}") from None
         self._x_label = x_label
         self._y_label = y_label
         self._x_scaled_and_aligned = bool(x_scaled_and_aligned)
@@ -172,13 +204,14 @@ class CurvesPlotter:
         if width <= 0 or height <= 0:
             raise ValueError(f"figsize must be (width, height) > 0; got {figsize!r}")
         self._figsize = (width, height)
-        if not dpi or dpi <= 0:
-            raise ValueError(f"dpi must be positive; got {dpi!r}")
+        _check_dpi(dpi)
         self._dpi = dpi
         self._linestyles = _per_curve(linestyle, count, "linestyle", str)
+        if not (_is_number(linewidth) and linewidth >= 0):
+            raise ValueError(f"linewidth must be a number >= 0; got {linewidth!r}")
         self._linewidth = linewidth
-        if not 0 <= std_alpha <= 1:
-            raise ValueError(f"std_alpha must be in [0, 1]; got {std_alpha!r}")
+        if not (_is_number(std_alpha) and 0 <= std_alpha <= 1):
+            raise ValueError(f"std_alpha must be a number in [0, 1]; got {std_alpha!r}")
         self._std_alpha = std_alpha
         if colors is None:
             self._colors = [_DEFAULT_COLORS[i % len(_DEFAULT_COLORS)] for i in range(count)]
@@ -259,8 +292,7 @@ class CurvesPlotter:
         Returns:
             matplotlib.figure.Figure: the figure.
         """
-        if not dpi or dpi <= 0:
-            raise ValueError(f"dpi must be positive; got {dpi!r}")
+        _check_dpi(dpi)
         import matplotlib.pyplot as plt
 
         fig = plt.figure(figsize=self._figsize, dpi=self._dpi, facecolor=self._bg_color)
