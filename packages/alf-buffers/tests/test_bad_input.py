@@ -229,3 +229,18 @@ def test_no_env_ids_is_a_batch_of_nothing(filled, device, env_ids):
     filled.remove_up_to(1, env_ids)
     filled.clear(env_ids)
     assert_unchanged(filled, before)
+
+
+@pytest.mark.parametrize("n", [3, 2**63 - 1, 2**64, 10**30])
+def test_remove_up_to_more_than_present_empties(device, n):
+    """Any n beyond what is stored, even beyond int64, empties the rings and
+    keeps their positions."""
+    rb = RingBuffer(SPEC, 3, max_length=2, device=device)
+    rb.enqueue(good_batch(3, device))
+    rb.enqueue(good_batch(2, device), env_ids=[2, 0])
+    rb.remove_up_to(n, env_ids=[0, 1])
+    assert rb.get_current_position().tolist() == [2, 1, 2]
+    assert rb.get_earliest_position(None).tolist() == [2, 1, 0]
+    rb.remove_up_to(n)
+    assert not rb.has_data([2], 1)
+    assert rb.get_earliest_position(None).tolist() == [2, 1, 2]

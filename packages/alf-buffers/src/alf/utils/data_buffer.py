@@ -514,10 +514,13 @@ class RingBuffer(nn.Module):
         """Mark as removed earliest up to n steps.
 
         Args:
-            n (int): max number of steps to mark removed from buffer (>= 0).
+            n (int): max number of steps to mark removed from buffer (>= 0);
+                an environment holding fewer than ``n`` is emptied.
             env_ids (Tensor): environments to remove from (``None``: all).
         """
-        n = check_int(n, "n", 0)
+        # no ring holds more than max_length: a larger n (even beyond int64)
+        # removes everything
+        n = min(check_int(n, "n", 0), self._max_length)
         envs = self._env_index(env_ids)
         self._size[envs] = (self._size[envs] - n).clip(min=0)
         self._sync.space_freed()
