@@ -543,3 +543,13 @@ def test_log_prob_outside_bounds_is_minus_inf_without_validation(family):
     scalar = cls(loc, scale, -1.0, 1.0, validate_args=False)
     lp = scalar.log_prob(torch.tensor([1.5, 0.5], dtype=torch.float64))
     assert lp[0].item() == -math.inf and math.isfinite(lp[1].item())
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_empty_batch(family):
+    cls, _ = FAMILIES[family]
+    for low, high, lp_shape in [(-1.0, 1.0, (3, 0, 2)), ([-1.0, 0.0], [1.0, 2.0], (3, 0))]:
+        dist = cls(torch.zeros(0, 2), torch.ones(0, 2), low, high)
+        x = dist.rsample((3,))
+        assert x.shape == (3, 0, 2)
+        assert dist.log_prob(x).shape == lp_shape

@@ -179,9 +179,9 @@ class TruncatedDistribution(td.Distribution):
 
     @constraints.dependent_property(is_discrete=False, event_dim=0)
     def support(self):
-        return constraints.independent(
-            constraints.interval(self._lower_bound, self._upper_bound), len(self.event_shape)
-        )
+        interval = constraints.interval(self._lower_bound, self._upper_bound)
+        n = len(self.event_shape)
+        return _IndependentInterval(interval, n) if n else interval
 
     @property
     def mode(self) -> torch.Tensor:
@@ -326,6 +326,16 @@ class TruncatedDistribution(td.Distribution):
         if self._event_dims:
             lp = lp.sum(self._event_dims)
         return lp
+
+
+class _IndependentInterval(constraints.independent):
+    """``constraints.independent(interval, n)`` (``n >= 1``) whose ``check``
+    also works on empty batches (torch's reshapes to ``-1``, which is
+    ambiguous for zero elements)."""
+
+    def check(self, value):
+        result = self.base_constraint.check(value)
+        return result.flatten(-self.reinterpreted_batch_ndims).all(-1)
 
 
 class _NormalTail(NamedTuple):
