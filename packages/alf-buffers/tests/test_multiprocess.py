@@ -233,3 +233,23 @@ def test_stop_releases_a_blocked_call_even_if_revived_at_once(role):
         assert rb.dequeue(blocking=True).tolist() == [[7]]
     assert rb.enqueue(torch.tensor([9]), blocking=True) is True
     assert rb.dequeue(blocking=True).tolist() == [[9]]
+
+
+@needs_fork
+def test_assign_loaded_buffer_stays_shared():
+    """load_state_dict(assign=True) replaces the storage with the
+    checkpoint's tensors; a child's writes still reach the parent."""
+    source = RingBuffer(SPEC, 2, max_length=4)
+    source.enqueue(workers.item_batch([0, 1], 0, 100))
+    rb = RingBuffer(SPEC, 2, max_length=4, allow_multiprocess=True)
+    rb.load_state_dict({k: v.clone() for k, v in source.state_dict().items()}, assign=True)
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=workers.produce, args=(rb, [1], 2, results))
+    try:
+        child.start()
+        assert collect(results, 1, time.monotonic() + DEADLINE_S) == [("produced", [1], 2)]
+    finally:
+        shutdown(rb, [child])
+    assert rb.get_current_position().tolist() == [1, 3]
+    assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[100, 2, 3]]

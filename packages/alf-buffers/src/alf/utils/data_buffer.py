@@ -253,7 +253,11 @@ class RingBuffer(nn.Module):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        # load_state_dict(assign=True) replaces the registered tensors
+        # load_state_dict(assign=True) replaces the registered tensors: those
+        # of a buffer shared between processes go to shared memory as well
+        if self._allow_multiprocess:
+            for tensor in self._buffers.values():
+                tensor.share_memory_()
         self._refresh()
 
     def __getstate__(self):
