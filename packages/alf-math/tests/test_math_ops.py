@@ -6,6 +6,7 @@ plain torch for autograd gradients) independently of the library code.
 """
 
 import dataclasses
+import decimal
 from typing import Callable, Optional
 
 import numpy as np
@@ -570,3 +571,36 @@ def test_weighted_reduce_mean_half_precision(dtype, device):
     # zero total weight: 0, as in float32 (1e-10 is not representable in float16)
     zero = math_ops.weighted_reduce_mean(xt[:3], torch.zeros_like(wt[:3]))
     assert zero.item() == 0
+
+
+@pytest.mark.parametrize(
+    "dtype, eps, ys",
+    [
+        (torch.float16, 1.0, [20000.0, -60000.0, 3.0]),
+        (torch.float16, 2.0, [30000.0, -1.0]),
+        (torch.float32, 1e-3, [3e35, -1e30]),
+        (torch.float32, 1.0, [3e38, -2e38, 1e20]),
+        (torch.float64, 10.0, [1e308, -1.7e308]),
+    ],
+)
+def test_sqrt_linear_inverse_large_y(dtype, eps, ys, device):
+    # 2|y| and 4 eps |y| overflow although x = f^-1(y) is in range
+    y = torch.tensor(ys, dtype=dtype, device=device)
+
+    def reference(v):  # 50-digit decimal: |y| = eps t^2 + b t, x = sign(y) t (t + 2)
+        with decimal.localcontext() as ctx:
+            ctx.prec = 50
+            a, e = abs(decimal.Decimal(v)), decimal.Decimal(eps)
+            b = 1 + 2 * e
+            t = (-b + (b * b + 4 * e * a).sqrt()) / (2 * e)
+            return float(t * (t + 2)) * np.sign(v)
+
+    expected = [reference(v) for v in y.cpu().double().tolist()]
+    transform = math_ops.SqrtLinearTransform(eps)
+    got = transform.inverse_transform(y)
+    assert got.dtype == dtype
+    rtol = 4e-3 if dtype == torch.float16 else 1e-5
+    np.testing.assert_allclose(got.cpu().double().numpy(), expected, rtol=rtol)
+    y0 = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
+    (grad,) = torch.autograd.grad(transform.inverse_transform(y0).sum(), y0)
+    assert torch.isfinite(grad).all()

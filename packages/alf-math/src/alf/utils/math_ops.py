@@ -569,7 +569,10 @@ class SqrtLinearTransform(InvertibleTransform):
 
     With ``t = sqrt(|x| + 1) - 1`` we have ``|y| = eps t^2 + (1 + 2 eps) t``,
     so the inverse is ``t = 2|y| / ((1 + 2 eps) + sqrt((1 + 2 eps)^2 + 4 eps |y|))``
-    and ``x = sign(y) t (t + 2)``: no cancellation at any magnitude.
+    and ``x = sign(y) t (t + 2)``: no cancellation at any magnitude. It is
+    evaluated as ``t = |y| / (c + sqrt(c) sqrt(c + |y| eps / c))`` with
+    ``c = 1/2 + eps`` (``eps / c < 1``), which does not overflow where ``x``
+    is representable.
 
     Args:
         eps (float): :math:`\\epsilon >= 0` (0 gives ``Sqrt1pTransform``).
@@ -587,7 +590,7 @@ class SqrtLinearTransform(InvertibleTransform):
         return x / (torch.sqrt(x.abs() + 1) + 1) + self._eps * x
 
     def inverse_transform(self, y: torch.Tensor) -> torch.Tensor:
-        b = 1 + 2 * self._eps
+        c = 0.5 + self._eps
         a = y.abs()
-        t = 2 * a / (b + torch.sqrt(b * b + 4 * self._eps * a))
+        t = a / (c + math.sqrt(c) * torch.sqrt(c + a * (self._eps / c)))
         return torch.sign(y) * t * (t + 2)
