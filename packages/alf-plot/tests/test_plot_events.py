@@ -280,3 +280,17 @@ def test_canonical_decoder_matches_protobuf(points, wall_time):
     parsed = [event_pb2.Event.FromString(p) for p in payloads]
     assert steps.tolist() == [e.step for e in parsed]
     assert values.tolist() == [e.summary.value[0].simple_value for e in parsed]
+
+
+def test_worker_process_warnings_reach_the_caller(tmp_path, write_run):
+    good = write_run("good", "r", range(10), np.arange(10.0))
+    bad = write_run("bad", "r", range(10), np.arange(10.0))
+    path = events.list_event_files(bad)[0]
+    with open(path, "ab") as f:
+        junk = b"\xff" * 8 + b"r"  # contains the tag, does not parse as an Event
+        f.write(struct.pack("<Q", len(junk)) + b"\0" * 4 + junk + b"\0" * 4)
+    runs = [events.list_event_files(good), events.list_event_files(bad)]
+    for workers in (1, 2):
+        with pytest.warns(RuntimeWarning, match=f"{path}: record at byte .* not an Event"):
+            got = events.read_runs(runs, "r", workers=workers)
+        assert [len(s) for s, _ in got] == [10, 10]

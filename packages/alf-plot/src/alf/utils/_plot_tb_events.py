@@ -517,6 +517,18 @@ def scalar_tags(files):
     return sorted(tags)
 
 
+def _read_scalar_recording_warnings(files, tag, verify_crc):
+    """``read_scalar`` in a worker process, with the warnings it raised.
+
+    A worker's warnings would only reach the worker's stderr; they are sent
+    back so that the caller re-raises them under its own warning filters.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = read_scalar(files, tag, verify_crc)
+    return result, [(str(w.message), w.category) for w in caught]
+
+
 def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
     """Read one tag from several runs, in parallel processes when worthwhile.
 
@@ -530,6 +542,9 @@ def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
         verify_crc (bool): check each record's CRCs.
         progress (callable | None): called as ``progress(done, total)`` after
             each run is read.
+
+    Warnings raised while reading (a record that is not an ``Event``) reach
+    the caller's warning filters in both modes: a worker's are re-raised here.
 
     Returns:
         list[tuple[np.ndarray, np.ndarray]]: ``(steps, values)`` of each run, as
@@ -548,10 +563,13 @@ def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
         return results
     with ProcessPoolExecutor(max_workers=min(workers, total)) as pool:
         futures = {
-            pool.submit(read_scalar, files, tag, verify_crc): i for i, files in enumerate(runs)
+            pool.submit(_read_scalar_recording_warnings, files, tag, verify_crc): i
+            for i, files in enumerate(runs)
         }
         for done, future in enumerate(as_completed(futures), 1):
-            results[futures[future]] = future.result()
+            results[futures[future]], caught = future.result()
+            for message, category in caught:
+                warnings.warn(message, category, stacklevel=2)
             if progress is not None:
                 progress(done, total)
     return results
