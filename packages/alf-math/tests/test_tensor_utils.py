@@ -286,6 +286,22 @@ def test_explained_variance_cases(device):
         tu.explained_variance(y, y, valid_mask=torch.ones(3))
 
 
+@pytest.mark.parametrize("garbage", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dim", [None, 1])
+def test_explained_variance_ignores_non_finite_masked_entries(device, garbage, dim):
+    # masked-out steps may hold anything (e.g. NaN values after an episode end)
+    rng = np.random.default_rng(6)
+    y = rng.normal(size=(3, 5))
+    ypred = y + 0.5 * rng.normal(size=(3, 5))
+    mask = np.ones((3, 5))
+    mask[:, 1] = mask[1, 3] = 0
+    expected = _np_explained_variance(ypred, y, mask, dim)
+    y[:, 1], ypred[1, 3] = garbage, garbage
+    t = lambda a: torch.tensor(a, device=device)  # noqa: E731
+    got = tu.explained_variance(t(ypred), t(y), t(mask), dim)
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10)
+
+
 # ---------------------------------------------------------------------------
 # cumulative ops, gradient scaling, extension
 

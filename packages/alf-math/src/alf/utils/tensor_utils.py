@@ -404,7 +404,8 @@ def explained_variance(
 
     ``1`` is a perfect prediction, ``0`` is no better than predicting the
     mean, below 0 is worse. Variances are population variances over the
-    valid entries. Where ``Var[y] == 0`` the result is 0.
+    valid entries; the values at invalid entries are never read (they may be
+    NaN or infinite). Where ``Var[y] == 0`` the result is 0.
 
     Args:
         ypred (Tensor): prediction, same shape as ``y``.
@@ -438,6 +439,8 @@ def explained_variance(
     count = weight.sum(dim=dim, keepdim=True).clamp_min(1)
 
     def var(x):
+        if valid_mask is not None:
+            x = torch.where(weight != 0, x, torch.zeros_like(x))
         mean = (x * weight).sum(dim=dim, keepdim=True) / count
         return (((x - mean) ** 2) * weight).sum(dim=dim, keepdim=True) / count
 
