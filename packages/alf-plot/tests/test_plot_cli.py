@@ -194,3 +194,41 @@ def test_console_script_help_and_error_exit(runs):
     assert (
         bad.returncode == 1 and "Traceback" not in bad.stderr and "'nope' not found" in bad.stderr
     )
+
+
+@pytest.mark.parametrize(
+    "size", [["--dpi", "10000000"], ["--figsize", "1e9", "1e9"], ["--figsize", "1e6", "4"]]
+)
+def test_figure_too_large_is_one_line(runs, capsys, size):
+    argv = ["-o", str(runs / "x.png"), "-r", "env_steps_return", "-m", "SAC"]
+    assert main(argv + [str(runs / "sac/seed0/eval")] + size) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith("alf-plot: error: the figure would be ") and "--figsize" in err
+
+
+def test_out_of_memory_while_drawing_is_one_line(runs, capsys, monkeypatch):
+    from alf.utils import plot_tb_curves as ptc
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(ptc.CurvesPlotter, "plot", no_memory)
+    argv = ["-o", str(runs / "x.png"), "-r", "env_steps_return", "-q", "-m", "SAC"]
+    assert main(argv + [str(runs / "sac/seed0/eval"), "--dpi", "300"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("alf-plot: error: out of memory drawing a 1800 x 1200 pixel figure")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_reader_warnings_are_one_line(runs, capsys):
+    import struct
+
+    path = [p for p in (runs / "ppo/seed1/eval").iterdir() if "tfevents" in p.name][0]
+    with open(path, "ab") as f:
+        junk = b"\xff" * 8 + TAG.encode()  # holds the tag, does not parse as an Event
+        f.write(struct.pack("<Q", len(junk)) + b"\0" * 4 + junk + b"\0" * 4)
+    argv = ["-o", str(runs / "x.png"), "-r", "env_steps_return", "-q", "-m", "PPO"]
+    assert main(argv + [str(runs / "ppo/*/eval")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"alf-plot: warning: {path}: record at byte")

@@ -6,9 +6,11 @@ Example::
         --method SAC 'runs/sac/*/eval' --method PPO 'runs/ppo/*/eval' \\
         --smoothing 0.6 --interval-mode CI_95
 
-Errors (missing event files or tag, non-overlapping runs, bad options) print
-one ``alf-plot: error: ...`` line on stderr and exit with status 1 (2 for
-command-line usage errors), without a traceback.
+Errors (missing event files or tag, non-overlapping runs, bad options, a
+figure too large to draw) print one ``alf-plot: error: ...`` line on stderr and
+exit with status 1 (2 for command-line usage errors), without a traceback;
+warnings (e.g. an event record that does not parse) are ``alf-plot: warning:
+...`` lines.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import glob
 import os
 import sys
 import time
+import warnings
 
 __all__ = ["main", "build_parser"]
 
@@ -26,6 +29,9 @@ _READERS = {
     "iterations_success": "IterationsSuccessReader",
 }
 _FORMATS = (".png", ".pdf", ".svg")
+# matplotlib's Agg renderer (also used for the layout of PDF and SVG figures)
+# refuses a side of 2**23 pixels or more.
+_MAX_PIXELS = 2**23
 
 
 class _UserError(Exception):
@@ -260,6 +266,13 @@ def _run(args):
     out_dir = os.path.dirname(os.path.abspath(args.output))
     if not os.path.isdir(out_dir):
         raise _UserError(f"--output: directory {out_dir!r} does not exist")
+    width, height = (size * args.dpi for size in args.figsize)
+    if max(width, height) >= _MAX_PIXELS:
+        raise _UserError(
+            f"the figure would be {width:.0f} x {height:.0f} pixels (--figsize "
+            f"{args.figsize[0]:g} {args.figsize[1]:g} at --dpi {args.dpi}); each side must be "
+            f"below {_MAX_PIXELS} pixels"
+        )
     methods = []
     for entry in args.method:
         if len(entry) < 2:
@@ -320,8 +333,19 @@ def _run(args):
         plotter.plot(args.output, dpi=args.dpi, transparent=args.transparent)
     except (ValueError, TypeError) as e:
         raise _UserError(str(e)) from None
+    except MemoryError:
+        raise _UserError(
+            f"out of memory drawing a {width:.0f} x {height:.0f} pixel figure; "
+            "lower --figsize or --dpi"
+        ) from None
     if not args.quiet:
         sys.stderr.write(f"alf-plot: wrote {args.output}\n")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning (e.g. an unparsable event record) as one ``alf-plot: warning:`` line."""
+    sys.stderr.write(f"alf-plot: warning: {message}\n")
+    sys.stderr.flush()
 
 
 def main(argv=None):
@@ -331,7 +355,9 @@ def main(argv=None):
     matplotlib.use("Agg")
     args = build_parser().parse_args(argv)
     try:
-        _run(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            _run(args)
     except _UserError as e:
         sys.stderr.write(f"alf-plot: error: {e}\n")
         return 1
