@@ -9,6 +9,7 @@ import collections
 import io
 import re
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 import alf.nest as nest
 from alf.tensor_specs import TensorSpec
 from alf.utils._buffer_checks import ItemChecker, check_data_spec, check_items
-from alf.utils.data_buffer import RingBuffer
+from alf.utils.data_buffer import DataBuffer, RingBuffer
 
 N_ENVS = 4
 SPEC = {"x": TensorSpec((2,), torch.float32), "id": TensorSpec((), torch.int64)}
@@ -248,3 +249,28 @@ def test_item_checker_raises_what_check_items_raises(batch, batch_size):
         check_items(NEST_SPEC, specs, batch, batch_size, cpu)
     with pytest.raises(slow.type, match=f"^{re.escape(str(slow.value))}$"):
         ItemChecker(NEST_SPEC, specs)(batch, batch_size, cpu)
+
+
+@pytest.mark.parametrize(
+    "convert",
+    [lambda m: m.double(), lambda m: m.half(), lambda m: m.to(torch.bfloat16)],
+    ids=["double", "half", "to(bfloat16)"],
+)
+def test_dtype_conversion_keeps_spec_dtypes(device, convert):
+    """A module-wide dtype conversion leaves the stored items, exactly, in
+    the spec's dtypes: every write path and read path still works."""
+    rb = RingBuffer(SPEC, N_ENVS, max_length=3, device=device)
+    third = torch.tensor(1.0 / 3.0)  # not exact in float16/bfloat16
+    rb.enqueue({"x": third.expand(N_ENVS, 2).clone(), "id": torch.arange(N_ENVS)})
+    convert(rb)
+    assert rb._buffer["x"].dtype == torch.float32 and rb._buffer["id"].dtype == torch.int64
+    rb.enqueue(items_for([10, 11], device), torch.tensor([1, 3]))  # the flat path
+    rb.enqueue(items_for([20, 21, 22, 23], device))  # unequal positions
+    out = rb.dequeue(torch.tensor([1]), n=3)
+    assert out["x"][0, 0].tolist() == [float(np.float32(1.0 / 3.0))] * 2  # untouched
+    assert out["id"].tolist() == [[1, 10, 21]]
+    db = DataBuffer(SPEC, 2, device=device)
+    db.add_batch(items_for([1], device))
+    convert(db)
+    db.add_batch(items_for([2, 3], device))
+    assert db.get_all()["id"].tolist() == [2, 3]

@@ -231,7 +231,17 @@ class RingBuffer(nn.Module):
         self._check = ItemChecker(self._data_spec, self._specs)
 
     def _apply(self, fn, recurse=True):
-        result = super()._apply(fn, recurse)
+        """``nn.Module`` conversions move the storage (``.to(device)``,
+        ``.cuda()``, ``share_memory()``) but keep its dtypes, those of
+        ``data_spec`` (and int64 positions): ``.double()``, ``.half()`` or
+        ``.to(dtype)`` of an enclosing module leave the buffer's dtypes as they
+        are, as they leave integer tensors."""
+
+        def keep_dtype(tensor):
+            out = fn(tensor)
+            return out if out.dtype == tensor.dtype else tensor.to(device=out.device)
+
+        result = super()._apply(keep_dtype, recurse)
         self._refresh()
         return result
 
