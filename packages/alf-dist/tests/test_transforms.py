@@ -251,3 +251,31 @@ def test_transformed_distribution_log_prob_matches_change_of_variables():
     y = torch.tanh(x)
     expected = base.log_prob(x) - torch.log(1 - y * y)
     np.testing.assert_allclose(dist.log_prob(y).numpy(), expected.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("softness", [1.0, 0.3])
+def test_softplus_inverse_gradient_is_finite_and_exact(softness):
+    # x = s log(expm1(y / s)), so dx/dy = 1 / (1 - exp(-y / s))
+    y = torch.tensor([1e-8, 1e-3, 1.0, 19.0, 21.0, 100.0, 1e3, 1e5], dtype=torch.float64)
+    expected = 1.0 / -np.expm1(-y.numpy() / softness)
+    for dtype, rtol in [(torch.float64, 1e-9), (torch.float32, 1e-4)]:
+        yv = y.to(dtype, copy=True).requires_grad_(True)
+        x = du.Softplus(softness, cache_size=0).inv(yv)
+        (grad,) = torch.autograd.grad(x.sum(), yv)
+        np.testing.assert_allclose(grad.double().numpy(), expected, rtol=rtol)
+        ref = y.numpy() + softness * np.log(-np.expm1(-y.numpy() / softness))
+        np.testing.assert_allclose(x.detach().double().numpy(), ref, rtol=rtol)
+
+
+def test_softclip_inverse_gradient_is_finite_near_the_bounds():
+    low, high = 0.0, 2.0
+    t = du.Softclip(low, high, cache_size=0)
+    y = torch.tensor([1e-30, 1e-12, 1e-3, 1.0, 2.0 - 1e-6], requires_grad=True)
+    x = t.inv(y)
+    (grad,) = torch.autograd.grad(x.sum(), y)
+    # dx/dy = 1 / (dy/dx) = 1 / (sigmoid(x - l) - sigmoid(x - h)), with the
+    # exact preimage computed in float64
+    yd = y.detach().double().numpy()
+    xd = low + np.log(np.expm1(yd - low)) - np.log(-np.expm1(yd - high))
+    dydx = 1 / (1 + np.exp(-(xd - low))) - 1 / (1 + np.exp(-(xd - high)))
+    np.testing.assert_allclose(grad.double().numpy(), 1 / dydx, rtol=1e-4)
