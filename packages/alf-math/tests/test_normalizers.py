@@ -286,3 +286,51 @@ def test_leaf_without_elements():
     out = norm.normalize({"empty": torch.zeros(2, 3, 0), "x": torch.tensor([1.0, 3.0])})
     assert out["empty"].shape == (2, 3, 0)
     np.testing.assert_allclose(_np(out["x"]), np.array([-1.0, 1.0]) / np.sqrt(1 + EPS), rtol=1e-6)
+
+
+# ---- precision ----------------------------------------------------------------
+@pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])
+def test_float32_data_far_from_zero(kind, param):
+    # float32 data whose mean is large against its spread (1e4 +- 1): m2 - m^2
+    # of float32 moments keeps no digit of the variance (ulp(1e8) = 8)
+    rng = np.random.default_rng(3)
+    center = np.array([1e4, -3e5, 0.5])
+    spread = np.array([1.0, 20.0, 1e-3])
+    norm = make(kind, TensorSpec((3,)), param, auto_update=False)
+    samples = []
+    for _ in range(6):
+        x = (center + spread * rng.normal(size=(8, 3))).astype(np.float32)
+        norm.update(torch.tensor(x))
+        samples.append(sample(x, 1))
+    m, var = stats(samples, weights(kind, len(samples), param))
+    probe = (center + spread * rng.normal(size=(5, 3))).astype(np.float32)
+    got = norm.normalize(torch.tensor(probe))
+    want = (probe - m) / np.sqrt(var + EPS)
+    assert got.dtype == torch.float32
+    # float32 rounding of the data itself: ulp(x) / spread
+    atol = 2 * np.spacing(np.abs(center).astype(np.float32)) / spread + 1e-5
+    assert np.all(np.abs(_np(got) - want) <= atol + 1e-4 * np.abs(want))
+
+
+@pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])
+def test_float16_spec(kind, param):
+    # x * x overflows float16 (max 65504) from |x| = 256 on
+    rng = np.random.default_rng(4)
+    norm = make(kind, TensorSpec((2,), torch.float16), param)
+    samples = []
+    for _ in range(5):
+        x = (np.array([300.0, -2000.0]) + np.array([20.0, 300.0]) * rng.normal(size=(6, 2))).astype(
+            np.float16
+        )
+        got = norm.normalize(torch.tensor(x))
+        samples.append(sample(x, 1))
+        m, var = stats(samples, weights(kind, len(samples), param))
+        want = (x.astype(np.float64) - m) / np.sqrt(var + EPS)
+        assert got.dtype == torch.float16
+        np.testing.assert_allclose(_np(got), want, rtol=5e-3, atol=5e-3)
+
+
+def test_float16_constant_input_gives_zero_not_nan():
+    norm = Normalizer(TensorSpec((), torch.float16))
+    out = norm.normalize(torch.full((3,), 5.0, dtype=torch.float16))
+    assert out.dtype == torch.float16 and torch.equal(out, torch.zeros(3, dtype=torch.float16))

@@ -34,6 +34,9 @@ __all__ = [
     "average_outer_dims",
 ]
 
+# Half-precision dtypes: sums of them are accumulated in float32.
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
 
 def _outer_rank(tensor: torch.Tensor, spec: TensorSpec, name: str) -> int:
     """Number of outer dims of ``tensor`` given that it ends with ``spec.shape``."""
@@ -176,15 +179,12 @@ class _FlatLayout:
                     raise ValueError(f"{name} has empty outer dims: nothing to average")
 
     @staticmethod
-    def outer_mean(x: Any, square: bool = False) -> torch.Tensor:
-        """``[D]`` mean over the outer dims (of ``x**2`` when ``square``) of
-        one group input (see ``group_inputs``), detached."""
+    def outer_mean(x: Any) -> torch.Tensor:
+        """``[D]`` mean over the outer dims of one group input (see
+        ``group_inputs``), detached."""
         if isinstance(x, list):
-            return torch.cat([_FlatLayout.outer_mean(m, square) for m in x])
-        x = x.detach()
-        if square:
-            x = x * x
-        return x.mean(dim=0)
+            return torch.cat([_FlatLayout.outer_mean(m) for m in x])
+        return x.detach().mean(dim=0)
 
     def outer_means(self, tensor: Any, arg_name: str = "tensor") -> List[torch.Tensor]:
         """Per group, the ``[D]`` mean of ``tensor`` over its outer dims."""
@@ -421,9 +421,6 @@ class ScalarAdaptiveAverager(AdaptiveAverager):
         name: str = "ScalarAdaptiveAverager",
     ):
         super().__init__(TensorSpec((), dtype), speed=speed, name=name)
-
-
-_HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def _check_window_size(window_size: Any) -> int:

@@ -24,10 +24,18 @@ one sample). All leaves of one dtype are processed as one ``[N, D]`` matrix,
 so ``update``/``normalize`` cost a few kernels whatever the number of leaves
 and never synchronise with the device. State is in buffers (``state_dict()``
 round-trips).
+
+Precision: ``m2 - m^2`` loses about ``log10(m^2 / var)`` digits, all of
+float32's for data like ``1e4 +- 1``. So the moments are kept in float64
+whatever the spec dtype, and each update's second moment is formed as
+``var_b + mean_b^2`` from the spread of its values around their own mean
+(``var_b``), never from ``x * x`` in the data's dtype. Half-precision
+(float16/bfloat16) values are processed in float32 and the results rounded
+back to the spec dtype.
 """
 
 import numbers
-from typing import Any, List
+from typing import Any, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -39,6 +47,7 @@ from alf.utils.averager import (
     AdaptiveAverager,
     EMAverager,
     WindowAverager,
+    _HALF_DTYPES,
     _check_name,
     _check_speed,
     _check_update_rate,
@@ -69,6 +78,29 @@ def _check_number(value: Any, name: str) -> float:
     return float(value)
 
 
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype values of ``dtype`` are processed in (float32 for halves)."""
+    return torch.float32 if dtype in _HALF_DTYPES else dtype
+
+
+def _batch_moments(x: Any) -> Tuple[torch.Tensor, torch.Tensor]:
+    """float64 ``[D]`` mean and mean of squares over the outer dims of one
+    group input (an ``[N, D]`` matrix or a list of per-leaf matrices)."""
+    if isinstance(x, list):
+        parts = [_batch_moments(m) for m in x]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    x = x.detach()
+    x = x.to(_compute_dtype(x.dtype))
+    # mean(x * x) in float32 keeps no digit of the spread of data far from 0
+    # (and overflows float16 from |x| = 256): square the centred values (two
+    # passes; torch.var_mean's Welford kernel is several times slower on CPU)
+    mean = x.mean(dim=0)
+    centred = x - mean
+    var = (centred * centred).mean(dim=0).double()
+    mean = mean.double()
+    return mean, torch.addcmul(var, mean, mean)
+
+
 class Normalizer(nn.Module):
     r"""Normalize nested tensors by the running mean and variance of the
     values seen so far.
@@ -82,7 +114,8 @@ class Normalizer(nn.Module):
     mathematically: its early components do not measure all current samples.)
 
     This base class weights every sample equally (:math:`w_i = 1/n`);
-    subclasses choose other weights by overriding ``_create_averager``.
+    subclasses choose other weights by overriding ``_create_averager``. The
+    moments are kept in float64 (see the module docstring).
 
     Args:
         tensor_spec (nested TensorSpec): specs of the tensors to normalize
@@ -143,8 +176,9 @@ class Normalizer(nn.Module):
         self._variance_epsilon = variance_epsilon
         self._debug_summaries = debug_summaries
         self._max_dims_to_summarize = int(max_dims_to_summarize)
-        self._mean_averager = self._create_averager()
-        self._m2_averager = self._create_averager()
+        # float64 moments: m2 - m^2 cancels about log10(m^2 / var) digits
+        self._mean_averager = self._create_averager().double()
+        self._m2_averager = self._create_averager().double()
 
     def _create_averager(self) -> nn.Module:
         """An averager of ``tensor_spec`` giving the weights :math:`w_i`
@@ -154,13 +188,12 @@ class Normalizer(nn.Module):
     # ---- statistics --------------------------------------------------------
     def _update_from(self, inputs: List[Any]) -> None:
         self._layout.check_nonempty(inputs)
-        means = [_FlatLayout.outer_mean(x) for x in inputs]
-        second_moments = [_FlatLayout.outer_mean(x, square=True) for x in inputs]
-        self._mean_averager._update_means(means)
-        self._m2_averager._update_means(second_moments)
+        moments = [_batch_moments(x) for x in inputs]
+        self._mean_averager._update_means([m for m, _ in moments])
+        self._m2_averager._update_means([m2 for _, m2 in moments])
 
     def _group_stats(self, index: int):
-        """``(mean, variance)`` of dtype group ``index``, each ``[D]``."""
+        """float64 ``(mean, variance)`` of dtype group ``index``, each ``[D]``."""
         mean = self._mean_averager._group_average(index)
         m2 = self._m2_averager._group_average(index)
         # m2 - m^2 can come out slightly negative through rounding
@@ -210,35 +243,63 @@ class Normalizer(nn.Module):
         for index, x in enumerate(inputs):
             mean, var = self._group_stats(index)
             stats.append((mean, var))
-            inv_std = None if self._unit_std else torch.rsqrt(var + self._variance_epsilon)
+            group = self._layout.groups[index]
+            shift, scale = self._affine(mean, var, _compute_dtype(group.dtype))
             if isinstance(x, list):  # leaves with different outer dims
-                group = self._layout.groups[index]
                 out = []
                 for offset, numel, leaf in zip(group.offsets, group.numels, x):
                     part = slice(offset, offset + numel)
-                    leaf_inv_std = None if inv_std is None else inv_std[part]
-                    out.append(self._normalize_matrix(leaf, mean[part], leaf_inv_std, clip_value))
+                    out.append(
+                        self._normalize_matrix(
+                            leaf,
+                            None if shift is None else shift[part],
+                            None if scale is None else scale[part],
+                            clip_value,
+                        )
+                    )
             else:
-                out = self._normalize_matrix(x, mean, inv_std, clip_value)
+                out = self._normalize_matrix(x, shift, scale, clip_value)
             outputs.append(out)
         if self._debug_summaries and alf.summary.should_record_summaries():
             self._summarize(stats)
         return self._layout.unflatten_like(outputs, leaves)
 
-    def _normalize_matrix(
-        self, x: torch.Tensor, mean: torch.Tensor, inv_std: Any, clip_value: float
-    ) -> torch.Tensor:
-        """Normalize an ``[N, D]`` matrix with ``[D]`` statistics."""
-        if inv_std is None:
-            out = x - mean if self._zero_mean else x.clone()
-        elif self._zero_mean:
-            # (x - m) * s computed as x * s + (-m * s) in one fused kernel
-            out = torch.addcmul(-mean * inv_std, x, inv_std)
+    def _affine(
+        self, mean: torch.Tensor, var: torch.Tensor, dtype: torch.dtype
+    ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """``(shift, scale)``, ``[D]`` each in ``dtype`` or None when not
+        applied, such that the normalized value is ``x * scale + shift``;
+        formed in float64 from the float64 statistics."""
+        scale = None if self._unit_std else torch.rsqrt(var + self._variance_epsilon)
+        if not self._zero_mean:
+            shift = None
+        elif scale is None:
+            shift = -mean
         else:
-            out = x * inv_std
+            shift = -mean * scale
+        return (
+            None if shift is None else shift.to(dtype),
+            None if scale is None else scale.to(dtype),
+        )
+
+    @staticmethod
+    def _normalize_matrix(
+        x: torch.Tensor, shift: Any, scale: Any, clip_value: float
+    ) -> torch.Tensor:
+        """``x * scale + shift`` of an ``[N, D]`` matrix (``[D]`` shift and
+        scale, each possibly None), computed in ``_compute_dtype(x.dtype)``
+        and returned in ``x.dtype``."""
+        out = x.to(_compute_dtype(x.dtype))
+        if scale is None:
+            out = out + shift if shift is not None else out.clone()
+        elif shift is None:
+            out = out * scale
+        else:
+            # x * s + (-m * s) in one fused kernel
+            out = torch.addcmul(shift, out, scale)
         if clip_value > 0:
             out = out.clamp_(-clip_value, clip_value)
-        return out
+        return out.to(x.dtype)
 
     def _summarize(self, stats: List[Any]) -> None:
         means = self._layout.unflatten([m for m, _ in stats])
