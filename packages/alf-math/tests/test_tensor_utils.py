@@ -302,6 +302,21 @@ def test_explained_variance_ignores_non_finite_masked_entries(device, garbage, d
     np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10)
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_explained_variance_float16(device, masked):
+    # sums of squared deviations exceed float16's range (65504); Var[y] does not
+    rng = np.random.default_rng(7)
+    y = (rng.normal(size=4000) * 100).astype(np.float16)
+    ypred = (y + rng.normal(size=4000) * 10).astype(np.float16)
+    mask = (rng.uniform(size=4000) > 0.2).astype(np.float16) if masked else None
+    f64 = lambda a: None if a is None else a.astype(np.float64)  # noqa: E731
+    expected = _np_explained_variance(f64(ypred), f64(y), f64(mask), None)
+    t = lambda a: None if a is None else torch.tensor(a, device=device)  # noqa: E731
+    got = tu.explained_variance(t(ypred), t(y), t(mask))
+    assert got.dtype == torch.float16
+    np.testing.assert_allclose(got.double().cpu().numpy(), expected, rtol=1e-3)
+
+
 # ---------------------------------------------------------------------------
 # cumulative ops, gradient scaling, extension
 

@@ -405,7 +405,8 @@ def explained_variance(
     ``1`` is a perfect prediction, ``0`` is no better than predicting the
     mean, below 0 is worse. Variances are population variances over the
     valid entries; the values at invalid entries are never read (they may be
-    NaN or infinite). Where ``Var[y] == 0`` the result is 0.
+    NaN or infinite). Where ``Var[y] == 0`` the result is 0. Half-precision
+    inputs are reduced in float32 (their sums of squares overflow float16).
 
     Args:
         ypred (Tensor): prediction, same shape as ``y``.
@@ -428,6 +429,9 @@ def explained_variance(
         raise ValueError(
             f"valid_mask must have the shape of y {tuple(y.shape)}; got {tuple(valid_mask.shape)}"
         )
+    half = y.dtype if y.dtype in (torch.float16, torch.bfloat16) else None
+    if half is not None:
+        ypred, y = ypred.float(), y.float()
     if dim is None:
         ypred, y = ypred.reshape(-1), y.reshape(-1)
         valid_mask = None if valid_mask is None else valid_mask.reshape(-1)
@@ -446,7 +450,8 @@ def explained_variance(
 
     var_y = var(y)
     ratio = var(y - ypred) / torch.where(var_y > 0, var_y, torch.ones_like(var_y))
-    return torch.where(var_y > 0, 1 - ratio, torch.zeros_like(var_y)).squeeze(dim)
+    ev = torch.where(var_y > 0, 1 - ratio, torch.zeros_like(var_y)).squeeze(dim)
+    return ev if half is None else ev.to(half)
 
 
 # --------------------------------------------------------------------------
