@@ -162,3 +162,13 @@ def test_ema_accepts_numpy_scalars():
     for bad in (True, "0.5", None):
         with pytest.raises(ValueError, match="weight must be a float in \\[0, 1\\)"):
             ema_smooth(v, weight=bad)
+
+
+def test_from_curves_names_bad_x_and_ys():
+    for ys in (5, None, "ab"):
+        with pytest.raises(TypeError, match="ys must be a list of curves"):
+            MeanCurve.from_curves([0, 1], ys)
+    with pytest.raises(ValueError, match=r"ys\[1\] must hold numbers"):
+        MeanCurve.from_curves([0, 1], [[1, 2], ["a", "b"]])
+    with pytest.raises(ValueError, match="x must hold numbers"):
+        MeanCurve.from_curves(["a"], [[1.0]])

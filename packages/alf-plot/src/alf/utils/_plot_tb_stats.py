@@ -6,6 +6,7 @@ Shapes: ``L`` is the number of x steps, ``R`` the number of runs (curves).
 import math
 import numbers
 from collections import namedtuple
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -59,6 +60,14 @@ def interval(values, interval_mode):
     level = int(interval_mode[3:]) / 100.0
     half = stats.t.ppf(0.5 + level / 2, runs - 1) * values.std(axis=0, ddof=1) / math.sqrt(runs)
     return mean, mean - half, mean + half
+
+
+def _float_array(value, arg):
+    """``value`` as a float64 array; a ValueError naming ``arg`` if it is not numeric."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{arg} must hold numbers; got {value!r}") from None
 
 
 class MeanCurve(
@@ -116,14 +125,17 @@ class MeanCurve(
             MeanCurve: the statistics.
 
         Raises:
-            ValueError: for an unknown ``interval_mode``, no curves, or curves
-                whose length differs from ``x``.
+            ValueError: for an unknown ``interval_mode``, no curves, curves
+                whose length differs from ``x``, or non-numeric entries;
+                ``TypeError`` if ``ys`` is not a list of curves.
         """
         check_interval_mode(interval_mode)
-        x = np.asarray(x, dtype=np.float64)
+        x = _float_array(x, "x")
         if x.ndim != 1 or len(x) == 0:
             raise ValueError(f"x must be a non-empty 1-D array; got shape {x.shape}")
-        ys = [np.asarray(y, dtype=np.float64) for y in ys]
+        if isinstance(ys, (str, bytes)) or not isinstance(ys, Iterable):
+            raise TypeError(f"ys must be a list of curves (arrays); got {ys!r}")
+        ys = [_float_array(y, f"ys[{i}]") for i, y in enumerate(ys)]
         if not ys:
             raise ValueError("ys must hold at least one curve; got none")
         shapes = {y.shape for y in ys}
