@@ -108,3 +108,19 @@ def test_method_errors():
         q.ind_to_action(torch.tensor([0, 1, 3]))
     with pytest.raises(ValueError, match="action_ind"):
         q.ind_to_action(torch.tensor([0, -1, 2]))
+
+
+def test_nan_action_is_refused(device):
+    # NaN has no nearest bin: it used to come out as int64's minimum
+    q = ActionQuantizer(SPEC, action_bins=5)
+    action = torch.tensor([[0.0, 1.0, 2.0], [0.5, float("nan"), 1.0]], device=device)
+    with pytest.raises(ValueError, match=r"action must not contain NaN; got 1 NaN .*\(1, 1\)"):
+        q.action_to_ind(action)
+
+
+def test_non_tensor_arguments_are_refused():
+    q = ActionQuantizer(SPEC, action_bins=5)
+    with pytest.raises(TypeError, match="action must be a torch.Tensor; got list"):
+        q.action_to_ind([0.0, 1.0, 2.0])
+    with pytest.raises(TypeError, match="action_ind must be a torch.Tensor; got ndarray"):
+        q.ind_to_action(np.array([0, 1, 2]))

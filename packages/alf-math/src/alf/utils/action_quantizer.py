@@ -120,9 +120,17 @@ class ActionQuantizer:
             ``[0, action_bins)``.
 
         Raises:
-            ValueError: ``action``'s trailing shape differs from the spec's.
+            TypeError: ``action`` is not a tensor.
+            ValueError: ``action``'s trailing shape differs from the spec's,
+                or it contains NaN (which has no bin).
         """
         self._check_shape(action, "action")
+        nan = torch.isnan(action)
+        if bool(nan.any()):
+            raise ValueError(
+                f"action must not contain NaN; got {int(nan.sum())} NaN of {action.numel()} "
+                f"elements, the first at index {tuple(nan.nonzero()[0].tolist())}"
+            )
         first, step = self._space(action)
         z = action.to(torch.float64)
         if self._sampling_method == "log":
@@ -147,6 +155,8 @@ class ActionQuantizer:
             ValueError: its trailing shape differs from the spec's or an index
                 is out of range.
         """
+        if not isinstance(action_ind, torch.Tensor):
+            raise TypeError(f"action_ind must be a torch.Tensor; got {type(action_ind).__name__}")
         if action_ind.dtype.is_floating_point or action_ind.dtype.is_complex:
             raise TypeError(f"action_ind must be an integer tensor; got {action_ind.dtype}")
         self._check_shape(action_ind, "action_ind")
@@ -164,6 +174,8 @@ class ActionQuantizer:
         return z.to(self._action_spec.dtype)
 
     def _check_shape(self, x: torch.Tensor, name: str) -> None:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
         shape = tuple(self._action_spec.shape)
         if tuple(x.shape[x.ndim - len(shape) :]) != shape or x.ndim < len(shape):
             raise ValueError(f"{name} must have shape [..., *{shape}]; got {tuple(x.shape)}")
