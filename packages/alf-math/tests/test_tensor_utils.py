@@ -208,6 +208,19 @@ def test_append_coordinate(device):
         tu.append_coordinate(torch.zeros(3, 4, 5))
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
+def test_append_coordinate_integer_image(device, dtype):
+    # -1 cannot be stored in an integer image: the result is floating point
+    im = torch.randint(0, 2, (2, 1, 3, 4), device=device).to(dtype)
+    out = tu.append_coordinate(im)
+    assert out.shape == (2, 3, 3, 4) and out.dtype == torch.get_default_dtype()
+    np.testing.assert_array_equal(out[:, :1].cpu().numpy(), im.cpu().numpy())
+    yy, xx = np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 4), indexing="ij")
+    for b in range(2):
+        np.testing.assert_allclose(out[b, 1].cpu().numpy(), xx, atol=1e-6)
+        np.testing.assert_allclose(out[b, 2].cpu().numpy(), yy, atol=1e-6)
+
+
 def test_spatial_broadcast(device):
     z = torch.randn(2, 3, 6, device=device)
     out = tu.spatial_broadcast(z, (7, 4, 5))

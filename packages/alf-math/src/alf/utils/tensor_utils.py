@@ -101,10 +101,12 @@ def append_coordinate(im: torch.Tensor) -> torch.Tensor:
     from -1 to 1.
 
     Args:
-        im (Tensor): shape ``[B, C, H, W]`` (floating dtype).
+        im (Tensor): shape ``[B, C, H, W]``, any real dtype.
 
     Returns:
-        Tensor of shape ``[B, C + 2, H, W]``.
+        Tensor of shape ``[B, C + 2, H, W]``: ``im.dtype`` for a floating
+        image, torch's default float dtype for an integer or bool image
+        (which cannot hold -1).
 
     Raises:
         ValueError: ``im`` is not rank 4.
@@ -112,11 +114,12 @@ def append_coordinate(im: torch.Tensor) -> torch.Tensor:
     if im.ndim != 4:
         raise ValueError(f"im must have shape [B, C, H, W]; got {tuple(im.shape)}")
     b, _, h, w = im.shape
-    ys = torch.linspace(-1, 1, h, dtype=im.dtype, device=im.device)
-    xs = torch.linspace(-1, 1, w, dtype=im.dtype, device=im.device)
+    dtype = im.dtype if im.dtype.is_floating_point else torch.get_default_dtype()
+    ys = torch.linspace(-1, 1, h, dtype=dtype, device=im.device)
+    xs = torch.linspace(-1, 1, w, dtype=dtype, device=im.device)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
     coords = torch.stack([grid_x, grid_y]).unsqueeze(0).expand(b, 2, h, w)
-    return torch.cat([im, coords], dim=1)
+    return torch.cat([im.to(dtype), coords], dim=1)
 
 
 def spatial_broadcast(z: torch.Tensor, im_shape: Sequence[int]) -> torch.Tensor:
