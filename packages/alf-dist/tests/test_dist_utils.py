@@ -324,3 +324,30 @@ def test_ou_process_statistics(device):
         du.OUProcess(torch.zeros(2), stddev=-1.0)
     with pytest.raises(TypeError, match="initial_value"):
         du.OUProcess([0.0])
+
+
+@pytest.mark.parametrize("multivariate", [False, True])
+def test_beta_spec_has_the_batch_shape_of_both_concentrations(multivariate):
+    # du.Beta keeps the tensors passed in; its parameters for a spec are
+    # nevertheless batch_shape (+ event_shape) each, like td.Beta's
+    c1 = torch.tensor([[0.5, 2.0], [3.0, 1.5], [1.0, 4.0]], dtype=F64)
+    c0 = torch.tensor(2.0, dtype=F64) if not multivariate else torch.tensor([2.0, 0.7], dtype=F64)
+    cls = du.DiagMultivariateBeta if multivariate else du.Beta
+    dist = cls(c1, c0)
+    spec = du.DistributionSpec.from_distribution(dist, from_dim=1)
+    assert spec.input_params_spec == {
+        "concentration1": TensorSpec((2,), F64),
+        "concentration0": TensorSpec((2,), F64),
+    }
+    params = du.distributions_to_params(dist)
+    assert params["concentration0"].shape == (3, 2)
+    # rows of a replay buffer: pick entries 2, 0, 2, 1 of the batch
+    rows = torch.tensor([2, 0, 2, 1])
+    rebuilt = spec.build_distribution({k: v[rows] for k, v in params.items()})
+    x = torch.tensor([[0.3, 0.6], [0.2, 0.9], [0.5, 0.5], [0.7, 0.1]], dtype=F64)
+    expected = stats.beta(
+        c1.numpy()[rows.numpy()], np.broadcast_to(c0.numpy(), (3, 2))[rows.numpy()]
+    ).logpdf(x.numpy())
+    if multivariate:
+        expected = expected.sum(-1)
+    np.testing.assert_allclose(rebuilt.log_prob(x).numpy(), expected, rtol=1e-10)

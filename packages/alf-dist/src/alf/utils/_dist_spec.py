@@ -45,6 +45,17 @@ def _categorical_params(dist: td.Categorical) -> Dict[str, torch.Tensor]:
     return {"logits": dist.logits}
 
 
+def _beta_params(dist: td.Beta) -> Dict[str, torch.Tensor]:
+    """The concentrations, each of shape ``batch_shape`` (``Beta`` keeps the
+    tensors passed in, which may only broadcast to it; they are returned
+    themselves where they already have that shape)."""
+    params = {"concentration1": dist.concentration1, "concentration0": dist.concentration0}
+    return {
+        k: v if v.shape == dist.batch_shape else v.expand(dist.batch_shape)
+        for k, v in params.items()
+    }
+
+
 def _build_independent(base_builder, reinterpreted_batch_ndims, /, **params):
     return td.Independent(base_builder(**params), reinterpreted_batch_ndims)
 
@@ -78,16 +89,9 @@ def _get_builder(dist: td.Distribution) -> Tuple[Callable[..., td.Distribution],
     if cls is DiagMultivariateCauchy:
         return cls, {"loc": dist.loc, "scale": dist.scale}
     if cls in (td.Beta, Beta):
-        return cls, {
-            "concentration1": dist.concentration1,
-            "concentration0": dist.concentration0,
-        }
+        return cls, _beta_params(dist)
     if cls is DiagMultivariateBeta:
-        base = dist.base_dist
-        return cls, {
-            "concentration1": base.concentration1,
-            "concentration0": base.concentration0,
-        }
+        return cls, _beta_params(dist.base_dist)
     if isinstance(dist, TruncatedDistribution):
         bounds = {"lower_bound": dist.lower_bound, "upper_bound": dist.upper_bound}
         if cls is TruncatedDistribution:
