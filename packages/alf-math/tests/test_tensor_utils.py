@@ -253,6 +253,16 @@ def test_cov_matches_numpy(device, shape, rowvar):
     np.testing.assert_allclose(got.cpu().numpy(), np.cov(data, rowvar=rowvar), rtol=1e-10)
 
 
+@pytest.mark.parametrize("rowvar", [False, True])
+def test_cov_integer_data(device, rowvar):
+    data = np.random.default_rng(8).integers(-5, 6, size=(7, 3))
+    got = tu.cov(torch.tensor(data, device=device), rowvar=rowvar)
+    assert got.dtype == torch.get_default_dtype()
+    np.testing.assert_allclose(got.cpu().numpy(), np.cov(data, rowvar=rowvar), rtol=1e-6)
+    flags = np.array([True, False, False, True, True])
+    np.testing.assert_allclose(float(tu.cov(torch.tensor(flags))), np.cov(flags), rtol=1e-6)
+
+
 def test_cov_errors():
     with pytest.raises(ValueError, match="data"):
         tu.cov(torch.zeros(2, 2, 2))

@@ -381,13 +381,17 @@ def cov(data: torch.Tensor, rowvar: bool = False) -> torch.Tensor:
             variable (``[N, D]``).
 
     Returns:
-        Tensor of shape ``[D, D]``, squeezed (a scalar for one variable).
+        Tensor of shape ``[D, D]``, squeezed (a scalar for one variable);
+        ``data.dtype`` for floating data, torch's default float dtype for
+        integer or bool data.
 
     Raises:
         ValueError: ``data`` is not 1-D or 2-D or has fewer than 2 observations.
     """
     if data.ndim not in (1, 2):
         raise ValueError(f"data must be 1-D or 2-D; got shape {tuple(data.shape)}")
+    if not (data.dtype.is_floating_point or data.dtype.is_complex):
+        data = data.to(torch.get_default_dtype())
     x = data.reshape(1, -1) if data.ndim == 1 else (data if rowvar else data.t())
     n = x.shape[1]
     if n < 2:
