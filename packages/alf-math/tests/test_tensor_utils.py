@@ -418,3 +418,16 @@ def test_to_tensor():
     assert tu.to_tensor(t) is t
     assert tu.to_tensor(t, torch.int32).dtype == torch.int32
     np.testing.assert_array_equal(tu.to_tensor(((1, 2), (3, 4))).numpy(), [[1, 2], [3, 4]])
+
+
+def test_to_tensor_negative_strides():
+    # np.flip and [::-1] give arrays that torch.as_tensor cannot wrap
+    a = np.arange(12.0).reshape(3, 4)
+    for view in (a[::-1], a[:, ::-2], np.flip(a), np.flip(a)[1:, 1::2]):
+        got = tu.to_tensor(view)
+        assert got.dtype == torch.float64
+        np.testing.assert_array_equal(got.numpy(), view)
+        assert tu.to_tensor(view, dtype=torch.float32).dtype == torch.float32
+    np.testing.assert_array_equal(tu.to_tensor(a[::-1]).numpy(), a[::-1])  # a is unchanged
+    shared = tu.to_tensor(a[1:])  # forward strides still share memory
+    assert shared.data_ptr() == a[1:].ctypes.data

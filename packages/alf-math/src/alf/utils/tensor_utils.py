@@ -593,8 +593,11 @@ def to_tensor(data: Any, dtype: Optional[torch.dtype] = None) -> torch.Tensor:
         dtype (torch.dtype | None): dtype of the result; inferred if None.
 
     Returns:
-        Tensor (shares memory with ``data`` when possible).
+        Tensor (shares memory with ``data`` when possible; an ndarray with
+        negative strides, e.g. from ``np.flip``, is copied).
     """
     if isinstance(data, torch.Tensor):
         return data if dtype is None else data.to(dtype)
+    if isinstance(data, np.ndarray) and any(stride < 0 for stride in data.strides):
+        data = data.copy()  # torch cannot view memory with negative strides
     return torch.as_tensor(data, dtype=dtype)
