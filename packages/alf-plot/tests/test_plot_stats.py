@@ -172,3 +172,27 @@ def test_from_curves_names_bad_x_and_ys():
         MeanCurve.from_curves([0, 1], [[1, 2], ["a", "b"]])
     with pytest.raises(ValueError, match="x must hold numbers"):
         MeanCurve.from_curves(["a"], [[1.0]])
+
+
+@pytest.mark.parametrize("a", [1e-200, 1e-310, 1e200, 1e307])
+def test_statistics_at_extreme_magnitudes(a):
+    # Closed forms for the runs a * [1, 1] and a * [3, 3] (and -a * [1, 1]).
+    x = [0.0, 1.0]
+    ys = [[a, a], [3 * a, 3 * a]]
+    c = MeanCurve.from_curves(x, ys, "std")
+    np.testing.assert_allclose(c.y, [2 * a, 2 * a], rtol=1e-12)
+    np.testing.assert_allclose(c.min_y, [a, a], rtol=1e-12)
+    np.testing.assert_allclose(c.max_y, [3 * a, 3 * a], rtol=1e-12)
+    assert (c.ay, c.min_ay, c.max_ay) == (
+        pytest.approx(2 * a, rel=1e-12),
+        pytest.approx(a, rel=1e-12),
+        pytest.approx(3 * a, rel=1e-12),
+    )
+    c = MeanCurve.from_curves(x, [[a, a], [-a, -a]], "CI_95")
+    half = stats.t.ppf(0.975, 1) * a  # t * s / sqrt(2) with s = sqrt(2) * a
+    np.testing.assert_allclose(c.max_y, [half, half], rtol=1e-12)
+    np.testing.assert_allclose(c.min_y, [-half, -half], rtol=1e-12)
+    assert c.max_ay == pytest.approx(half, rel=1e-12)
+    c = MeanCurve.from_curves(x, [[6 * a, 6 * a], [6 * a, 6 * a]], "minmax")
+    np.testing.assert_allclose(c.y, [6 * a, 6 * a], rtol=1e-12)
+    assert c.ay == pytest.approx(6 * a, rel=1e-12)

@@ -43,9 +43,14 @@ def interval(values, interval_mode):
     """
     check_interval_mode(interval_mode)
     values = np.asarray(values, dtype=np.float64)
-    mean = values.mean(axis=0)
+    # Statistics of values / scale, scaled back: the sums and squares inside
+    # mean and std neither overflow nor underflow at extreme magnitudes.
+    scale = _scale(values, axis=0)
+    unit = values / scale
+    scale = scale[0]
+    mean = unit.mean(axis=0) * scale
     if interval_mode == "std":
-        std = values.std(axis=0)
+        std = unit.std(axis=0) * scale
         return mean, mean - std, mean + std
     if interval_mode == "minmax":
         return mean, values.min(axis=0), values.max(axis=0)
@@ -58,8 +63,21 @@ def interval(values, interval_mode):
     from scipy import stats
 
     level = int(interval_mode[3:]) / 100.0
-    half = stats.t.ppf(0.5 + level / 2, runs - 1) * values.std(axis=0, ddof=1) / math.sqrt(runs)
+    t = stats.t.ppf(0.5 + level / 2, runs - 1)
+    half = t * unit.std(axis=0, ddof=1) / math.sqrt(runs) * scale
     return mean, mean - half, mean + half
+
+
+def _scale(values, axis):
+    """Largest finite magnitude of ``values`` along ``axis`` (kept, size 1); 1 if none or 0."""
+    magnitude = np.where(np.isfinite(values), np.abs(values), 0.0).max(axis=axis, keepdims=True)
+    return np.where(magnitude > 0, magnitude, 1.0)
+
+
+def _mean(values, axis):
+    """``values.mean(axis)`` without overflow of the sum at extreme magnitudes."""
+    scale = _scale(values, axis)
+    return (values / scale).mean(axis=axis) * np.squeeze(scale, axis=axis)
 
 
 def _float_array(value, arg):
@@ -145,7 +163,7 @@ class MeanCurve(
             )
         stacked = np.stack(ys)
         y, min_y, max_y = interval(stacked, interval_mode)
-        ay, min_ay, max_ay = interval(stacked.mean(axis=1), interval_mode)
+        ay, min_ay, max_ay = interval(_mean(stacked, axis=1), interval_mode)
         return cls(x, y, min_y, max_y, float(ay), float(min_ay), float(max_ay), name)
 
 
