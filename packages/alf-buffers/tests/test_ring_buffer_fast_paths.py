@@ -274,3 +274,26 @@ def test_dtype_conversion_keeps_spec_dtypes(device, convert):
     convert(db)
     db.add_batch(items_for([2, 3], device))
     assert db.get_all()["id"].tolist() == [2, 3]
+
+
+def test_load_state_dict_assign_of_strided_tensors(device):
+    """assign=True given a transposed and an expanded tensor: the buffer
+    holds their values in storage of its own (a write to one slot changes
+    only that slot)."""
+    spec = TensorSpec((), torch.int64)
+
+    def state(data):  # the buffer takes these tensors over
+        full = torch.tensor([3, 3, 3], device=device)
+        return {"_buffer0": data, "_current_size": full, "_current_pos": full.clone()}
+
+    rb = RingBuffer(spec, 3, max_length=3, device=device)
+    # env e holds e, e + 3, e + 6
+    rb.load_state_dict(state(torch.arange(9, device=device).view(3, 3).t()), assign=True)
+    assert rb.dequeue(n=1).tolist() == [[0], [1], [2]]
+    assert rb.dequeue(n=2).tolist() == [[3, 6], [4, 7], [5, 8]]
+    rb = RingBuffer(spec, 3, max_length=3, device=device)
+    # one row of memory for all environments
+    rb.load_state_dict(state(torch.arange(3, device=device).expand(3, 3)), assign=True)
+    rb.enqueue(torch.tensor([7], device=device), env_ids=[1])
+    assert rb.dequeue([0, 2], n=3).tolist() == [[0, 1, 2], [0, 1, 2]]
+    assert rb.dequeue([1], n=3).tolist() == [[1, 2, 7]]

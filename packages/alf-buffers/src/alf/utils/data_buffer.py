@@ -263,10 +263,14 @@ class RingBuffer(nn.Module):
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
-        # load_state_dict(assign=True) replaces the registered tensors: those
-        # of a buffer shared between processes go to shared memory as well
-        if self._allow_multiprocess:
-            for tensor in self._buffers.values():
+        # load_state_dict(assign=True) replaces the registered tensors: they
+        # must be contiguous (views of a transposed or expanded checkpoint
+        # tensor are copied) and, for a buffer shared between processes, in
+        # shared memory
+        for name, tensor in self._buffers.items():
+            if not tensor.is_contiguous():
+                self._buffers[name] = tensor = tensor.contiguous()
+            if self._allow_multiprocess:
                 tensor.share_memory_()
         self._refresh()
 
