@@ -374,6 +374,20 @@ def test_scale_gradient(device, clone_input):
         tu.scale_gradient(torch.ones(2), 0.5)
 
 
+@pytest.mark.parametrize("clone_input", [True, False])
+def test_scale_gradient_under_no_grad(device, clone_input):
+    # e.g. a network evaluated for rollout: no gradient to scale, no error
+    x = torch.tensor([1.0, -2.0], device=device, requires_grad=True)
+    with torch.no_grad():
+        out = tu.scale_gradient(x, 0.5, clone_input=clone_input)
+    assert out.tolist() == [1.0, -2.0]
+    if clone_input:
+        assert not out.requires_grad  # a clone made under no_grad has no gradient
+    else:  # the hook sits on x itself and scales its later gradients
+        (out * 3).sum().backward()
+        torch.testing.assert_close(x.grad, torch.full((2,), 1.5, device=device))
+
+
 def test_tensor_extend_and_prepend(device):
     x = torch.arange(6.0, device=device).reshape(3, 2)
     y = torch.tensor([10.0, 11.0], device=device)

@@ -487,7 +487,8 @@ def scale_gradient(tensor: torch.Tensor, scale: Scalar, clone_input: bool = True
             register the hook on ``tensor`` itself (every use is scaled).
 
     Returns:
-        The (cloned) tensor carrying the scaling hook.
+        The (cloned) tensor carrying the scaling hook. A clone made with grad
+        mode off (``torch.no_grad()``) carries no gradient, hence no hook.
 
     Raises:
         ValueError: ``tensor`` does not require grad.
@@ -495,7 +496,8 @@ def scale_gradient(tensor: torch.Tensor, scale: Scalar, clone_input: bool = True
     if not tensor.requires_grad:
         raise ValueError("tensor must require grad to scale its gradient; got requires_grad=False")
     output = tensor.clone() if clone_input else tensor
-    output.register_hook(lambda grad: grad * scale)
+    if output.requires_grad:
+        output.register_hook(lambda grad: grad * scale)
     return output
 
 
