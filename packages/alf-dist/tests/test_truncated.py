@@ -553,3 +553,26 @@ def test_empty_batch(family):
         x = dist.rsample((3,))
         assert x.shape == (3, 0, 2)
         assert dist.log_prob(x).shape == lp_shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_truncated_normal_in_half_precision(dtype):
+    # NormalITS.icdf's tail branch (ndtri) has no float16/bfloat16 CPU kernel
+    u = torch.tensor([1e-3, 0.015, 0.3, 0.9])
+    np.testing.assert_allclose(
+        ad.NormalITS.icdf(u.to(dtype)).double().numpy(),
+        stats.norm.ppf(u.to(dtype).double().numpy()),
+        rtol=4 * torch.finfo(dtype).eps,
+    )
+    loc = torch.tensor([0.0, 0.8, 10.0, -30.0])
+    scale = torch.tensor([1.0, 0.3, 1.0, 1.0])
+    torch.manual_seed(0)
+    dist = ad.TruncatedNormal(loc.to(dtype), scale.to(dtype), -1.0, 1.0)
+    x = dist.rsample((50,))
+    assert x.dtype == dtype and bool(((x >= -1) & (x <= 1)).all())
+    lp = dist.log_prob(x)
+    assert lp.dtype == dtype
+    xs = x.double().numpy()
+    expected = _scipy_logpdf(stats.norm, xs, loc.double().numpy(), scale.double().numpy(), -1, 1)
+    # log densities up to 3.4 in magnitude: a few ulps of that size
+    np.testing.assert_allclose(lp.double().numpy(), expected, atol=8 * torch.finfo(dtype).eps)

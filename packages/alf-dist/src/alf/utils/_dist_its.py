@@ -29,6 +29,14 @@ _LOG_PI = math.log(math.pi)
 _LOG_2 = math.log(2.0)
 
 
+def _ndtri(u: torch.Tensor) -> torch.Tensor:
+    """``torch.special.ndtri``, computed in float32 for float16/bfloat16
+    (which torch's CPU kernel does not take)."""
+    if u.dtype in (torch.float16, torch.bfloat16):
+        return torch.special.ndtri(u.float()).to(u.dtype)
+    return torch.special.ndtri(u)
+
+
 def _neg_half_log_2pi(like: torch.Tensor) -> torch.Tensor:
     return like.new_full((), -_HALF_LOG_2PI)
 
@@ -82,9 +90,9 @@ class NormalITS(InverseTransformSampling):
         z = torch.erfinv(torch.add(x.new_full((), -1.0), x, alpha=2.0)) * _SQRT_2
         tail = x < _NORMAL_TAIL
         if z.device.type != "cpu":
-            return torch.where(tail, torch.special.ndtri(x), z)
+            return torch.where(tail, _ndtri(x), z)
         index = tail.nonzero(as_tuple=True)
-        return z.index_put_(index, torch.special.ndtri(x[index]))
+        return z.index_put_(index, _ndtri(x[index]))
 
     @staticmethod
     def log_prob(x):
