@@ -226,3 +226,36 @@ def test_cuda_peak_memory(device):
     plain_peak = peak(net)
     lean_peak = peak(_lean_blocks(net, 4))
     assert lean_peak * 2 < plain_peak
+
+
+# ---- autocast -----------------------------------------------------------------
+def _autocast_grads(fn, x, w, b, backward_autocast):
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = fn(x, w, b)
+    cot = torch.linspace(-1, 1, y.numel()).view_as(y).to(y.dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=backward_autocast):
+        return y, torch.autograd.grad(y, (x, w, b), cot)
+
+
+@pytest.mark.parametrize("backward_autocast", [False, True])
+def test_recomputation_under_the_forward_autocast_settings(backward_autocast):
+    # forward under bfloat16 autocast (x @ w in bfloat16): the recomputation
+    # must be the same computation, whether or not autocast is on around
+    # backward
+    x, w, b = _leaves("cpu")
+    y_plain, g_plain = _autocast_grads(myfunc, x, w, b, backward_autocast)
+    y_lean, g_lean = _autocast_grads(lean_function(myfunc), x, w, b, backward_autocast)
+    assert y_lean.dtype == y_plain.dtype
+    torch.testing.assert_close(y_lean, y_plain, rtol=0, atol=0)
+    for a, c in zip(g_lean, g_plain):
+        torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+def test_recomputation_without_autocast_when_backward_is_under_autocast():
+    x, w, b = _leaves("cpu")
+    y_plain, y_lean = myfunc(x, w, b), lean_function(myfunc)(x, w, b)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        g_plain = torch.autograd.grad(y_plain.sum(), (x, w, b))
+        g_lean = torch.autograd.grad(y_lean.sum(), (x, w, b))
+    for a, c in zip(g_lean, g_plain):
+        torch.testing.assert_close(a, c, rtol=0, atol=0)

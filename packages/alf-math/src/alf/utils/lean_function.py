@@ -2,10 +2,11 @@
 results for backward, and recompute them when gradients are needed.
 """
 
+import contextlib
 import copy
 import functools
 import types
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, Iterable, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -34,6 +35,37 @@ def _tensor_leaves(nest: Any) -> Tuple[List[Any], List[int]]:
     return leaves, positions
 
 
+def _autocast_state(device_types: Iterable[str]) -> List[Tuple[str, bool, torch.dtype]]:
+    """``[(device_type, enabled, dtype), ...]``: the current autocast settings
+    of the given device types (those autocast knows)."""
+    state = []
+    for device_type in sorted(set(device_types)):
+        if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
+            if torch.amp.is_autocast_available(device_type):
+                state.append(
+                    (
+                        device_type,
+                        torch.is_autocast_enabled(device_type),
+                        torch.get_autocast_dtype(device_type),
+                    )
+                )
+        elif device_type == "cpu":
+            state.append(("cpu", torch.is_autocast_cpu_enabled(), torch.get_autocast_cpu_dtype()))
+        elif device_type == "cuda":
+            state.append(("cuda", torch.is_autocast_enabled(), torch.get_autocast_gpu_dtype()))
+    return state
+
+
+def _autocast(state: Sequence[Tuple[str, bool, torch.dtype]], cache: bool):
+    """A context restoring the autocast settings ``state`` (of ``_autocast_state``)."""
+    stack = contextlib.ExitStack()
+    for device_type, enabled, dtype in state:
+        stack.enter_context(
+            torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
+        )
+    return stack
+
+
 class _LeanFunction(torch.autograd.Function):
     """``forward(ctx, run, n_inputs, outputs, *tensors)``: ``run(*inputs)``
     evaluates the wrapped function on the tensor inputs ``tensors[:n_inputs]``;
@@ -43,6 +75,10 @@ class _LeanFunction(torch.autograd.Function):
     def forward(ctx, run: Callable, n_inputs: int, outputs: _Outputs, *tensors):
         ctx.run = run
         ctx.n_inputs = n_inputs
+        # backward recomputes under the autocast settings of this forward, not
+        # those (if any) around the backward call
+        ctx.autocast = _autocast_state(["cpu", *(t.device.type for t in tensors)])
+        ctx.autocast_cache = torch.is_autocast_cache_enabled()
         ctx.save_for_backward(*tensors)
         ctx.set_materialize_grads(False)
         with torch.no_grad():
@@ -66,7 +102,7 @@ class _LeanFunction(torch.autograd.Function):
             for t, needs in zip(tensors[:n_inputs], ctx.needs_input_grad[3 : 3 + n_inputs])
         ]
         params = tensors[n_inputs:]
-        with torch.enable_grad():
+        with torch.enable_grad(), _autocast(ctx.autocast, ctx.autocast_cache):
             leaves, positions = _tensor_leaves(ctx.run(*inputs))
         outs, grads = [], []
         for i, grad in zip(positions, grad_outputs):
@@ -122,7 +158,8 @@ def lean_function(func: Callable) -> Callable:
     The returned function performs the same computation as ``func`` but keeps
     only its inputs (and, for a module, its parameters) for backward instead
     of every intermediate result; the backward pass recomputes ``func`` on the
-    same inputs with gradients enabled and differentiates that. Peak memory
+    same inputs with gradients enabled (and the autocast settings of the
+    forward call) and differentiates that. Peak memory
     for a deep network drops from all activations to those of the layer being
     differentiated, for the cost of one extra forward pass.
 
