@@ -105,3 +105,14 @@ def test_bad_inputs():
         EpsilonGreedySampler()(torch.ones(2, 3, 4))
     with pytest.raises(ValueError, match="state"):
         CategoricalSeedSampler(3)(torch.ones(2, 3) / 3, torch.zeros(2, 4))
+    # checked before sampling, naming the argument and what was received
+    with pytest.raises(TypeError, match="input must have a floating dtype; got torch.int64"):
+        MultinomialSampler()(torch.ones(2, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="input must have a floating dtype"):
+        EpsilonGreedySampler(0.5)(torch.ones(2, 3, dtype=torch.int64))
+    with pytest.raises(TypeError, match="input must have a floating dtype"):
+        CategoricalSeedSampler(3)(torch.ones(2, 3, dtype=torch.int64), torch.zeros(2, 3))
+    with pytest.raises(TypeError, match="state must be a floating Tensor; got list"):
+        CategoricalSeedSampler(3)(torch.ones(2, 3) / 3, [[0.0] * 3] * 2)
+    with pytest.raises(TypeError, match="state must have a floating dtype; got torch.int64"):
+        CategoricalSeedSampler(3)(torch.ones(2, 3) / 3, torch.zeros(2, 3, dtype=torch.int64))

@@ -17,10 +17,15 @@ from alf.utils._dist_gamma import gamma_log_icdf
 __all__ = ["CategoricalSeedSampler", "EpsilonGreedySampler", "MultinomialSampler"]
 
 
-def _check_probs(input: torch.Tensor) -> None:
-    if not isinstance(input, torch.Tensor) or input.dim() != 2:
-        shape = tuple(input.shape) if isinstance(input, torch.Tensor) else type(input).__name__
-        raise ValueError(f"input must be a [batch_size, num_classes] tensor; got {shape}")
+def _check_probs(input: torch.Tensor, name: str = "input") -> None:
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"{name} must be a floating Tensor; got {type(input).__name__}")
+    if input.dim() != 2:
+        raise ValueError(
+            f"{name} must be a [batch_size, num_classes] tensor; got {tuple(input.shape)}"
+        )
+    if not input.is_floating_point():
+        raise TypeError(f"{name} must have a floating dtype; got {input.dtype}")
 
 
 class _CategoricalSeedSamplerBase(nn.Module, abc.ABC):
@@ -66,8 +71,12 @@ class _CategoricalSeedSamplerBase(nn.Module, abc.ABC):
             state (Tensor): noise state (i.e. ``epsilon``), same shape.
         Returns:
             tuple: ``(actions [B] int64, new_state [B, K])``.
+        Raises:
+            TypeError: ``input`` or ``state`` is not a floating tensor.
+            ValueError: ``input`` or ``state`` is not ``[B, num_classes]``.
         """
         _check_probs(input)
+        _check_probs(state, "state")
         if input.shape[1] != self._num_classes or state.shape != input.shape:
             raise ValueError(
                 f"input and state must both be [batch_size, {self._num_classes}]; got "
@@ -154,6 +163,9 @@ class EpsilonGreedySampler(nn.Module):
                 ``[batch_size, num_classes]``.
         Returns:
             Tensor: ``int64`` actions ``[batch_size]``.
+        Raises:
+            TypeError: ``input`` is not a floating tensor.
+            ValueError: ``input`` is not 2-D.
         """
         _check_probs(input)
         greedy = input.argmax(dim=1)
@@ -175,6 +187,9 @@ class MultinomialSampler(nn.Module):
                 ``[batch_size, num_classes]``.
         Returns:
             Tensor: ``int64`` actions ``[batch_size]``.
+        Raises:
+            TypeError: ``input`` is not a floating tensor.
+            ValueError: ``input`` is not 2-D.
         """
         _check_probs(input)
         return torch.multinomial(input, 1).squeeze(1)
