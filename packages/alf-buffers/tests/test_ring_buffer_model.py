@@ -167,6 +167,9 @@ def test_check_convert_env_ids(device):
     ids = rb.check_convert_env_ids([2, 0])
     assert ids.dtype == torch.int64 and ids.device.type == device.type
     assert ids.tolist() == [2, 0]
+    all_ids = rb.check_convert_env_ids(None)
+    all_ids[0] = 2  # the caller's own tensor: the buffer's ids stay 0, 1, 2
+    assert rb.check_convert_env_ids(None).tolist() == [0, 1, 2]
 
 
 def test_stop_and_revive_single_process():

@@ -317,13 +317,14 @@ class RingBuffer(nn.Module):
                 in ``[0, num_environments)`` and none twice; ``None`` means
                 all environments, in order.
         Returns:
-            Tensor: int64 of shape ``[B]`` on ``device``.
+            Tensor: int64 of shape ``[B]`` on ``device`` (a new tensor for
+            ``None``).
         Raises:
             TypeError: not integers.
             ValueError: not 1-D, out of range, or duplicated.
         """
         if env_ids is None:
-            return self._all_env_ids
+            return self._all_env_ids.clone()  # the caller may change it
         return check_env_ids(env_ids, self._num_envs).to(self._device)
 
     def _env_index(self, env_ids: Any) -> Any:
