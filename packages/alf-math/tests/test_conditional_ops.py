@@ -68,6 +68,22 @@ def test_conditional_update_errors():
         conditional_update({"a": t}, torch.ones(3, dtype=torch.bool), lambda: {"b": t})
 
 
+def test_conditional_update_func_output_of_wrong_shape():
+    target = {"a": torch.zeros(4, 2), "b": [torch.zeros(4)]}
+    cond = torch.tensor([True, False, True, True])  # 3 rows selected
+    cases = [
+        (lambda: {"a": torch.ones(4, 2), "b": [torch.ones(3)]}, "a", r"\(3, 2\)", r"\(4, 2\)"),
+        (lambda: {"a": torch.ones(3, 2), "b": [torch.ones(3, 1)]}, "b.0", r"\(3,\)", r"\(3, 1\)"),
+        (lambda: {"a": torch.ones(3, 3), "b": [torch.ones(3)]}, "a", r"\(3, 2\)", r"\(3, 3\)"),
+    ]
+    for func, path, expected, got in cases:
+        with pytest.raises(ValueError, match=f"func.*{expected}.*'{path}'.*{got}"):
+            conditional_update(target, cond, func)
+    with pytest.raises(TypeError, match="func.*float.*'a'"):
+        conditional_update(target, cond, lambda: {"a": 1.0, "b": [torch.ones(3)]})
+    assert not target["a"].any() and not target["b"][0].any()
+
+
 def test_select_from_mask(device):
     data = {
         "a": torch.arange(5, device=device),

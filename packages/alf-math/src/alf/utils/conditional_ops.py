@@ -27,6 +27,20 @@ def _check_rows(data: Any, n: int, data_name: str, mask_name: str) -> None:
             )
 
 
+def _check_updates(target: Any, updates: Any, k: int) -> None:
+    """Each tensor of ``func``'s output must be ``[k, *target.shape[1:]]``."""
+    for (path, t), u in zip(nest.flatten_with_path(target), nest.flatten(updates)):
+        where = f" at '{path}'" if path else ""
+        if not isinstance(u, torch.Tensor):
+            raise TypeError(f"func must return tensors; got {type(u).__name__}{where}")
+        expected = (k, *t.shape[1:])
+        if tuple(u.shape) != expected:
+            raise ValueError(
+                f"func must return shape [K, *target.shape[1:]] = {expected} for the "
+                f"K = {k} selected rows{where}; got {tuple(u.shape)}"
+            )
+
+
 def select_from_mask(data: Any, mask: torch.Tensor) -> Any:
     """Keep the rows ``data[i]`` for which ``mask[i]`` is True (or non-zero).
 
@@ -75,7 +89,9 @@ def conditional_update(
     Raises:
         ValueError: ``cond`` is not 1-D, a tensor's ``shape[0]`` differs from
             ``cond.shape[0]``, or ``func`` returned a nest of another
-            structure than ``target``.
+            structure than ``target`` or a tensor of another shape than
+            ``[K, *target.shape[1:]]`` (the message names its path).
+        TypeError: ``func`` returned a non-tensor leaf.
     """
     cond = _check_mask(cond, "cond")
     n = cond.shape[0]
@@ -90,6 +106,7 @@ def conditional_update(
 
     updates = func(*nest.map_structure(select, args), **nest.map_structure(select, kwargs))
     nest.assert_same_structure(target, updates)
+    _check_updates(target, updates, index.numel())
 
     def scatter(t, u):
         return t.index_copy(0, index.to(t.device), u.to(t.dtype))
