@@ -259,3 +259,50 @@ def test_recomputation_without_autocast_when_backward_is_under_autocast():
         g_lean = torch.autograd.grad(y_lean.sum(), (x, w, b))
     for a, c in zip(g_lean, g_plain):
         torch.testing.assert_close(a, c, rtol=0, atol=0)
+
+
+# ---- higher-order gradients ---------------------------------------------------
+def _penalty_grads(fn, x, w, b, params):
+    """Gradient of ``sum(y) + |dy/dx|^2`` (a gradient penalty) w.r.t. ``params``."""
+    y = fn(x, w, b)
+    (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+    return torch.autograd.grad(y.sum() + gx.square().sum(), params)
+
+
+def test_gradient_of_a_gradient(device):
+    # the gradients of create_graph=True used to be constants: the penalty
+    # term silently contributed nothing
+    x, w, b = _leaves(device)
+    g_plain = _penalty_grads(myfunc, x, w, b, (x, w, b))
+    g_lean = _penalty_grads(lean_function(myfunc), x, w, b, (x, w, b))
+    for a, c in zip(g_lean, g_plain):
+        torch.testing.assert_close(a, c)
+
+
+def test_gradient_of_a_gradient_with_a_tensor_given_twice(device):
+    x, w, b = _leaves(device)
+    x = x[:, :1].expand(4, 5).contiguous()  # as wide as b
+
+    def func(u, v):
+        return torch.tanh(u * v + b)
+
+    results = []
+    for fn in (func, lean_function(func)):
+        y = fn(x, x)
+        (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        results.append((gx, *torch.autograd.grad(gx.square().sum(), (x, b))))
+    for a, c in zip(*results):
+        torch.testing.assert_close(a, c)
+
+
+def test_gradient_of_a_gradient_of_a_module(device):
+    net = _mlp(2, 3, device, activation=nn.Tanh)
+    x = torch.randn(4, 3, device=device, requires_grad=True)
+    params = [x, *net.parameters()]
+    results = []
+    for model in (net, lean_function(net)):
+        y = model(x)
+        (gx,) = torch.autograd.grad(y.sum(), x, create_graph=True)
+        results.append(torch.autograd.grad(gx.square().sum(), params))
+    for a, c in zip(*results):
+        torch.testing.assert_close(a, c)

@@ -97,10 +97,19 @@ class _LeanFunction(torch.autograd.Function):
     def backward(ctx, *grad_outputs):
         tensors = ctx.saved_tensors
         n_inputs = ctx.n_inputs
-        inputs = [
-            t.detach().requires_grad_(needs)
-            for t, needs in zip(tensors[:n_inputs], ctx.needs_input_grad[3 : 3 + n_inputs])
-        ]
+        # Grad mode is on here when the caller asked for create_graph=True
+        # (higher-order gradients): then the recomputation starts from the
+        # saved tensors themselves, so that the gradients returned are
+        # differentiable functions of them (and of grad_outputs); through a
+        # view each, so that a tensor given twice gets a gradient per use.
+        create_graph = torch.is_grad_enabled()
+        if create_graph:
+            inputs = [t.view_as(t) for t in tensors[:n_inputs]]
+        else:
+            inputs = [
+                t.detach().requires_grad_(needs)
+                for t, needs in zip(tensors[:n_inputs], ctx.needs_input_grad[3 : 3 + n_inputs])
+            ]
         params = tensors[n_inputs:]
         with torch.enable_grad(), _autocast(ctx.autocast, ctx.autocast_cache):
             leaves, positions = _tensor_leaves(ctx.run(*inputs))
@@ -113,7 +122,11 @@ class _LeanFunction(torch.autograd.Function):
         candidates = [*inputs, *params]
         targets = [x for x in candidates if x.requires_grad]
         if outs and targets:
-            target_grads = iter(torch.autograd.grad(outs, targets, grads, allow_unused=True))
+            target_grads = iter(
+                torch.autograd.grad(
+                    outs, targets, grads, allow_unused=True, create_graph=create_graph
+                )
+            )
         else:
             target_grads = iter([None] * len(targets))
         result = [next(target_grads) if x.requires_grad else None for x in candidates]
@@ -176,7 +189,9 @@ def lean_function(func: Callable) -> Callable:
        same outputs (e.g. no dropout unless the RNG is reset by the caller).
 
     Compared with ``torch.utils.checkpoint``: keyword arguments are
-    supported, and both ``torch.autograd.grad`` and ``.backward()`` work.
+    supported, and both ``torch.autograd.grad`` and ``.backward()`` work,
+    also with ``create_graph=True`` (gradients of gradients, e.g. a gradient
+    penalty; such a backward keeps the recomputed graph).
     Without grad mode, or when no input or parameter requires grad, ``func``
     is simply called.
 
