@@ -1,6 +1,7 @@
 """Tests for alf.utils.spec_utils."""
 
 import collections
+import fractions
 
 import numpy as np
 import pytest
@@ -78,6 +79,27 @@ def test_spec_means_and_magnitudes():
     assert m.dtype == torch.float32 and m.tolist() == [1.5, 1.5] and g.tolist() == [1.5, 1.5]
     with pytest.raises(TypeError, match="BoundedTensorSpec"):
         spec_utils.spec_means_and_magnitudes(TensorSpec((3,)))
+
+
+def test_spec_means_and_magnitudes_full_float64_range(device):
+    # max - min overflows float64 for bounds near its range (e.g. from_spec)
+    big = np.finfo(np.float64).max
+    lo, hi = [-big, -big, 1.0], [big, big / 3, big]
+    spec = BoundedTensorSpec((3,), torch.float64, minimum=lo, maximum=hi)
+    exact = [
+        (fractions.Fraction(b) + s * fractions.Fraction(a)) / 2
+        for a, b in zip(lo, hi)
+        for s in (1, -1)
+    ]
+    means, mags = spec_utils.spec_means_and_magnitudes(spec)
+    np.testing.assert_allclose(means.numpy(), [float(v) for v in exact[0::2]], rtol=1e-15)
+    np.testing.assert_allclose(mags.numpy(), [float(v) for v in exact[1::2]], rtol=1e-15)
+    scaled = spec_utils.scale_to_spec(
+        torch.tensor([-1.0, 1.0, 0.0], dtype=torch.float64, device=device), spec
+    )
+    np.testing.assert_allclose(scaled.cpu().numpy(), [-big, big / 3, float(exact[4])], rtol=1e-15)
+    full = BoundedTensorSpec.from_spec(TensorSpec((2,), torch.float64))
+    assert np.isfinite(spec_utils.spec_means_and_magnitudes(full)[1].numpy()).all()
 
 
 def test_scale_to_spec(device):

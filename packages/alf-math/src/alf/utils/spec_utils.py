@@ -121,11 +121,12 @@ def spec_means_and_magnitudes(spec: BoundedTensorSpec) -> Tuple[torch.Tensor, to
     """
     _check_bounded(spec)
     shape = tuple(spec.shape)
-    lo = np.broadcast_to(spec.minimum, shape).astype(np.float64)
-    hi = np.broadcast_to(spec.maximum, shape).astype(np.float64)
+    # halved first: max - min overflows float64 for bounds near its range
+    lo = np.broadcast_to(spec.minimum, shape).astype(np.float64) / 2
+    hi = np.broadcast_to(spec.maximum, shape).astype(np.float64) / 2
     dtype = spec.dtype if spec.dtype.is_floating_point else torch.float32
-    means = torch.as_tensor((hi + lo) / 2, dtype=dtype)
-    magnitudes = torch.as_tensor((hi - lo) / 2, dtype=dtype)
+    means = torch.as_tensor(hi + lo, dtype=dtype)
+    magnitudes = torch.as_tensor(hi - lo, dtype=dtype)
     return means, magnitudes
 
 
