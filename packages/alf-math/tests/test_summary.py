@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -160,3 +161,24 @@ def test_default_writer_and_enable_switch_are_reported(writer):
         summary.enable_summary()
     summary.set_default_writer(None)
     assert summary.get_default_writer() is None and not summary.should_record_summaries()
+
+
+def test_scalar_of_one_element_tensors_of_any_dtype(writer, tmp_path):
+    summary.scalar("bf16", torch.tensor(1.5, dtype=torch.bfloat16))
+    summary.scalar("shape_1", torch.tensor([2.5]))
+    summary.scalar("shape_1_1", np.array([[3.5]]))
+    summary.scalar("avg_bf16", torch.tensor([0.5], dtype=torch.bfloat16), True)
+    summary.histogram("h_bf16", torch.tensor([1.0, 2.0, 4.0], dtype=torch.bfloat16))
+    writer.flush()
+    acc = _read(tmp_path)
+    for tag, want in (("bf16", 1.5), ("shape_1", 2.5), ("shape_1_1", 3.5), ("avg_bf16", 0.5)):
+        assert [e.value for e in acc.Scalars(tag)] == [want]
+    hist = acc.Histograms("h_bf16")[0].histogram_value
+    assert (hist.num, hist.min, hist.max, hist.sum) == (3, 1.0, 4.0, 7.0)
+
+
+def test_scalar_of_several_values_names_data(writer):
+    with pytest.raises(ValueError, match=r"data must hold a single value; got shape \[2\]"):
+        summary.scalar("two", torch.tensor([1.0, 2.0]))
+    with pytest.raises(ValueError, match=r"data must hold a single value; got shape \[3\]"):
+        summary.scalar("three", [1.0, 2.0, 3.0], average_over_summary_interval=True)

@@ -158,10 +158,22 @@ def _step(step: Optional[Union[int, torch.Tensor]]) -> int:
     return int(_global_counter if step is None else step)
 
 
-def _to_numpy(data: Any) -> np.ndarray:
+def _scalar_value(data: Any) -> float:
+    """``data`` (a number, or a tensor/array of one element of any dtype) as
+    a float."""
+    if not isinstance(data, torch.Tensor):
+        data = torch.as_tensor(np.asarray(data))
+    if data.numel() != 1:
+        raise ValueError(f"data must hold a single value; got shape {list(data.shape)}")
+    # .item() reads every dtype, bfloat16 included (numpy has no bfloat16)
+    return float(data.reshape(()).item())
+
+
+def _float64_values(data: Any) -> np.ndarray:
+    """The values of ``data`` as a flat float64 array."""
     if isinstance(data, torch.Tensor):
-        return data.detach().cpu().numpy()
-    return np.asarray(data)
+        return data.detach().reshape(-1).to("cpu", torch.float64).numpy()
+    return np.asarray(data, dtype=np.float64).reshape(-1)
 
 
 # ---- summary writers ------------------------------------------------------
@@ -175,16 +187,21 @@ def scalar(
 
     Args:
         name: tag, prefixed with the current scope.
-        data (number | 0-d Tensor): the value.
+        data (number | Tensor): the value: a number or a one-element
+            tensor/array (any shape, any dtype).
         step: step of the value; defaults to the global counter.
         average_over_summary_interval: accumulate values given while
             summaries are not recorded and write their mean at the next
             recorded call.
+    Raises:
+        ValueError: ``data`` holds more than one value (when it is read, i.e.
+            when the call writes or accumulates).
     """
     tag = _full_name(name)
     if average_over_summary_interval and _summary_enabled and _default_writer is not None:
+        value = _scalar_value(data)
         pending = _pending_averages.setdefault(tag, [0.0, 0])
-        pending[0] += float(_to_numpy(data))
+        pending[0] += value
         pending[1] += 1
         if not _record_if_stack()[-1]():
             return
@@ -193,7 +210,7 @@ def scalar(
     elif not should_record_summaries():
         return
     else:
-        value = float(_to_numpy(data))
+        value = _scalar_value(data)
     _default_writer.add_scalar(tag, value, global_step=_step(step))
 
 
@@ -206,7 +223,7 @@ def histogram(
     """Write a histogram of the values of ``data`` (any shape)."""
     if not should_record_summaries():
         return
-    values = _to_numpy(data).reshape(-1).astype(np.float64)
+    values = _float64_values(data)
     _default_writer.add_histogram(_full_name(name), values, global_step=_step(step), bins=bins)
 
 
