@@ -53,6 +53,31 @@ def test_equality_hash_and_pickle():
     )
 
 
+def test_equal_bounded_specs_hash_alike():
+    # equal specs must hash alike (dict keys, sets), however their bounds are written
+    pairs = [
+        (
+            BoundedTensorSpec((3,), minimum=0, maximum=1),
+            BoundedTensorSpec((3,), minimum=[0, 0, 0], maximum=[1.0] * 3),
+        ),
+        (
+            BoundedTensorSpec((2, 2), minimum=[[-1], [-1]], maximum=2),
+            BoundedTensorSpec((2, 2), minimum=-1, maximum=[2, 2]),
+        ),
+        (
+            BoundedTensorSpec((), minimum=-0.0, maximum=0.0),
+            BoundedTensorSpec((), minimum=0.0, maximum=-0.0),
+        ),
+        (
+            BoundedTensorSpec((2,), torch.int64, minimum=[3, 3], maximum=9),
+            BoundedTensorSpec((2,), torch.int64, 3, 9),
+        ),
+    ]
+    for a, b in pairs:
+        assert a == b and hash(a) == hash(b), (a, b)
+        assert len({a, b}) == 1 and {a: 1}[b] == 1
+
+
 def test_bounded_sample_within_bounds_float_and_int():
     torch.manual_seed(0)
     spec = BoundedTensorSpec(

@@ -312,7 +312,13 @@ class BoundedTensorSpec(TensorSpec):
         )
 
     def __hash__(self) -> int:
-        return hash((super().__hash__(), self._minimum.tobytes(), self._maximum.tobytes()))
+        # from the broadcast bounds, as __eq__ compares them: a scalar bound and
+        # its full array (or -0.0 and 0.0) are equal and must hash alike
+        def key(bound: np.ndarray) -> bytes:
+            full = np.broadcast_to(bound, tuple(self._shape))
+            return (full + 0.0 if full.dtype.kind in "fc" else full).tobytes()
+
+        return hash((super().__hash__(), key(self._minimum), key(self._maximum)))
 
     def __reduce__(self):
         return BoundedTensorSpec, (
