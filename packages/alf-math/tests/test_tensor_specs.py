@@ -106,6 +106,16 @@ def test_bounds_are_read_only():
         spec.minimum[...] = 5
 
 
+def test_bounds_are_copied_from_the_caller():
+    lo = np.zeros(3, dtype=np.float32)  # same dtype as the spec: no conversion copy
+    hi = np.array([1, 2, 3], dtype=np.int64)
+    spec = BoundedTensorSpec((3,), torch.float32, minimum=lo, maximum=hi)
+    ispec = BoundedTensorSpec((3,), torch.int64, minimum=0, maximum=hi)
+    assert lo.flags.writeable and hi.flags.writeable  # the caller's arrays stay writable
+    lo[0], hi[0] = 5.0, 0  # ... and changing them later does not change the specs
+    assert spec.minimum.tolist() == [0.0, 0.0, 0.0] and ispec.maximum.tolist() == [1, 2, 3]
+
+
 def test_bad_bounds_are_rejected():
     with pytest.raises(ValueError, match="minimum must be <= maximum"):
         BoundedTensorSpec((2,), minimum=[0, 2], maximum=1)

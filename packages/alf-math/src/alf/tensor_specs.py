@@ -213,7 +213,8 @@ class TensorSpec:
 
 
 def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
-    array = np.asarray(value, dtype=_TORCH_TO_NUMPY[dtype])
+    # a copy: the spec freezes it, and must not freeze or follow the caller's array
+    array = np.array(value, dtype=_TORCH_TO_NUMPY[dtype])
     try:
         np.broadcast_to(array, tuple(shape))
     except ValueError:
