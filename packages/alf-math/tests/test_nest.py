@@ -163,6 +163,20 @@ def test_find_field_and_extract_fields():
         nest.extract_fields_from_nest(3)
 
 
+def test_find_field_skips_none_and_compares_no_leaf_with_tuples():
+    import numpy as np
+    import torch
+
+    value = {"a": {"t": None}, "b": Outer(obs=np.array([1, 2]), action=None), "c": {"t": 4}}
+    assert nest.find_field(value, "t") == [4]
+    assert nest.find_field(value, "t", ignore_empty=False) == [None, 4]
+    assert nest.find_field(value, "action") == []
+    (found,) = nest.find_field(value, "obs")  # an array leaf: no elementwise ``== ()``
+    assert found is value["b"].obs
+    (found,) = nest.find_field({"x": {"obs": torch.zeros(0)}}, "obs")
+    assert found.shape == (0,)
+
+
 def test_prune_nest_like():
     full = {"a": 1, "b": Point(2, 3), "c": [4, 5]}
     slim = {"b": Point(0, None), "c": [0, 0]}

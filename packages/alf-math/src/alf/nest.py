@@ -411,8 +411,9 @@ def transform_nest(nest: Any, field: str, func: Callable) -> Any:
 
 def find_field(nest: Any, name: str, ignore_empty: bool = True) -> List[Any]:
     """All values of fields (namedtuple fields or dict keys) called ``name``
-    anywhere in ``nest``, outermost first. Empty tuples are skipped when
-    ``ignore_empty``. A matching field is not searched further."""
+    anywhere in ``nest``, outermost first. Empty values (``None`` and empty
+    tuples) are skipped when ``ignore_empty``. A matching field is not
+    searched further."""
     found = []
 
     def walk(node):
@@ -421,7 +422,9 @@ def find_field(nest: Any, name: str, ignore_empty: bool = True) -> List[Any]:
         searchable = isinstance(node, collections.abc.Mapping) or is_namedtuple(node)
         for key, child in _children(node):
             if searchable and key == name:
-                if not (ignore_empty and child == ()):
+                # not child == (): an array or tensor compares elementwise
+                empty = child is None or (isinstance(child, tuple) and len(child) == 0)
+                if not (ignore_empty and empty):
                     found.append(child)
             else:
                 walk(child)
