@@ -116,6 +116,15 @@ def test_bounds_are_copied_from_the_caller():
     assert spec.minimum.tolist() == [0.0, 0.0, 0.0] and ispec.maximum.tolist() == [1, 2, 3]
 
 
+def test_bool_bounds_per_element():
+    for minimum in ([False, True], np.array([False, True]), [0, 1]):
+        spec = BoundedTensorSpec((2,), torch.bool, minimum=minimum, maximum=[True, True])
+        assert spec.minimum.tolist() == [False, True] and spec.maximum.tolist() == [True, True]
+    spec = BoundedTensorSpec((2,), torch.bool, minimum=False, maximum=[False, True])
+    assert spec.maximum.tolist() == [False, True]
+    assert BoundedTensorSpec((), torch.bool).minimum.tolist() is False  # default 0 .. 1
+
+
 def test_bad_bounds_are_rejected():
     with pytest.raises(ValueError, match="minimum must be <= maximum"):
         BoundedTensorSpec((2,), minimum=[0, 2], maximum=1)

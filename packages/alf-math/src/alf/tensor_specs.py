@@ -250,8 +250,6 @@ class BoundedTensorSpec(TensorSpec):
         super().__init__(shape, dtype)
         if minimum is None or maximum is None:
             raise ValueError("minimum and maximum must both be given (got None)")
-        if self._dtype == torch.bool:
-            minimum, maximum = bool(minimum), bool(maximum)
         lo = _bound_array(minimum, "minimum", self._shape, self._dtype)
         hi = _bound_array(maximum, "maximum", self._shape, self._dtype)
         bad = np.broadcast_to(lo > hi, np.broadcast_shapes(lo.shape, hi.shape))
