@@ -138,6 +138,16 @@ def test_get_field_and_set_field():
     assert doubled.action == Point(2, 4)
 
 
+def test_field_none_is_the_whole_nest():
+    # ALF: transform_nest(nest, None, func) applies func to the whole nest
+    value = {"a": [1, 2]}
+    assert nest.get_field(value, None) is value
+    assert nest.set_field(value, None, 5) == 5
+    assert nest.transform_nest(value, None, lambda v: ("whole", v)) == ("whole", value)
+    with pytest.raises(TypeError, match="field must be a str like 'A.B.C' or None; got list"):
+        nest.transform_nest(value, ["a"], lambda v: v)
+
+
 def test_path_naming_no_field_raises_before_any_change():
     value = {"a": {"b": 1}}
     with pytest.raises(ValueError, match="field 'a.c' names no field"):

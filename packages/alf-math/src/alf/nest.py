@@ -18,7 +18,7 @@ field or dict key name, or a list/tuple index.
 """
 
 import collections.abc
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "is_namedtuple",
@@ -336,9 +336,12 @@ def map_structure_up_to(shallow_nest: Any, func: Callable, *nests: Any) -> Any:
     return pack_sequence_as(shallow_nest, [func(*xs) for xs in zip(*flats)])
 
 
-def _split_field(field: str) -> List[str]:
+def _split_field(field: Optional[str]) -> List[str]:
+    """The names along ``field``; ``""`` and None (ALF's "whole nest") give none."""
+    if field is None:
+        return []
     if not isinstance(field, str):
-        raise TypeError(f"field must be a str like 'A.B.C'; got {type(field).__name__}")
+        raise TypeError(f"field must be a str like 'A.B.C' or None; got {type(field).__name__}")
     return field.split(".") if field else []
 
 
@@ -355,9 +358,9 @@ def _child(node: Any, name: str, path: str) -> Any:
     raise ValueError(f"field '{_join(path, name)}' names no field of the nest")
 
 
-def get_field(nest: Any, field: str) -> Any:
-    """The sub-nest of ``nest`` at the dotted path ``field`` (``""`` returns
-    ``nest``).
+def get_field(nest: Any, field: Optional[str]) -> Any:
+    """The sub-nest of ``nest`` at the dotted path ``field`` (``""`` or None
+    returns ``nest``).
 
     Raises:
         ValueError: ``field`` names no field (the message names the path).
@@ -369,9 +372,10 @@ def get_field(nest: Any, field: str) -> Any:
     return node
 
 
-def set_field(nest: Any, field: str, new_value: Any) -> Any:
+def set_field(nest: Any, field: Optional[str], new_value: Any) -> Any:
     """A copy of ``nest`` with the sub-nest at ``field`` replaced by
-    ``new_value`` (containers on the path are copied, others are shared).
+    ``new_value`` (containers on the path are copied, others are shared;
+    ``""`` or None replaces the whole nest).
 
     Raises:
         ValueError: ``field`` names no field (the message names the path).
@@ -379,9 +383,9 @@ def set_field(nest: Any, field: str, new_value: Any) -> Any:
     return transform_nest(nest, field, lambda _: new_value)
 
 
-def transform_nest(nest: Any, field: str, func: Callable) -> Any:
+def transform_nest(nest: Any, field: Optional[str], func: Callable) -> Any:
     """A copy of ``nest`` with the sub-nest ``x`` at ``field`` replaced by
-    ``func(x)``.
+    ``func(x)`` (``""`` or None: ``func(nest)``, as in ALF).
 
     Raises:
         ValueError: ``field`` names no field (the message names the path).
