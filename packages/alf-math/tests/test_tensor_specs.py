@@ -93,6 +93,18 @@ def test_bounded_sample_within_bounds_float_and_int():
     assert (counts - 1000).abs().max() < 150
 
 
+def test_bool_sample_within_bounds():
+    torch.manual_seed(0)
+    fixed = BoundedTensorSpec(
+        (3,), torch.bool, minimum=[True, False, False], maximum=[True, False, True]
+    )
+    s = fixed.sample((1000,))
+    assert s.dtype == torch.bool and s.shape == (1000, 3)
+    assert s[:, 0].all() and not s[:, 1].any()
+    # the free element takes both values: P(all 1000 equal) = 2 ** -999
+    assert 0 < int(s[:, 2].sum()) < 1000
+
+
 def test_bounded_from_unbounded_spec_uses_dtype_range():
     b = BoundedTensorSpec.from_spec(TensorSpec((2,), torch.uint8))
     assert int(b.minimum) == 0 and int(b.maximum) == 255

@@ -334,11 +334,9 @@ class BoundedTensorSpec(TensorSpec):
 
     def sample(self, outer_dims: OuterDims = None) -> torch.Tensor:
         """Uniform samples in ``[minimum, maximum]`` (inclusive for integer
-        dtypes) of shape ``outer_dims + shape``."""
+        and bool dtypes) of shape ``outer_dims + shape``."""
         shape = _outer(outer_dims) + self._shape
         lo, hi = self._bounds()
-        if self._dtype == torch.bool:
-            return torch.rand(shape) < 0.5
         if self.is_discrete():
             lo64, hi64 = lo.to(torch.float64), hi.to(torch.float64)
             values = torch.floor(lo64 + torch.rand(shape, dtype=torch.float64) * (hi64 - lo64 + 1))
