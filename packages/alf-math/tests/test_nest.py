@@ -71,6 +71,18 @@ def test_ordered_dict_and_namedtuple_types_are_kept():
     assert out["z"] == Point(10, 20)
 
 
+def test_defaultdict_keeps_its_type_and_factory():
+    value = collections.defaultdict(list, {"b": 1, "a": Point(2, 3)})
+    out = nest.map_structure(lambda x: x * 10, value)
+    assert type(out) is collections.defaultdict and out.default_factory is list
+    assert dict(out) == {"b": 10, "a": Point(20, 30)} and list(out) == ["b", "a"]
+    changed = nest.transform_nest(value, "a.y", lambda y: -y)
+    assert type(changed) is collections.defaultdict and changed.default_factory is list
+    assert dict(changed) == {"b": 1, "a": Point(2, -3)}
+    assert value["a"] == Point(2, 3)  # the input is not modified
+    assert nest.set_field(value, "b", 7)["b"] == 7 and value["b"] == 1
+
+
 def test_assert_same_structure_names_the_path():
     with pytest.raises(ValueError, match=r"at 'obs\.y'"):
         nest.assert_same_structure(

@@ -18,6 +18,7 @@ field or dict key name, or a list/tuple index.
 """
 
 import collections.abc
+import copy
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 __all__ = [
@@ -89,6 +90,9 @@ def _rebuild(template: Any, values: Sequence[Any]) -> Any:
         if type(template) is dict:
             # keep the caller's key order
             return {k: result[k] for k in template}
+        if isinstance(template, collections.defaultdict):
+            # its constructor takes the default factory first
+            return type(template)(template.default_factory, ((k, result[k]) for k in template))
         if isinstance(template, collections.OrderedDict):
             return type(template)((k, result[k]) for k in template)
         try:
@@ -399,7 +403,10 @@ def transform_nest(nest: Any, field: Optional[str], func: Callable) -> Any:
         old = _child(node, name, path)
         new = replace(old, depth + 1, _join(path, name))
         if isinstance(node, collections.abc.Mapping):
-            copied = dict(node) if type(node) is dict else type(node)(node)
+            # copy.copy keeps the type and its extra state (a defaultdict's
+            # factory, which type(node)(node) would take node for)
+            mutable = isinstance(node, collections.abc.MutableMapping)
+            copied = copy.copy(node) if mutable else dict(node)
             copied[name] = new
             return copied
         if is_namedtuple(node):
