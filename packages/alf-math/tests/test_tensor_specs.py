@@ -155,6 +155,32 @@ def test_bad_bounds_are_rejected():
 
 
 @pytest.mark.parametrize(
+    "dtype, minimum, maximum, name, message",
+    [
+        (torch.int64, 0.5, 3, "minimum", "0.5"),  # not silently truncated to 0
+        (torch.int32, 0, [2, 3.7], "maximum", "3.7"),
+        (torch.uint8, -1, 255, "minimum", "-1"),  # not wrapped to 255, no OverflowError
+        (torch.uint8, 0, 256, "maximum", "256"),
+        (torch.int8, [-129, 0], 5, "minimum", "-129"),
+        (torch.bool, 0, 2, "maximum", "2"),  # not read as True
+        (torch.float32, float("nan"), 1.0, "minimum", "nan"),  # min <= max cannot hold
+        (torch.float64, 0.0, [1.0, float("nan")], "maximum", "nan"),
+        (torch.int64, 0, float("nan"), "maximum", "nan"),
+    ],
+)
+def test_bounds_not_representable_in_dtype_are_rejected(dtype, minimum, maximum, name, message):
+    with pytest.raises(ValueError, match=f"{name}.*{message}"):
+        BoundedTensorSpec((2,), dtype, minimum=minimum, maximum=maximum)
+
+
+def test_non_numeric_bounds_are_rejected():
+    with pytest.raises(TypeError, match="minimum must be numeric"):
+        BoundedTensorSpec((2,), torch.float32, minimum="low", maximum=1.0)
+    with pytest.raises(TypeError, match="maximum must be numeric"):
+        BoundedTensorSpec((2,), torch.int64, minimum=0, maximum=[1, "x"])
+
+
+@pytest.mark.parametrize(
     "np_type",
     [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64]
     + [np.float16, np.float32, np.float64, np.complex64, np.complex128],

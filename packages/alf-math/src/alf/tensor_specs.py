@@ -213,8 +213,28 @@ class TensorSpec:
 
 
 def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
+    """``value`` as a new array of the spec's NumPy dtype; it must be numeric,
+    not NaN and, for integer and bool specs, an integer in the dtype's range
+    (nothing is truncated or wrapped)."""
+    np_dtype = _TORCH_TO_NUMPY[dtype]
+    try:
+        raw = np.array(value)
+    except ValueError:  # ragged nested lists
+        raw = np.array(None)
+    if raw.dtype.kind not in "biufc":
+        raise TypeError(f"{name} must be numeric; got {value!r}")
+    if raw.dtype.kind in "fc" and np.isnan(raw).any():
+        raise ValueError(f"{name} must not be NaN; got {value!r}")
+    if np_dtype.kind in "biu":
+        info = (0, 1) if np_dtype.kind == "b" else (np.iinfo(np_dtype).min, np.iinfo(np_dtype).max)
+        integral = raw.dtype.kind in "biu" or bool(np.all(raw == np.round(raw)))
+        if not integral or np.any(raw < info[0]) or np.any(raw > info[1]):
+            raise ValueError(
+                f"{name} must hold integers in [{info[0]}, {info[1]}] for dtype "
+                f"{torch_dtype_to_str(dtype)}; got {value!r}"
+            )
     # a copy: the spec freezes it, and must not freeze or follow the caller's array
-    array = np.array(value, dtype=_TORCH_TO_NUMPY[dtype])
+    array = raw.astype(np_dtype)
     try:
         np.broadcast_to(array, tuple(shape))
     except ValueError:
