@@ -122,6 +122,30 @@ def test_heavy_tailed_its_match_reference(its, ref):
     np.testing.assert_allclose(its.icdf(u).numpy(), ref.ppf(u.numpy()), rtol=1e-8)
 
 
+@pytest.mark.parametrize("its, power", [(ad.CauchyITS, 1.0), (ad.T2ITS, 1.5)])
+def test_heavy_tailed_log_prob_does_not_overflow(its, power):
+    # log p = const - power * log(1 + x^2): x^2 overflows beyond 1.8e19
+    # (float32) / 1.3e154 (float64), log(1 + x^2) does not
+    const = -math.log(math.pi) if its is ad.CauchyITS else -math.log(2.0)
+    for dtype, big in [(torch.float32, [1e20, 1e30, 3e38]), (torch.float64, [1e160, 1e300])]:
+        x = torch.tensor([-b for b in big] + [0.0, 0.5, 1.0, 2.0] + big, dtype=dtype)
+        x.requires_grad_(True)
+        lp = its.log_prob(x)
+        xd = x.detach().double().numpy()
+        big = np.abs(xd) > 1
+        log1p_sq = np.log1p(np.where(big, 0.0, xd) ** 2)
+        log1p_sq[big] = 2 * np.log(np.abs(xd[big])) + np.log1p(xd[big] ** -2.0)
+        expected = const - power * log1p_sq
+        rtol = 4 * torch.finfo(dtype).eps
+        np.testing.assert_allclose(lp.detach().double().numpy(), expected, rtol=rtol)
+        (grad,) = torch.autograd.grad(lp.sum(), x)
+        # d/dx = -power * 2x / (1 + x^2), written without overflow
+        small = np.where(big, 0.0, xd)
+        expected_grad = -power * 2 * small / (1 + small**2)
+        expected_grad[big] = -power * 2 / (xd[big] + 1 / xd[big])
+        np.testing.assert_allclose(grad.double().numpy(), expected_grad, rtol=rtol)
+
+
 def test_t2_cdf_custom_gradient():
     x = torch.tensor([-1e6, -30.0, -2.0, -0.1, 0.0, 0.7, 5.0, 1e6], dtype=torch.float64)
     x.requires_grad_(True)

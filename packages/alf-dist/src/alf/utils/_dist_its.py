@@ -37,6 +37,15 @@ def _ndtri(u: torch.Tensor) -> torch.Tensor:
     return torch.special.ndtri(u)
 
 
+def _log1p_square(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + x^2)``, finite for every finite ``x`` (``x^2`` alone
+    overflows beyond about 1.8e19 in float32): ``2 log(hypot(1, x))`` for
+    ``|x| > 1``. The branch not taken has a zero (not NaN) gradient."""
+    return torch.where(
+        x.abs() > 1, 2 * torch.log(torch.hypot(torch.ones_like(x), x)), torch.log1p(x * x)
+    )
+
+
 def _neg_half_log_2pi(like: torch.Tensor) -> torch.Tensor:
     return like.new_full((), -_HALF_LOG_2PI)
 
@@ -121,8 +130,8 @@ class CauchyITS(InverseTransformSampling):
 
     @staticmethod
     def log_prob(x):
-        """Log probability density."""
-        return -_LOG_PI - torch.log1p(x * x)
+        """Log probability density, ``-log(pi) - log(1 + x^2)``."""
+        return -_LOG_PI - _log1p_square(x)
 
 
 class T2Cdf_(torch.autograd.Function):
@@ -169,5 +178,5 @@ class T2ITS(InverseTransformSampling):
 
     @staticmethod
     def log_prob(x):
-        """Log probability density."""
-        return -_LOG_2 - 1.5 * torch.log1p(x * x)
+        """Log probability density, ``-log(2) - 1.5 log(1 + x^2)``."""
+        return -_LOG_2 - 1.5 * _log1p_square(x)
