@@ -296,3 +296,14 @@ def test_get_nest_size_and_shape():
         {"a": torch.zeros(3, 2), "b": Point(torch.ones(4), torch.zeros(()))}
     )
     assert shapes == {"a": torch.Size([3, 2]), "b": Point(torch.Size([4]), torch.Size([]))}
+
+
+def test_get_nest_size_of_a_leaf_without_that_dim():
+    import torch
+
+    with pytest.raises(ValueError, match=r"leaf at 'b.0' has no dim 1; got shape \[3\]"):
+        nest.get_nest_size({"a": torch.zeros(3, 2), "b": [torch.zeros(3)]}, 1)
+    with pytest.raises(ValueError, match=r"leaf at 'b' has no dim 0; got shape \[\]"):
+        nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.tensor(1.0)})
+    with pytest.raises(ValueError, match=r"nest has no dim -2; got shape \[4\]"):
+        nest.get_nest_size(torch.zeros(4), -2)

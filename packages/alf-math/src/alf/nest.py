@@ -468,9 +468,18 @@ def get_nest_size(nest: Any, dim: int) -> int:
     """The size of dimension ``dim`` shared by every tensor leaf of ``nest``.
 
     Raises:
-        ValueError: ``nest`` has no tensor leaf or the leaves disagree.
+        ValueError: ``nest`` has no tensor leaf, a tensor leaf has no
+            dimension ``dim``, or the leaves disagree.
     """
-    sizes = {leaf.shape[dim] for leaf in flatten(nest) if hasattr(leaf, "shape")}
+    sizes = set()
+    for path, leaf in flatten_with_path(nest):
+        if not hasattr(leaf, "shape"):
+            continue
+        shape = tuple(leaf.shape)
+        if not -len(shape) <= dim < len(shape):
+            where = f"leaf at '{path}'" if path else "nest"
+            raise ValueError(f"{where} has no dim {dim}; got shape {list(shape)}")
+        sizes.add(shape[dim])
     if len(sizes) != 1:
         raise ValueError(f"nest leaves must share the size of dim {dim}; got sizes {sorted(sizes)}")
     return sizes.pop()
