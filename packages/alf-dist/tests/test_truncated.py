@@ -600,3 +600,21 @@ def test_truncated_normal_in_half_precision(dtype):
     expected = _scipy_logpdf(stats.norm, xs, loc.double().numpy(), scale.double().numpy(), -1, 1)
     # log densities up to 3.4 in magnitude: a few ulps of that size
     np.testing.assert_allclose(lp.double().numpy(), expected, atol=8 * torch.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_zero_uniform_draw_with_an_infinite_bound(family, monkeypatch):
+    # torch.rand returns exactly 0 with probability 2^-24 (float32): with an
+    # infinite lower bound, icdf(0) = -inf must not become the sample
+    cls, _ = FAMILIES[family]
+    # (-inf, inf) around a negative loc is sampled mirrored: icdf(1) = inf
+    loc = torch.tensor([-0.5, 0.5, 1.0], requires_grad=True)
+    dist = cls(loc, torch.ones(3), -math.inf, torch.tensor([math.inf, 1.0, 3.0]))
+    zeros = torch.zeros
+    monkeypatch.setattr(torch, "rand", lambda shape, **kwargs: zeros(shape, **kwargs))
+    x = dist.rsample()
+    assert bool(torch.isfinite(x).all()), x
+    lp = dist.log_prob(x)
+    assert bool(torch.isfinite(lp).all()), lp
+    (grad,) = torch.autograd.grad(x.sum() + lp.sum(), loc)
+    assert bool(torch.isfinite(grad).all()), grad

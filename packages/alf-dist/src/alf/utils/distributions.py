@@ -291,7 +291,11 @@ class TruncatedDistribution(td.Distribution):
         a, width, signed_scale, _, tail = self._params()
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=self._loc.dtype, device=self._loc.device)
-        z = self._its.icdf(torch.addcmul(a, u, width))
+        # u = 0 (probability 2^-24 in float32) would give icdf(0) = -inf (or,
+        # mirrored, icdf(1) = inf) where a bound is infinite
+        finfo = torch.finfo(u.dtype)
+        target = torch.addcmul(a, u, width).clamp_(finfo.tiny, 1 - finfo.eps / 2)
+        z = self._its.icdf(target)
         x = torch.addcmul(self._loc, signed_scale, z)
         if tail is not None:
             index = tail.mask.expand(shape).nonzero(as_tuple=True)
