@@ -307,3 +307,11 @@ def test_get_nest_size_of_a_leaf_without_that_dim():
         nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.tensor(1.0)})
     with pytest.raises(ValueError, match=r"nest has no dim -2; got shape \[4\]"):
         nest.get_nest_size(torch.zeros(4), -2)
+
+
+def test_malformed_index_in_a_field_path():
+    value = {"a": [10, 11]}
+    assert nest.get_field(value, "a.-1") == 11
+    for bad in ("--1", "1-", "\u00b2", "+1", " 1"):
+        with pytest.raises(ValueError, match=f"field 'a.{bad}' names no field"):
+            nest.get_field(value, f"a.{bad}")

@@ -19,6 +19,7 @@ field or dict key name, or a list/tuple index.
 
 import collections.abc
 import copy
+import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 __all__ = [
@@ -349,6 +350,10 @@ def _split_field(field: Optional[str]) -> List[str]:
     return field.split(".") if field else []
 
 
+# a list/tuple index in a field path: optional minus sign, ASCII digits
+_INDEX = re.compile(r"-?[0-9]+")
+
+
 def _child(node: Any, name: str, path: str) -> Any:
     if isinstance(node, collections.abc.Mapping):
         if name in node:
@@ -357,7 +362,7 @@ def _child(node: Any, name: str, path: str) -> Any:
         if name in node._fields:
             return getattr(node, name)
     elif isinstance(node, (list, tuple)):
-        if name.lstrip("-").isdigit() and -len(node) <= int(name) < len(node):
+        if _INDEX.fullmatch(name) and -len(node) <= int(name) < len(node):
             return node[int(name)]
     raise ValueError(f"field '{_join(path, name)}' names no field of the nest")
 
