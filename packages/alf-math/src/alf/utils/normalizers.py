@@ -44,10 +44,10 @@ import alf.nest
 import alf.summary
 from alf.tensor_specs import TensorSpec
 from alf.utils.averager import (
+    _HALF_DTYPES,
     AdaptiveAverager,
     EMAverager,
     WindowAverager,
-    _HALF_DTYPES,
     _check_name,
     _check_speed,
     _check_update_rate,
