@@ -45,10 +45,12 @@ def consume(rb, env_ids, items_per_env, n, results, then_block=False):
 
 def block_then_report(rb, role, ready, results):
     """Announce readiness, then block (dequeue from the empty env 0 or enqueue
-    into the full env 1) until stop(); report what the call returned."""
+    into the full env 1) until stop() or data; report what the call returned
+    (a dequeued tensor as a list: a tensor sent through a queue would need
+    this process alive until it is received)."""
     ready.put(role)
     if role == "consumer":
         out = rb.dequeue(torch.tensor([0]), n=1, blocking=True)
     else:
         out = rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([1]), blocking=True)
-    results.put((role, out))
+    results.put((role, out.tolist() if isinstance(out, torch.Tensor) else out))

@@ -253,3 +253,60 @@ def test_assign_loaded_buffer_stays_shared():
         shutdown(rb, [child])
     assert rb.get_current_position().tolist() == [1, 3]
     assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[100, 2, 3]]
+
+
+def checkpoint_with_item(value):
+    """A checkpoint of a 2-environment buffer of 2 slots whose environment 0
+    holds one item, ``value``."""
+    source = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2)
+    source.enqueue(torch.tensor([value]), torch.tensor([0]))
+    return {k: v.clone() for k, v in source.state_dict().items()}
+
+
+@pytest.mark.parametrize("assign", [False, True])
+def test_load_state_dict_wakes_a_blocked_dequeue(assign):
+    """A dequeue waiting for data returns the items a load_state_dict brings
+    (the load holds the lock and wakes the waiting calls)."""
+    rb = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2, allow_multiprocess=True)
+    checked = threading.Event()
+    has_data = rb._has_data
+
+    def spy(*args):
+        ready = has_data(*args)
+        checked.set()
+        return ready
+
+    rb._has_data = spy
+    results = []
+    blocked = threading.Thread(
+        target=lambda: results.append(rb.dequeue(torch.tensor([0]), blocking=True)), daemon=True
+    )
+    blocked.start()
+    assert checked.wait(DEADLINE_S)
+    rb.load_state_dict(checkpoint_with_item(42), assign=assign)
+    blocked.join(timeout=DEADLINE_S / 10)
+    if blocked.is_alive():  # release it before failing
+        rb.stop()
+        blocked.join(timeout=DEADLINE_S / 10)
+    assert [r.tolist() for r in results] == [[[42]]]
+
+
+@needs_fork
+def test_load_state_dict_assign_reaches_running_children():
+    """Children already running keep sharing the buffer's memory after
+    load_state_dict(assign=True): a child blocked on an empty environment
+    receives the loaded item."""
+    ctx = multiprocessing.get_context("fork")
+    rb = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2, allow_multiprocess=True)
+    ready, results = ctx.Queue(), ctx.Queue()
+    child = ctx.Process(target=workers.block_then_report, args=(rb, "consumer", ready, results))
+    try:
+        child.start()
+        assert collect(ready, 1, time.monotonic() + DEADLINE_S) == ["consumer"]
+        rb.load_state_dict(checkpoint_with_item(42), assign=True)
+        got = collect(results, 1, time.monotonic() + DEADLINE_S / 5)
+    finally:
+        shutdown(rb, [child])
+    assert got == [("consumer", [[42]])]
+    assert rb.get_current_position().tolist() == [1, 0]
+    assert not rb.has_data(torch.tensor([0]), 1)

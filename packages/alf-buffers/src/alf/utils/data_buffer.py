@@ -122,7 +122,9 @@ class RingBuffer(nn.Module):
     started with ``spawn`` and with ``fork`` share the same memory, lock,
     conditions and stop event. (A CUDA buffer can be shared with ``spawn``
     children only, as CUDA does not survive ``fork``.) Such a buffer cannot be
-    pickled or deep-copied other than to start a process.
+    pickled or deep-copied other than to start a process; ``load_state_dict``
+    loads it in place (also with ``assign=True``), so running children see the
+    loaded items.
 
     Args:
         data_spec (nested TensorSpec): spec describing a single item that can
@@ -252,7 +254,11 @@ class RingBuffer(nn.Module):
         raises ``RuntimeError``), nothing: a checkpoint of another
         ``num_environments``/``max_length``/``data_spec``, or with
         inconsistent positions, leaves the stored data and positions as they
-        were."""
+        were.
+
+        The load holds the lock and then wakes the blocked calls. A buffer
+        shared between processes is always loaded in place (``assign=True``
+        would give this process tensors that the others do not see)."""
         expected = {
             name: (tuple(tensor.shape), tensor.dtype) for name, tensor in self._buffers.items()
         }
@@ -260,19 +266,26 @@ class RingBuffer(nn.Module):
         if problems:
             error_msgs.extend(problems)
             return
-        super()._load_from_state_dict(
-            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-        )
-        # load_state_dict(assign=True) replaces the registered tensors: they
-        # must be contiguous (views of a transposed or expanded checkpoint
-        # tensor are copied) and, for a buffer shared between processes, in
-        # shared memory
-        for name, tensor in self._buffers.items():
-            if not tensor.is_contiguous():
-                self._buffers[name] = tensor = tensor.contiguous()
-            if self._allow_multiprocess:
-                tensor.share_memory_()
-        self._refresh()
+        if self._allow_multiprocess and local_metadata.get("assign_to_params_buffers"):
+            local_metadata = dict(local_metadata, assign_to_params_buffers=False)
+        with self._locked():
+            super()._load_from_state_dict(
+                state_dict,
+                prefix,
+                local_metadata,
+                strict,
+                missing_keys,
+                unexpected_keys,
+                error_msgs,
+            )
+            # load_state_dict(assign=True) replaces the registered tensors:
+            # views of a transposed or expanded checkpoint tensor are copied
+            for name, tensor in self._buffers.items():
+                if not tensor.is_contiguous():
+                    self._buffers[name] = tensor.contiguous()
+            self._refresh()
+            self._sync.data_added()
+            self._sync.space_freed()
 
     def __getstate__(self):
         state = super().__getstate__()
