@@ -194,6 +194,24 @@ def test_torch_dtype_to_str_uses_the_numpy_name(np_type):
     assert torch_dtype_from(torch_dtype_to_str(torch_dtype)) == torch_dtype
 
 
+def test_bfloat16_specs():
+    # bfloat16 has no NumPy dtype: bounds are kept as float32 holding bfloat16 values
+    torch.manual_seed(0)
+    spec = BoundedTensorSpec((2,), torch.bfloat16, minimum=-1, maximum=[1.0, 0.1])
+    assert spec.minimum.tolist() == -1.0
+    assert spec.maximum.tolist() == [1.0, torch.tensor(0.1).to(torch.bfloat16).item()]
+    s = spec.sample((500,))
+    assert s.dtype == torch.bfloat16 and s.shape == (500, 2)
+    lo, hi = torch.tensor([-1.0, -1.0]), torch.tensor(spec.maximum)
+    assert ((s.float() >= lo) & (s.float() <= hi)).all()
+    assert spec == BoundedTensorSpec((2,), torch.bfloat16, -1, [1, 0.1000001])  # same bfloat16
+    assert spec.zeros((3,)).dtype == torch.bfloat16
+    with pytest.raises(TypeError, match="bfloat16 has no NumPy dtype"):
+        _ = TensorSpec((2,), torch.bfloat16).numpy_dtype
+    with pytest.raises(TypeError, match="bfloat16 has no NumPy dtype"):
+        spec.numpy_zeros()
+
+
 def test_torch_dtype_to_str_without_numpy_counterpart_and_bad_input():
     assert torch_dtype_to_str(torch.bfloat16) == "bfloat16"
     with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype"):

@@ -33,6 +33,14 @@ _NUMPY_TO_TORCH = {
 }
 _TORCH_TO_NUMPY = {v: k for k, v in _NUMPY_TO_TORCH.items()}
 
+
+def _to_numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    try:
+        return _TORCH_TO_NUMPY[dtype]
+    except KeyError:
+        raise TypeError(f"{torch_dtype_to_str(dtype)} has no NumPy dtype") from None
+
+
 DTypeLike = Union[torch.dtype, np.dtype, type, str]
 OuterDims = Optional[Union[int, Sequence[int], torch.Size]]
 
@@ -141,8 +149,12 @@ class TensorSpec:
 
     @property
     def numpy_dtype(self) -> np.dtype:
-        """The NumPy dtype matching ``dtype``."""
-        return _TORCH_TO_NUMPY[self._dtype]
+        """The NumPy dtype matching ``dtype``.
+
+        Raises:
+            TypeError: ``dtype`` has no NumPy counterpart (e.g. bfloat16).
+        """
+        return _to_numpy_dtype(self._dtype)
 
     def is_bounded(self) -> bool:
         """Whether the spec has bounds (``BoundedTensorSpec``)."""
@@ -213,10 +225,11 @@ class TensorSpec:
 
 
 def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
-    """``value`` as a new array of the spec's NumPy dtype; it must be numeric,
-    not NaN and, for integer and bool specs, an integer in the dtype's range
-    (nothing is truncated or wrapped)."""
-    np_dtype = _TORCH_TO_NUMPY[dtype]
+    """``value`` as a new array of the spec's NumPy dtype (for bfloat16:
+    float32 holding bfloat16 values); it must be numeric, not NaN and, for
+    integer and bool specs, an integer in the dtype's range (nothing is
+    truncated or wrapped)."""
+    np_dtype = np.dtype(np.float32) if dtype == torch.bfloat16 else _to_numpy_dtype(dtype)
     try:
         raw = np.array(value)
     except ValueError:  # ragged nested lists
@@ -235,6 +248,8 @@ def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -
             )
     # a copy: the spec freezes it, and must not freeze or follow the caller's array
     array = raw.astype(np_dtype)
+    if dtype == torch.bfloat16:
+        array = torch.from_numpy(array).to(dtype).float().numpy()
     try:
         np.broadcast_to(array, tuple(shape))
     except ValueError:
@@ -253,9 +268,15 @@ class BoundedTensorSpec(TensorSpec):
         minimum (number | array_like): lower bound, broadcastable to ``shape``.
         maximum (number | array_like): upper bound, broadcastable to ``shape``.
 
+    The bounds are stored as read-only NumPy arrays of ``numpy_dtype``
+    (float32 holding bfloat16 values for a bfloat16 spec).
+
     Raises:
-        ValueError: a bound cannot be broadcast to ``shape`` or ``minimum``
-            exceeds ``maximum`` somewhere.
+        ValueError: a bound cannot be broadcast to ``shape``, is NaN, is not
+            an integer in the dtype's range for an integer or bool spec, or
+            ``minimum`` exceeds ``maximum`` somewhere.
+        TypeError: a bound is not numeric, or ``dtype`` has no NumPy
+            counterpart other than bfloat16.
     """
 
     __slots__ = ("_minimum", "_maximum")
