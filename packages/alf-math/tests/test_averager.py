@@ -318,3 +318,33 @@ def test_leaf_without_elements(kind):
     assert got["empty"].shape == (0,)
     want = weighted([np.array([2.0, 3.0]), np.array([5.0, 6.0])], w)
     np.testing.assert_allclose(_np(got["x"]), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("kind", ["ema", "adaptive"])
+def test_half_precision_average_keeps_moving(device, kind, dtype):
+    # 3000 updates with 1.0, then 3000 with 1.3: an increment
+    # rate * (x - average) below half an ulp of the average must not be lost
+    n = 3000
+    if kind == "ema":
+        avg, w = ScalarEMAverager(1e-3, dtype=dtype), ema_weights(2 * n, 1e-3)
+    else:
+        avg, w = ScalarAdaptiveAverager(10.0, dtype=dtype), adaptive_weights(2 * n, 10.0)
+    avg = avg.to(device)
+    values = [torch.tensor(v, dtype=dtype, device=device) for v in (1.0, 1.3)]
+    for step in range(2 * n):
+        avg.update(values[step // n])
+    samples = np.repeat([_np(v) for v in values], n)  # 1.3 as rounded to dtype
+    got = avg.get()
+    assert got.dtype == dtype
+    # one rounding to dtype of the result: 2**-8 relative for bfloat16
+    np.testing.assert_allclose(_np(got), np.dot(w, samples), rtol=2**-8)
+
+
+def test_half_precision_buffers_round_trip():
+    avg = WindowAverager({"h": TensorSpec((2,), torch.float16)}, 4)
+    avg.update({"h": torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float16)})
+    fresh = WindowAverager({"h": TensorSpec((2,), torch.float16)}, 4)
+    fresh.load_state_dict(avg.state_dict())
+    got = fresh.get()["h"]
+    assert got.dtype == torch.float16 and got.tolist() == [2.0, 3.0]

@@ -10,6 +10,12 @@ State lives in registered buffers, so ``state_dict()`` round-trips and
 buffer: an update costs a handful of tensor kernels whatever the number of
 leaves, and never synchronises with the device (no ``.item()``).
 
+Half-precision (float16/bfloat16) leaves are accumulated in float32 buffers
+and their averages returned in the spec dtype: in float16 an increment
+``rate * (x - average)`` below half an ulp of the average rounds away, so an
+EMA with rate 1e-3 of values near 1 would stop moving 0.5 short of them
+(bfloat16: long before reaching them), and a window sum would overflow.
+
 Shape legend: ``B1, B2, ...`` outer (batch/time) dims; ``D`` the total number
 of elements of all leaves of one dtype.
 """
@@ -34,8 +40,11 @@ __all__ = [
     "average_outer_dims",
 ]
 
-# Half-precision dtypes: sums of them are accumulated in float32.
-_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype values of ``dtype`` are accumulated in: float32 for
+    float16/bfloat16, ``dtype`` itself otherwise."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
 
 def _outer_rank(tensor: torch.Tensor, spec: TensorSpec, name: str) -> int:
@@ -181,10 +190,10 @@ class _FlatLayout:
     @staticmethod
     def outer_mean(x: Any) -> torch.Tensor:
         """``[D]`` mean over the outer dims of one group input (see
-        ``group_inputs``), detached."""
+        ``group_inputs``), detached, in ``_accumulation_dtype``."""
         if isinstance(x, list):
             return torch.cat([_FlatLayout.outer_mean(m) for m in x])
-        return x.detach().mean(dim=0)
+        return x.detach().mean(dim=0, dtype=_accumulation_dtype(x.dtype))
 
     def outer_means(self, tensor: Any, arg_name: str = "tensor") -> List[torch.Tensor]:
         """Per group, the ``[D]`` mean of ``tensor`` over its outer dims."""
@@ -286,7 +295,8 @@ class EMAverager(nn.Module):
         self._update_rate = update_rate
         self._average_names = []
         for i, g in enumerate(self._layout.groups):
-            self.register_buffer(f"_average{i}", torch.zeros(g.total, dtype=g.dtype))
+            acc = _accumulation_dtype(g.dtype)
+            self.register_buffer(f"_average{i}", torch.zeros(g.total, dtype=acc))
             self._average_names.append(f"_average{i}")
         self.register_buffer("_mass", torch.zeros((), dtype=torch.float64))
 
@@ -315,16 +325,18 @@ class EMAverager(nn.Module):
             rate64 = rate.reshape(()).to(device=mass.device, dtype=torch.float64)
             for name, m in zip(self._average_names, means):
                 buf = self._buffers[name]
-                buf.lerp_(m, rate64.to(buf.dtype))
+                buf.lerp_(m.to(buf.dtype), rate64.to(buf.dtype))
             mass.mul_(1.0 - rate64).add_(rate64)
         else:
             rate = float(rate)
             for name, m in zip(self._average_names, means):
-                self._buffers[name].lerp_(m, rate)
+                buf = self._buffers[name]
+                buf.lerp_(m.to(buf.dtype), rate)
             mass.mul_(1.0 - rate).add_(rate)
 
     def _group_average(self, index: int) -> torch.Tensor:
-        """``[D]`` current average of dtype group ``index``."""
+        """``[D]`` current average of dtype group ``index`` (in the buffer's
+        dtype)."""
         buf = self._buffers[self._average_names[index]]
         # mass is 0 only before the first update, when buf is 0 too; the 0-d
         # float64 mass does not promote buf's dtype
@@ -338,7 +350,7 @@ class EMAverager(nn.Module):
             ``spec.shape`` (zeros before the first update).
         """
         return self._layout.unflatten(
-            [self._group_average(i) for i in range(len(self._layout.groups))]
+            [self._group_average(i).to(g.dtype) for i, g in enumerate(self._layout.groups)]
         )
 
     def average(self, tensor: Any) -> Any:
@@ -458,7 +470,8 @@ class WindowAverager(nn.Module):
         self._layout = _FlatLayout(tensor_spec)
         self._buffer_names = []
         for i, g in enumerate(self._layout.groups):
-            self.register_buffer(f"_buf{i}", torch.zeros(window_size, g.total, dtype=g.dtype))
+            acc = _accumulation_dtype(g.dtype)
+            self.register_buffer(f"_buf{i}", torch.zeros(window_size, g.total, dtype=acc))
             self._buffer_names.append(f"_buf{i}")
         self.register_buffer("_current_pos", torch.zeros((), dtype=torch.int64))
         self.register_buffer("_current_size", torch.zeros((), dtype=torch.int64))
@@ -477,17 +490,15 @@ class WindowAverager(nn.Module):
     def _update_means(self, means: List[torch.Tensor]) -> None:
         index = self._current_pos.view(1)
         for name, m in zip(self._buffer_names, means):
-            self._buffers[name].index_copy_(0, index, m.unsqueeze(0))
+            buf = self._buffers[name]
+            buf.index_copy_(0, index, m.to(buf.dtype).unsqueeze(0))
         self._current_pos.add_(1).remainder_(self._window_size)
         self._current_size.add_(1).clamp_(max=self._window_size)
 
     def _group_average(self, index: int) -> torch.Tensor:
         buf = self._buffers[self._buffer_names[index]]
-        # a half-precision sum of window_size samples overflows long before
-        # their mean does (65504 / 1000 for float16): sum in float32
-        acc = torch.float32 if buf.dtype in _HALF_DTYPES else buf.dtype
-        count = self._current_size.clamp(min=1).to(acc)
-        return (buf.sum(dim=0, dtype=acc) / count).to(buf.dtype)
+        count = self._current_size.clamp(min=1).to(buf.dtype)
+        return buf.sum(dim=0) / count
 
     def get(self) -> Any:
         """Get the current average.
@@ -497,7 +508,7 @@ class WindowAverager(nn.Module):
             ``spec.shape``.
         """
         return self._layout.unflatten(
-            [self._group_average(i) for i in range(len(self._layout.groups))]
+            [self._group_average(i).to(g.dtype) for i, g in enumerate(self._layout.groups)]
         )
 
     def average(self, tensor: Any) -> Any:

@@ -44,10 +44,10 @@ import alf.nest
 import alf.summary
 from alf.tensor_specs import TensorSpec
 from alf.utils.averager import (
-    _HALF_DTYPES,
     AdaptiveAverager,
     EMAverager,
     WindowAverager,
+    _accumulation_dtype,
     _check_name,
     _check_speed,
     _check_update_rate,
@@ -78,11 +78,6 @@ def _check_number(value: Any, name: str) -> float:
     return float(value)
 
 
-def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    """The dtype values of ``dtype`` are processed in (float32 for halves)."""
-    return torch.float32 if dtype in _HALF_DTYPES else dtype
-
-
 def _batch_moments(x: Any) -> Tuple[torch.Tensor, torch.Tensor]:
     """float64 ``[D]`` mean and mean of squares over the outer dims of one
     group input (an ``[N, D]`` matrix or a list of per-leaf matrices)."""
@@ -90,7 +85,7 @@ def _batch_moments(x: Any) -> Tuple[torch.Tensor, torch.Tensor]:
         parts = [_batch_moments(m) for m in x]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
     x = x.detach()
-    x = x.to(_compute_dtype(x.dtype))
+    x = x.to(_accumulation_dtype(x.dtype))
     # mean(x * x) in float32 keeps no digit of the spread of data far from 0
     # (and overflows float16 from |x| = 256): square the centred values (two
     # passes; torch.var_mean's Welford kernel is several times slower on CPU)
@@ -244,7 +239,7 @@ class Normalizer(nn.Module):
             mean, var = self._group_stats(index)
             stats.append((mean, var))
             group = self._layout.groups[index]
-            shift, scale = self._affine(mean, var, _compute_dtype(group.dtype))
+            shift, scale = self._affine(mean, var, _accumulation_dtype(group.dtype))
             if isinstance(x, list):  # leaves with different outer dims
                 out = []
                 for offset, numel, leaf in zip(group.offsets, group.numels, x):
@@ -287,9 +282,9 @@ class Normalizer(nn.Module):
         x: torch.Tensor, shift: Any, scale: Any, clip_value: float
     ) -> torch.Tensor:
         """``x * scale + shift`` of an ``[N, D]`` matrix (``[D]`` shift and
-        scale, each possibly None), computed in ``_compute_dtype(x.dtype)``
+        scale, each possibly None), computed in ``_accumulation_dtype(x.dtype)``
         and returned in ``x.dtype``."""
-        out = x.to(_compute_dtype(x.dtype))
+        out = x.to(_accumulation_dtype(x.dtype))
         if scale is None:
             out = out + shift if shift is not None else out.clone()
         elif shift is None:
