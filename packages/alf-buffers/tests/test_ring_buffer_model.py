@@ -184,3 +184,22 @@ def test_stop_and_revive_single_process():
     rb.revive()
     assert rb.enqueue(torch.ones(1), blocking=True) is True
     assert rb.dequeue(n=2, blocking=True).tolist() == [[0.0, 1.0]]
+
+
+def test_earliest_position_of_sampled_ids(device):
+    """get_earliest_position is a query: ids drawn with replacement, of any
+    shape, give a result of their shape."""
+    rb = RingBuffer(TensorSpec(()), 3, max_length=2, device=device)
+    for env, steps in ((0, 3), (1, 1)):  # earliest: env 0 -> 1, env 1 -> 0, env 2 -> 0
+        for _ in range(steps):
+            rb.enqueue(torch.zeros(1), env_ids=[env])
+    rb.dequeue([1])  # env 1 -> 1 (its current position)
+    earliest = [1, 1, 0]
+    ids = torch.tensor([[0, 0, 2], [1, 0, 1]])
+    got = rb.get_earliest_position(ids)
+    assert got.shape == (2, 3)
+    assert got.tolist() == [[earliest[i] for i in row] for row in ids.tolist()]
+    assert rb.get_earliest_position(torch.tensor(2)).tolist() == 0
+    assert rb.get_earliest_position([1, 1]).tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"env_ids must lie in \[0, 3\); got 3"):
+        rb.get_earliest_position(torch.tensor([[0, 3]]))

@@ -65,7 +65,7 @@ def check_data_spec(data_spec: Any) -> List[Tuple[str, TensorSpec]]:
     return leaves
 
 
-def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
+def check_env_ids(env_ids: Any, num_environments: int, read_only: bool = False) -> torch.Tensor:
     """``env_ids`` as a 1-D int64 CPU tensor of distinct ids in
     ``[0, num_environments)``.
 
@@ -73,6 +73,8 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
         env_ids (Tensor | Sequence[int]): environment ids, shape ``[B]``
             (``B`` may be 0).
         num_environments (int): number of environments of the buffer.
+        read_only (bool): ids of a query that changes nothing: they may have
+            any shape (kept) and repeat.
     Raises:
         TypeError: not integers.
         ValueError: not 1-D, an id out of range, or an id given twice.
@@ -93,14 +95,14 @@ def check_env_ids(env_ids: Any, num_environments: int) -> torch.Tensor:
         )
     if not is_integer_dtype(ids.dtype):
         raise TypeError(f"env_ids must have an integer dtype; got {ids.dtype}")
-    if ids.dim() != 1:
+    if ids.dim() != 1 and not read_only:
         raise ValueError(f"env_ids must be 1-D; got shape {tuple(ids.shape)}")
-    values = ids.tolist()
+    values = ids.reshape(-1).tolist()
     distinct = set(values)
     if values and (min(distinct) < 0 or max(distinct) >= num_environments):
         bad = [v for v in values if not 0 <= v < num_environments]
         raise ValueError(f"env_ids must lie in [0, {num_environments}); got {bad[0]} in {values}")
-    if len(distinct) != len(values):
+    if len(distinct) != len(values) and not read_only:
         seen, dups = set(), []
         for v in values:
             if v in seen:

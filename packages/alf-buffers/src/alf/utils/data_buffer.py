@@ -413,16 +413,21 @@ class RingBuffer(nn.Module):
         """The earliest position that is still in the replay buffer.
 
         Args:
-            env_ids (Tensor): int64 Tensor of environment ids, shape ``[B]``
-                (``None``: all).
+            env_ids (Tensor): int64 Tensor of environment ids, of any shape; an
+                id may repeat (``None``: all, shape ``[num_environments]``).
         Returns:
             Tensor: int64 with the same shape as env_ids, whose each entry is
             the earliest position that is still in the replay buffer for
             corresponding environment (equal to the current position when the
             environment holds nothing).
+        Raises:
+            TypeError, ValueError: ids that are not integers or out of range.
         """
-        env_ids = self.check_convert_env_ids(env_ids)
-        return self._current_pos[env_ids] - self._current_size[env_ids]
+        if env_ids is None:
+            ids = self._all_env_ids
+        else:
+            ids = check_env_ids(env_ids, self._num_envs, read_only=True).to(self._device)
+        return self._current_pos[ids] - self._current_size[ids]
 
     # ---- writing ----------------------------------------------------------
     def enqueue(self, batch: Any, env_ids: Any = None, blocking: bool = False) -> bool:
