@@ -297,3 +297,18 @@ def test_load_state_dict_assign_of_strided_tensors(device):
     rb.enqueue(torch.tensor([7], device=device), env_ids=[1])
     assert rb.dequeue([0, 2], n=3).tolist() == [[0, 1, 2], [0, 1, 2]]
     assert rb.dequeue([1], n=3).tolist() == [[1, 2, 7]]
+
+
+def test_channels_last_conversion_keeps_buffer_working(device):
+    """.to(memory_format=torch.channels_last) (of a model holding the
+    buffer) leaves the 4-D storage contiguous: items written afterwards are
+    stored and checkpointed."""
+    rb = RingBuffer(TensorSpec((2, 3)), 2, max_length=2, device=device)
+    rb.to(memory_format=torch.channels_last)
+    item = torch.arange(12.0).view(2, 2, 3)
+    rb.enqueue(item, env_ids=[1, 0])
+    rb.enqueue(item + 100)
+    state = rb.state_dict()
+    assert state["_current_size"].tolist() == [2, 2]
+    assert torch.equal(state["_buffer0"][1, 0].cpu(), item[0])
+    assert torch.equal(rb.dequeue(n=2)[0].cpu(), torch.stack([item[1], item[0] + 100]))

@@ -235,15 +235,18 @@ class RingBuffer(nn.Module):
     def _apply(self, fn, recurse=True):
         """``nn.Module`` conversions move the storage (``.to(device)``,
         ``.cuda()``, ``share_memory()``) but keep its dtypes, those of
-        ``data_spec`` (and int64 positions): ``.double()``, ``.half()`` or
-        ``.to(dtype)`` of an enclosing module leave the buffer's dtypes as they
-        are, as they leave integer tensors."""
+        ``data_spec`` (and int64 positions), and its contiguous layout:
+        ``.double()``, ``.half()``, ``.to(dtype)`` or
+        ``.to(memory_format=...)`` of an enclosing module leave them as they
+        are, as dtype conversions leave integer tensors."""
 
-        def keep_dtype(tensor):
+        def keep_dtype_and_layout(tensor):
             out = fn(tensor)
-            return out if out.dtype == tensor.dtype else tensor.to(device=out.device)
+            if out.dtype != tensor.dtype:
+                out = tensor.to(device=out.device)
+            return out if out.is_contiguous() else out.contiguous()
 
-        result = super()._apply(keep_dtype, recurse)
+        result = super()._apply(keep_dtype_and_layout, recurse)
         self._refresh()
         return result
 
