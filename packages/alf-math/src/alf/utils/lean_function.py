@@ -6,7 +6,7 @@ import contextlib
 import copy
 import functools
 import types
-from typing import Any, Callable, Iterable, List, Sequence, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -41,7 +41,8 @@ def _autocast_state(device_types: Iterable[str]) -> List[Tuple[str, bool, torch.
     state = []
     for device_type in sorted(set(device_types)):
         if hasattr(torch, "get_autocast_dtype"):  # torch >= 2.4
-            if torch.amp.is_autocast_available(device_type):
+            available = getattr(torch.amp, "is_autocast_available", None)
+            if device_type in ("cpu", "cuda") if available is None else available(device_type):
                 state.append(
                     (
                         device_type,
@@ -56,14 +57,16 @@ def _autocast_state(device_types: Iterable[str]) -> List[Tuple[str, bool, torch.
     return state
 
 
-def _autocast(state: Sequence[Tuple[str, bool, torch.dtype]], cache: bool):
-    """A context restoring the autocast settings ``state`` (of ``_autocast_state``)."""
-    stack = contextlib.ExitStack()
-    for device_type, enabled, dtype in state:
-        stack.enter_context(
-            torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
-        )
-    return stack
+@contextlib.contextmanager
+def _autocast(state: Sequence[Tuple[str, bool, torch.dtype]], cache: bool) -> Iterator[None]:
+    """Within the context, the autocast settings are ``state`` (of
+    ``_autocast_state``)."""
+    with contextlib.ExitStack() as stack:
+        for device_type, enabled, dtype in state:
+            stack.enter_context(
+                torch.autocast(device_type, dtype=dtype, enabled=enabled, cache_enabled=cache)
+            )
+        yield
 
 
 class _LeanFunction(torch.autograd.Function):
