@@ -103,6 +103,19 @@ def test_clip_by_global_norm_use_norm(device):
     torch.testing.assert_close(clipped[0], x)
 
 
+@pytest.mark.parametrize(
+    "use_norm", [5, np.int64(5), torch.tensor(5), torch.tensor(5.0, dtype=torch.float16)]
+)
+@pytest.mark.parametrize("clip_norm", [0.5, 1e-6])
+def test_clip_by_global_norm_use_norm_of_other_dtypes(device, use_norm, clip_norm):
+    # the factor clip_norm / max(use_norm, clip_norm) is not computed in use_norm's
+    # dtype (an integer norm truncated 0.5 to 0, float16 rounds 1e-6)
+    x = torch.ones(4, device=device)
+    clipped, norm = tu.clip_by_global_norm([x], clip_norm, use_norm=use_norm)
+    assert float(norm) == 5.0
+    torch.testing.assert_close(clipped[0], x * (clip_norm / 5.0), rtol=1e-6, atol=0)
+
+
 def test_clip_by_global_norm_gradient(device):
     x = torch.tensor([3.0, 4.0], device=device, requires_grad=True)
     (y,), norm = tu.clip_by_global_norm([x], 1.0)

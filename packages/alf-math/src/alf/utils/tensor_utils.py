@@ -315,8 +315,11 @@ def clip_by_global_norm(
         norm = torch.as_tensor(use_norm)
     if not leaves:
         return tensors, norm
-    norm_t = norm.to(leaves[0].device)
-    clip = torch.as_tensor(clip_norm, dtype=norm_t.dtype, device=norm_t.device)
+    # the factor in at least float32, whatever use_norm's dtype (an integer
+    # norm would truncate clip_norm, a float16 one round it)
+    acc = torch.promote_types(norm.dtype, torch.float32)
+    norm_t = norm.to(device=leaves[0].device, dtype=acc)
+    clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
     factor = clip / torch.maximum(norm_t, clip)
     scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
     for idx, group in _groups(leaves):
