@@ -116,6 +116,24 @@ def test_clip_by_global_norm_use_norm_of_other_dtypes(device, use_norm, clip_nor
     torch.testing.assert_close(clipped[0], x * (clip_norm / 5.0), rtol=1e-6, atol=0)
 
 
+@pytest.mark.parametrize("clip_norm", [float("inf"), torch.tensor(float("inf"))])
+def test_infinite_clip_norm_clips_nothing(device, clip_norm):
+    # the limit of t * c / max(||t||, c) for c -> inf is t (inf / inf gave NaN)
+    x = torch.tensor([3.0, -4.0], device=device)
+    clipped, norm = tu.clip_by_global_norm({"x": x, "y": [x * 1e6]}, clip_norm)
+    assert float(norm) == pytest.approx(5.0 * np.sqrt(1 + 1e12))
+    assert torch.equal(clipped["x"], x) and torch.equal(clipped["y"][0], x * 1e6)
+    clipped = tu.clip_by_norms([x, x * 1e30], clip_norm)
+    assert torch.equal(clipped[0], x) and torch.equal(clipped[1], x * 1e30)
+    # and the gradient through a zero tensor stays finite, as for a finite clip_norm
+    for c in (clip_norm, 1.0):
+        z = torch.zeros(3, device=device, requires_grad=True)
+        (
+            tu.clip_by_global_norm([z * 1], c)[0][0].sum() + tu.clip_by_norms([z * 1], c)[0].sum()
+        ).backward()
+        assert torch.equal(z.grad, torch.full((3,), 2.0, device=device))
+
+
 def test_clip_by_global_norm_gradient(device):
     x = torch.tensor([3.0, 4.0], device=device, requires_grad=True)
     (y,), norm = tu.clip_by_global_norm([x], 1.0)

@@ -263,6 +263,15 @@ def _mul(group: List[torch.Tensor], factors: Any, in_place: bool) -> List[torch.
     return list(torch._foreach_mul(group, factors))
 
 
+def _clip_factor(norm: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
+    """``clip / max(norm, clip)``, written so that ``clip = inf`` gives 1 (no
+    clipping) rather than ``inf / inf = NaN``; a NaN norm still gives NaN.
+    The division never sees ``norm < clip`` (e.g. 0), whose gradient would
+    be NaN."""
+    unclipped = norm <= clip
+    return torch.where(unclipped, torch.ones_like(norm), clip / torch.where(unclipped, clip, norm))
+
+
 def _repack(tensors: Any, leaves: List[torch.Tensor]) -> Any:
     it = iter(leaves)
     return nest.map_structure(lambda x: None if x is None else next(it), tensors)
@@ -287,7 +296,8 @@ def clip_by_global_norm(
 
     Args:
         tensors (nested Tensor): floating tensors or ``None``.
-        clip_norm (float | Tensor): positive clipping threshold.
+        clip_norm (float | Tensor): positive clipping threshold (``inf``
+            clips nothing).
         use_norm (float | Tensor | None): a precomputed global norm to use
             instead of computing it.
         in_place (bool): if True, scale the input tensors themselves (e.g.
@@ -320,7 +330,7 @@ def clip_by_global_norm(
     acc = torch.promote_types(norm.dtype, torch.float32)
     norm_t = norm.to(device=leaves[0].device, dtype=acc)
     clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
-    factor = clip / torch.maximum(norm_t, clip)
+    factor = _clip_factor(norm_t, clip)
     scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
     for idx, group in _groups(leaves):
         group_factor = factor.to(device=group[0].device, dtype=group[0].dtype)
@@ -339,7 +349,8 @@ def clip_by_norms(tensors: Any, clip_norm: Scalar, in_place: bool = False) -> An
 
     Args:
         tensors (nested Tensor): floating tensors or ``None``.
-        clip_norm (float | Tensor): positive clipping threshold.
+        clip_norm (float | Tensor): positive clipping threshold (``inf``
+            clips nothing).
         in_place (bool): if True, scale the input tensors themselves. Leaf
             tensors that require grad cannot be modified in place.
 
@@ -362,7 +373,7 @@ def clip_by_norms(tensors: Any, clip_norm: Scalar, in_place: bool = False) -> An
     for idx, group in _groups(leaves):
         norms = _group_norms(group)
         clip = torch.as_tensor(clip_norm, dtype=norms.dtype, device=norms.device)
-        factors = (clip / torch.maximum(norms, clip)).to(group[0].dtype)
+        factors = _clip_factor(norms, clip).to(group[0].dtype)
         for i, t in zip(idx, _mul(group, list(factors.unbind()), in_place)):
             scaled[i] = t
     if in_place:
