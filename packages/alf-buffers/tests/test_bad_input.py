@@ -124,8 +124,14 @@ def test_dequeue_more_than_present(filled):
     before = snapshot(filled)
     with pytest.raises(AssertionError, match="not enough data to dequeue n=2"):
         filled.dequeue(n=2)
-    with pytest.raises(ValueError, match="n must be <= max_length=2"):
+    # more than max_length is never present: the documented AssertionError when
+    # not blocking, a ValueError for a blocking call that could never return
+    with pytest.raises(
+        AssertionError, match="not enough data to dequeue n=3: n must be <= max_length=2"
+    ):
         filled.dequeue(n=3)
+    with pytest.raises(ValueError, match="n must be <= max_length=2"):
+        filled.dequeue(n=3, blocking=True)
     with pytest.raises(ValueError, match="n must be >= 1; got 0"):
         filled.dequeue(n=0)
     with pytest.raises(ValueError, match="n must be >= 0; got -1"):

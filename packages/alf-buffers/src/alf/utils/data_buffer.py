@@ -502,16 +502,20 @@ class RingBuffer(nn.Module):
             None when blocking dequeue gets terminated by stop event.
         Raises:
             AssertionError: when not enough data is present, in non-blocking
-                mode (nothing is removed then).
-            ValueError, TypeError: bad ``env_ids`` or ``n``.
+                mode (nothing is removed then), ``n > max_length`` included.
+            ValueError, TypeError: bad ``env_ids`` or ``n`` (``n > max_length``
+                when blocking: that wait could never end).
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has not enough data (the wait could never end).
         """
         n = check_int(n, "n", 1)
         if n > self._max_length:
-            raise ValueError(
+            message = (
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
             )
+            if blocking:
+                raise ValueError(message)
+            raise AssertionError(f"not enough data to dequeue n={n}: {message}")
         envs = self._env_index(env_ids)
         with self._locked():
             if blocking:
