@@ -443,6 +443,18 @@ def test_tensor_extend_zero_and_prepend_zero(device):
     assert p.shape == (3, 3) and p[0].abs().sum() == 0 and torch.equal(p[1:], x)
 
 
+def test_tensor_extend_zero_and_prepend_zero_bad_input():
+    with pytest.raises(ValueError, match=r"x must have at least one dimension; got shape \(\)"):
+        tu.tensor_extend_zero(torch.tensor(1.0))
+    with pytest.raises(ValueError, match=r"x must have at least one dimension; got shape \(\)"):
+        tu.tensor_prepend_zero(torch.tensor(1.0))
+    for dim in (2, -3):
+        with pytest.raises(ValueError, match=rf"dim must be in \[-2, 1\]; got {dim}"):
+            tu.tensor_extend_zero(torch.ones(2, 3), dim=dim)
+    e = tu.tensor_extend_zero(torch.ones(2, 3), dim=-1)  # negative dims count from the end
+    assert e.shape == (2, 4) and not e[:, 3].any()
+
+
 def test_tensor_extend_new_dim(device):
     x = torch.arange(6.0, device=device).reshape(2, 3)
     for dim in range(3):

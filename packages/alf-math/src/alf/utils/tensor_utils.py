@@ -523,6 +523,11 @@ def _check_slice(x: torch.Tensor, y: torch.Tensor) -> None:
         )
 
 
+def _check_not_scalar(x: torch.Tensor) -> None:
+    if x.ndim == 0:
+        raise ValueError(f"x must have at least one dimension; got shape {tuple(x.shape)}")
+
+
 def tensor_extend(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Append the slice ``y`` to ``x`` along dim 0.
 
@@ -560,9 +565,19 @@ def tensor_prepend(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def tensor_extend_zero(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """Append a slice of zeros to ``x`` along ``dim``.
 
+    Args:
+        x (Tensor): at least 1-D.
+        dim (int): in ``[-x.ndim, x.ndim - 1]``.
+
     Returns:
         Tensor of shape ``(*x.shape[:dim], x.shape[dim] + 1, *x.shape[dim+1:])``.
+
+    Raises:
+        ValueError: ``x`` is a scalar or ``dim`` is out of range.
     """
+    _check_not_scalar(x)
+    if not -x.ndim <= dim < x.ndim:
+        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim - 1}]; got {dim}")
     shape = list(x.shape)
     shape[dim] = 1
     return torch.cat([x, x.new_zeros(shape)], dim=dim)
@@ -573,7 +588,11 @@ def tensor_prepend_zero(x: torch.Tensor) -> torch.Tensor:
 
     Returns:
         Tensor of shape ``(x.shape[0] + 1, *x.shape[1:])``.
+
+    Raises:
+        ValueError: ``x`` is a scalar.
     """
+    _check_not_scalar(x)
     return torch.cat([x.new_zeros((1, *x.shape[1:])), x])
 
 
