@@ -348,6 +348,23 @@ def test_transform_bad_parameters(make, arg):
         make()
 
 
+@pytest.mark.parametrize(
+    "make, arg",
+    [
+        (lambda: math_ops.Log1pTransform(float("inf")), "alpha"),
+        (lambda: math_ops.SqrtLinearTransform(float("inf")), "eps"),
+        (lambda: math_ops.softlower(torch.zeros(2), 0.0, float("inf")), "hinge_softness"),
+        (lambda: math_ops.softupper(torch.zeros(2), 0.0, float("inf")), "hinge_softness"),
+        (lambda: math_ops.softclip(torch.zeros(2), 0.0, 1.0, float("inf")), "hinge_softness"),
+        (lambda: math_ops.softclip_tf(torch.zeros(2), 0.0, 1.0, float("inf")), "hinge_softness"),
+    ],
+)
+def test_infinite_parameters_are_rejected(make, arg):
+    # alpha = inf or eps = inf give inf * 0 = NaN at x = 0; softness inf gives inf
+    with pytest.raises(ValueError, match=f"{arg} must be .*finite.*; got inf"):
+        make()
+
+
 @pytest.mark.parametrize("fn", [math_ops.softclip, math_ops.softclip_tf])
 def test_softclip_bad_bounds_and_softness(fn):
     x = torch.zeros(3)

@@ -309,8 +309,8 @@ def weighted_reduce_mean(x: torch.Tensor, weight: torch.Tensor, dim: Any = ()) -
 
 
 def _softness(hinge_softness: float) -> float:
-    if not isinstance(hinge_softness, numbers.Real) or not hinge_softness > 0:
-        raise ValueError(f"hinge_softness must be a positive number; got {hinge_softness!r}")
+    if not isinstance(hinge_softness, numbers.Real) or not 0 < hinge_softness < math.inf:
+        raise ValueError(f"hinge_softness must be a positive finite number; got {hinge_softness!r}")
     return float(hinge_softness)
 
 
@@ -346,13 +346,13 @@ def softlower(x: torch.Tensor, low: Bound, hinge_softness: float = 1.0) -> torch
     Args:
         x (Tensor): input (floating dtype).
         low (float | Tensor): the lower bound, broadcastable to ``x``.
-        hinge_softness (float): positive; larger means a smoother transition.
+        hinge_softness (float): positive, finite; larger means a smoother transition.
 
     Returns:
         Tensor of the broadcast shape of ``x`` and ``low``.
 
     Raises:
-        ValueError: ``hinge_softness <= 0``.
+        ValueError: ``hinge_softness`` is not positive and finite.
     """
     s = _softness(hinge_softness)
     low = _as_bound(low, x)
@@ -368,13 +368,13 @@ def softupper(x: torch.Tensor, high: Bound, hinge_softness: float = 1.0) -> torc
     Args:
         x (Tensor): input (floating dtype).
         high (float | Tensor): the upper bound, broadcastable to ``x``.
-        hinge_softness (float): positive; larger means a smoother transition.
+        hinge_softness (float): positive, finite; larger means a smoother transition.
 
     Returns:
         Tensor of the broadcast shape of ``x`` and ``high``.
 
     Raises:
-        ValueError: ``hinge_softness <= 0``.
+        ValueError: ``hinge_softness`` is not positive and finite.
     """
     s = _softness(hinge_softness)
     high = _as_bound(high, x)
@@ -399,15 +399,15 @@ def softclip_tf(
         x (Tensor): input (floating dtype).
         low (float | Tensor): lower bound, broadcastable to ``x``.
         high (float | Tensor): upper bound, broadcastable to ``x``; ``> low``.
-        hinge_softness (float): positive; larger means a smoother transition.
+        hinge_softness (float): positive, finite; larger means a smoother transition.
 
     Returns:
         Tensor with values in ``(low, high)``, increasing in ``x``.
 
     Raises:
-        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere
-            (bounds given as CUDA tensors are not checked, to avoid a device
-            synchronization).
+        ValueError: ``hinge_softness`` is not positive and finite, or
+            ``low >= high`` somewhere (bounds given as CUDA tensors are not
+            checked, to avoid a device synchronization).
     """
     s = _softness(hinge_softness)
     _check_low_high(low, high)
@@ -436,15 +436,15 @@ def softclip(x: torch.Tensor, low: Bound, high: Bound, hinge_softness: float = 1
         x (Tensor): input (floating dtype).
         low (float | Tensor): lower bound, broadcastable to ``x``.
         high (float | Tensor): upper bound, broadcastable to ``x``; ``> low``.
-        hinge_softness (float): positive; larger means a smoother transition.
+        hinge_softness (float): positive, finite; larger means a smoother transition.
 
     Returns:
         Tensor with values in ``[low, high]`` (strictly inside up to rounding).
 
     Raises:
-        ValueError: ``hinge_softness <= 0`` or ``low >= high`` somewhere
-            (bounds given as CUDA tensors are not checked, to avoid a device
-            synchronization).
+        ValueError: ``hinge_softness`` is not positive and finite, or
+            ``low >= high`` somewhere (bounds given as CUDA tensors are not
+            checked, to avoid a device synchronization).
     """
     s = _softness(hinge_softness)
     _check_low_high(low, high)
@@ -534,12 +534,12 @@ class Log1pTransform(InvertibleTransform):
         alpha (float): positive scale :math:`\\alpha`.
 
     Raises:
-        ValueError: ``alpha <= 0``.
+        ValueError: ``alpha`` is not positive and finite.
     """
 
     def __init__(self, alpha: float = 20):
-        if not isinstance(alpha, numbers.Real) or not alpha > 0:
-            raise ValueError(f"alpha must be a positive number; got {alpha!r}")
+        if not isinstance(alpha, numbers.Real) or not 0 < alpha < math.inf:
+            raise ValueError(f"alpha must be a positive finite number; got {alpha!r}")
         self._alpha = float(alpha)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -578,12 +578,12 @@ class SqrtLinearTransform(InvertibleTransform):
         eps (float): :math:`\\epsilon >= 0` (0 gives ``Sqrt1pTransform``).
 
     Raises:
-        ValueError: ``eps < 0``.
+        ValueError: ``eps`` is negative or infinite.
     """
 
     def __init__(self, eps: float = 1e-3):
-        if not isinstance(eps, numbers.Real) or not eps >= 0:
-            raise ValueError(f"eps must be a non-negative number; got {eps!r}")
+        if not isinstance(eps, numbers.Real) or not 0 <= eps < math.inf:
+            raise ValueError(f"eps must be a non-negative finite number; got {eps!r}")
         self._eps = float(eps)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
