@@ -9,7 +9,7 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from scipy import integrate, stats
+from scipy import integrate, special, stats
 
 from alf.utils import distributions as ad
 
@@ -618,3 +618,69 @@ def test_zero_uniform_draw_with_an_infinite_bound(family, monkeypatch):
     assert bool(torch.isfinite(lp).all()), lp
     (grad,) = torch.autograd.grad(x.sum() + lp.sum(), loc)
     assert bool(torch.isfinite(grad).all()), grad
+
+
+def _centered_cdf(family, z):
+    """P(z) - 1/2 in float64, exact near 0 (where P(z) itself rounds)."""
+    if family == "normal":
+        return 0.5 * special.erf(z / math.sqrt(2))
+    if family == "cauchy":
+        return np.arctan(z) / math.pi
+    return z / (2 * np.hypot(1.0, z))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize(
+    "loc, scale",
+    [(0.3, 1e4), (0.3, 1e6), (-0.6, 1e8), (0.3, 1e30), (5.0, 1e8), (-40.0, 1e12)],
+)
+def test_scale_much_larger_than_the_interval(family, loc, scale):
+    # [-1, 1] is a tiny standardized interval near the center of p, where
+    # P(z) ~= 1/2 has lost all its digits: the density is nearly uniform
+    cls, _ = FAMILIES[family]
+    n = 4000
+    torch.manual_seed(0)
+    dist = cls(torch.full((n,), loc), torch.full((n,), scale), -1.0, 1.0)
+    x = dist.rsample()
+    assert bool(((x >= -1) & (x <= 1)).all())
+    zl, zu = (-1 - loc) / scale, (1 - loc) / scale
+    mass = _centered_cdf(family, zu) - _centered_cdf(family, zl)
+
+    def ref_cdf(v):
+        return (_centered_cdf(family, (v - loc) / scale) - _centered_cdf(family, zl)) / mass
+
+    assert stats.kstest(x.double().numpy(), ref_cdf).pvalue > 1e-3
+    v = torch.tensor([-1.0, -0.25, 0.5, 1.0])
+    ref = FAMILIES[family][1]
+    expected = ref.logpdf((v.double().numpy() - loc) / scale) - math.log(scale) - math.log(mass)
+    # (float32 standardized bounds 2e-12 apart at 4e-11 lose a few digits)
+    np.testing.assert_allclose(dist.log_prob(v.expand(n, 4).T)[:, 0].numpy(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_scale_much_larger_than_the_interval_gradients(family):
+    # autograd through the centered path against central differences with
+    # the same uniform numbers (float64); the outputs hardly depend on the
+    # parameters, so both steps are 1e-4 scale (scale is the natural unit)
+    cls, _ = FAMILIES[family]
+    loc = torch.tensor([0.3, -0.6, 0.9, 1.5], dtype=torch.float64)
+    scale = torch.tensor([150.0, 300.0, 250.0, 200.0], dtype=torch.float64)
+
+    def outputs(loc, scale):
+        torch.manual_seed(7)
+        dist = cls(loc, scale, -1.0, 1.0)
+        assert dist._params().centered.mask.all()  # the path under test
+        values = torch.tensor([-0.9, 0.1, 0.7], dtype=torch.float64).unsqueeze(-1)
+        return dist.rsample((3,)), dist.log_prob(values.expand(3, 4))
+
+    loc_var = loc.clone().requires_grad_(True)
+    scale_var = scale.clone().requires_grad_(True)
+    for index, out in enumerate(outputs(loc_var, scale_var)):
+        grad_loc, grad_scale = torch.autograd.grad(out.sum(), (loc_var, scale_var))
+        h = scale * 1e-4
+        fd_loc = (outputs(loc + h, scale)[index] - outputs(loc - h, scale)[index]).sum(0) / (2 * h)
+        fd_scale = (outputs(loc, scale + h)[index] - outputs(loc, scale - h)[index]).sum(0) / (
+            2 * h
+        )
+        np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-6)
+        np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-6)

@@ -74,6 +74,17 @@ class InverseTransformSampling(abc.ABC):
     def log_prob(x: torch.Tensor) -> torch.Tensor:
         """Log probability density."""
 
+    # ``P(x) - 1/2`` and its inverse, for intervals close to the median where
+    # ``P`` itself rounds to 1/2. The defaults only shift ``cdf``/``icdf``; the
+    # classes below override them with forms exact near 0.
+    @classmethod
+    def _centered_cdf(cls, x: torch.Tensor) -> torch.Tensor:
+        return cls.cdf(x) - 0.5
+
+    @classmethod
+    def _centered_icdf(cls, c: torch.Tensor) -> torch.Tensor:
+        return cls.icdf(c + 0.5)
+
 
 class NormalITS(InverseTransformSampling):
     r"""Normal distribution, :math:`p(x) = 1/\sqrt{2\pi} \exp(-x^2/2)`.
@@ -108,6 +119,14 @@ class NormalITS(InverseTransformSampling):
         """Log probability density."""
         return torch.addcmul(_neg_half_log_2pi(x), x, x, value=-0.5)
 
+    @staticmethod
+    def _centered_cdf(x):
+        return torch.erf(x * _SQRT_HALF) * 0.5
+
+    @staticmethod
+    def _centered_icdf(c):
+        return torch.erfinv(2 * c) * _SQRT_2
+
 
 class CauchyITS(InverseTransformSampling):
     r"""Cauchy distribution, :math:`p(x) = 1 / (\pi (1 + x^2))`."""
@@ -132,6 +151,14 @@ class CauchyITS(InverseTransformSampling):
     def log_prob(x):
         """Log probability density, ``-log(pi) - log(1 + x^2)``."""
         return -_LOG_PI - _log1p_square(x)
+
+    @staticmethod
+    def _centered_cdf(x):
+        return torch.atan(x) / math.pi
+
+    @staticmethod
+    def _centered_icdf(c):
+        return torch.tan(math.pi * c)
 
 
 class T2Cdf_(torch.autograd.Function):
@@ -180,3 +207,12 @@ class T2ITS(InverseTransformSampling):
     def log_prob(x):
         """Log probability density, ``-log(2) - 1.5 log(1 + x^2)``."""
         return -_LOG_2 - 1.5 * _log1p_square(x)
+
+    @staticmethod
+    def _centered_cdf(x):
+        return x / (2 * torch.hypot(torch.ones_like(x), x))
+
+    @staticmethod
+    def _centered_icdf(c):
+        # z = 2c / sqrt(1 - 4c^2), with 1 - 4c^2 = (1 - 2c)(1 + 2c)
+        return 2 * c / torch.sqrt((1 - 2 * c) * (1 + 2 * c))

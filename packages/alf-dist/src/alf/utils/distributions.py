@@ -49,6 +49,10 @@ __all__ = [
 
 TensorLike = Union[torch.Tensor, float]
 
+# an interval holding less than this mass (in P units) may lie close to the
+# median, where P(u') - P(l') loses digits: see _centered_params
+_NARROW = 2.0**-6
+
 
 class TruncatedDistribution(td.Distribution):
     """The base class of truncated distributions.
@@ -70,6 +74,9 @@ class TruncatedDistribution(td.Distribution):
     or 37 (float64) standard deviations); this path runs only for batches
     that contain such an element. For ``CauchyITS`` with finite bounds the
     mass ``P(u') - P(l')`` is computed as one angle, exact far from ``loc``.
+    An interval holding little mass close to the median (a scale much larger
+    than the interval, where ``P`` rounds to 1/2) is measured and sampled
+    with ``P - 1/2`` and its inverse instead.
 
     Args:
         loc (Tensor): the location parameter, ``batch_shape + event_shape``.
@@ -203,6 +210,9 @@ class TruncatedDistribution(td.Distribution):
         log(scale * |width|)``. For the normal family, elements whose interval
         lies more than ``TAIL_START`` standard deviations from ``loc`` get
         their values from ``tail`` instead (and harmless placeholders here).
+        Elements whose interval holds little mass close to the median (a
+        scale much larger than the interval), where ``P`` rounds to 1/2, get
+        theirs from ``centered`` (``P - 1/2``, exact near 0).
         """
         loc, scale = self._loc, self._scale
         tracked = torch.is_grad_enabled() and any(
@@ -235,12 +245,45 @@ class TruncatedDistribution(td.Distribution):
         else:
             width = cdf(zu * sign) - a
         signed_scale = scale * sign
+        centered = None
+        # one reduction decides whether any element may need the centered path
+        if width.numel() > 0 and bool((width.abs() < _NARROW).any()):
+            centered = self._centered_params(zl * sign, zu * sign, a, width)
+        norm_width = (
+            width if centered is None else torch.where(centered.mask, centered.width, width)
+        )
         # width has the sign of sign, so width * signed_scale = |width| scale
-        log_norm = torch.log(width * signed_scale)
-        params = _Params(a, width, signed_scale, log_norm, tail)
+        log_norm = torch.log(norm_width * signed_scale)
+        params = _Params(a, width, signed_scale, log_norm, tail, centered)
         if not tracked:
             self._standardized = params
         return params
+
+    def _centered_params(
+        self, zl: torch.Tensor, zu: torch.Tensor, a: torch.Tensor, width: torch.Tensor
+    ) -> Optional["_Centered"]:
+        """``P - 1/2`` counterparts of ``a`` and ``width`` for the (possibly
+        mirrored) standardized bounds ``zl``, ``zu``, where they are more
+        precise, or None if they are nowhere.
+
+        ``P(zu) - P(zl)`` computed from ``P`` values has an absolute error of
+        a few ulps of ``max(P(zl), P(zu))``, computed from ``P - 1/2`` values
+        of ``max(|P(zl) - 1/2|, |P(zu) - 1/2|)``: the latter is chosen where
+        it is smaller and the former is large relative to the width.
+        """
+        centered_cdf = self._its._centered_cdf
+        ca = centered_cdf(zl)
+        # the Cauchy width is already exact (one angle)
+        cwidth = width if self._cauchy else centered_cdf(zu) - ca
+        tail_size = torch.maximum(a, a + width)
+        centered_size = torch.maximum(ca.abs(), (ca + cwidth).abs())
+        mask = (centered_size < tail_size) & (tail_size * _NARROW > width.abs())
+        if not bool(mask.any()):
+            return None
+        # placeholders (0) elsewhere keep the centered sample finite
+        return _Centered(
+            mask=mask, a=torch.where(mask, ca, 0.0), width=torch.where(mask, cwidth, 0.0)
+        )
 
     def _over_scale(self, distance: torch.Tensor) -> torch.Tensor:
         """``distance / scale``, keeping infinite distances (infinite bounds)
@@ -288,7 +331,7 @@ class TruncatedDistribution(td.Distribution):
             Tensor of shape ``sample_shape + batch_shape + event_shape``,
             inside ``[lower_bound, upper_bound]``.
         """
-        a, width, signed_scale, _, tail = self._params()
+        a, width, signed_scale, _, tail, centered = self._params()
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=self._loc.dtype, device=self._loc.device)
         # u = 0 (probability 2^-24 in float32) would give icdf(0) = -inf (or,
@@ -296,6 +339,9 @@ class TruncatedDistribution(td.Distribution):
         finfo = torch.finfo(u.dtype)
         target = torch.addcmul(a, u, width).clamp_(finfo.tiny, 1 - finfo.eps / 2)
         z = self._its.icdf(target)
+        if centered is not None:
+            z_centered = self._its._centered_icdf(torch.addcmul(centered.a, u, centered.width))
+            z = torch.where(centered.mask, z_centered, z)
         x = torch.addcmul(self._loc, signed_scale, z)
         if tail is not None:
             index = tail.mask.expand(shape).nonzero(as_tuple=True)
@@ -317,7 +363,7 @@ class TruncatedDistribution(td.Distribution):
         """
         if self._validate_args:
             self._validate_sample(value)
-        _, _, _, log_norm, tail = self._params()
+        _, _, _, log_norm, tail, _ = self._params()
         lp = self._its.log_prob((value - self._loc) / self._scale) - log_norm
         if tail is not None:
             # log phi(beta + t) - log phi(beta) - log(m(beta) (1 - Q(beta + w) / Q(beta)) s)
@@ -356,12 +402,22 @@ class _NormalTail(NamedTuple):
     fraction64: torch.Tensor  # Q(beta + width) / Q(beta), float64
 
 
+class _Centered(NamedTuple):
+    """``P - 1/2`` counterparts of ``_Params.a`` and ``_Params.width``,
+    ``batch_shape + event_shape`` each; 0 where ``mask`` is False."""
+
+    mask: torch.Tensor  # bool: the interval is better measured from the median
+    a: torch.Tensor  # P(sign l') - 1/2
+    width: torch.Tensor  # P(sign u') - P(sign l'), from P - 1/2 values
+
+
 class _Params(NamedTuple):
     a: torch.Tensor
     width: torch.Tensor
     signed_scale: torch.Tensor
     log_norm: torch.Tensor
     tail: Optional[_NormalTail]
+    centered: Optional[_Centered]
 
 
 class _FixedTruncated(TruncatedDistribution):
