@@ -23,6 +23,16 @@ def test_shape_dtype_and_factories():
     assert spec.is_discrete() and not spec.is_continuous() and not spec.is_bounded()
 
 
+def test_randn_of_unsigned_dtype_does_not_wrap():
+    # rounded normal samples: negatives cannot wrap around to 255 (a float -> uint8
+    # cast of a negative value is undefined behaviour in torch)
+    torch.manual_seed(0)
+    s = TensorSpec((2000,), torch.uint8).randn()
+    assert s.dtype == torch.uint8 and int(s.max()) <= 10
+    # P(round(z) <= 0) = P(z < 0.5) = 0.69 for a standard normal z; sd of the count ~ 21
+    assert abs(int((s == 0).sum()) - 0.6915 * 2000) < 150
+
+
 def test_dtype_conversions():
     assert TensorSpec((1,), np.float64).dtype == torch.float64
     assert TensorSpec((1,), "uint8").dtype == torch.uint8

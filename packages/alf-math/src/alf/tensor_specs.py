@@ -201,14 +201,16 @@ class TensorSpec:
         return torch.ones(_outer(outer_dims) + self._shape, dtype=self._dtype)
 
     def randn(self, outer_dims: OuterDims = None) -> torch.Tensor:
-        """Standard normal samples (floating dtypes) or rounded normal samples
-        (integer dtypes) of shape ``outer_dims + shape``."""
+        """Standard normal samples (floating and complex dtypes) or rounded
+        normal samples clipped to the dtype's range (integer dtypes, e.g. no
+        negatives for uint8) of shape ``outer_dims + shape``."""
         shape = _outer(outer_dims) + self._shape
-        if self._dtype.is_floating_point:
+        if self._dtype.is_floating_point or self._dtype.is_complex:
             return torch.randn(shape, dtype=self._dtype)
         if self._dtype == torch.bool:
             return torch.randn(shape) > 0
-        return torch.randn(shape).round().to(self._dtype)
+        info = torch.iinfo(self._dtype)
+        return torch.randn(shape).round().clamp(info.min, info.max).to(self._dtype)
 
     def numpy_constant(self, value: Any, outer_dims: OuterDims = None) -> np.ndarray:
         """A NumPy array of shape ``outer_dims + shape`` and dtype
