@@ -13,7 +13,7 @@ from torch import nn
 
 import alf.summary
 from alf.utils import losses
-from alf.utils.math_ops import SqrtLinearTransform
+from alf.utils.math_ops import Log1pTransform, SqrtLinearTransform
 
 TRANSFORMS = {"identity": None, "sqrt_linear": SqrtLinearTransform(0.001)}
 
@@ -227,6 +227,42 @@ def test_discrete_regression_initial_distribution_is_cauchy(name):
     edges = np.concatenate([[-np.inf], _np_inverse(name, v[:-1] + 0.5), [np.inf]])
     cdf = scipy.stats.cauchy.cdf(edges)
     np.testing.assert_allclose(p, np.diff(cdf), rtol=1e-5)
+
+
+def test_discrete_regression_initial_distribution_far_tail_bins():
+    # Log1pTransform(1): the edges of the outer bins reach 1e21, where the
+    # Cauchy bin probabilities (~1e-22) are far below the resolution of
+    # atan near pi / 2; they must stay positive (a -inf bias makes the loss
+    # NaN) and accurate.
+    n = 101
+    transform = Log1pTransform(1.0)
+    bias = torch.zeros(n, dtype=torch.float64)
+    losses.DiscreteRegressionLoss(transform).initialize_bias(bias)
+    v = np.arange(n) - (n - 1) // 2
+    inner = np.sign(v[:-1] + 0.5) * np.expm1(np.abs(v[:-1] + 0.5))
+    low = np.concatenate([[-np.inf], inner])
+    high = np.concatenate([inner, [np.inf]])
+    # pi * P(low < X <= high) by arctan(b) - arctan(a) = arctan((b - a) / (1 + ab))
+    # (same-sign edges) and the tails arctan(1 / |x|).
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mass = np.where(
+            np.isinf(low),
+            np.arctan2(1.0, -high),
+            np.where(
+                np.isinf(high),
+                np.arctan2(1.0, low),
+                np.where(
+                    low * high > 0,
+                    np.arctan((high - low) / (1 + low * high)),
+                    np.arctan(high) - np.arctan(low),
+                ),
+            ),
+        )
+    assert torch.isfinite(bias).all()
+    np.testing.assert_allclose(torch.softmax(bias, 0).numpy(), mass / np.pi, rtol=1e-9)
+    target = torch.tensor([float(n // 2), 0.0], dtype=torch.float64)
+    logits = bias.expand(2, n)
+    assert torch.isfinite(losses.DiscreteRegressionLoss(transform)(logits, target)).all()
 
 
 def _np_ordered_target(n, y):

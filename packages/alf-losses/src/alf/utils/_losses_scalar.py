@@ -213,19 +213,32 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
 
         Bin ``i`` gets the Cauchy probability of the values that round to it
         in the transformed domain, ``(f^-1(v_i - 0.5), f^-1(v_i + 0.5)]``, the
-        end bins the tails; the bias is its log.
+        end bins the tails; the bias is its log. A bin on one side of 0 takes
+        the difference of the tail probabilities ``atan2(1, |x|)`` of its
+        edges, which keeps far bins (probabilities far below the float64
+        resolution of ``atan`` near ``pi / 2``) accurate and finite.
 
         Args:
             bias (Tensor): ``[n]``, initialized in place.
         """
         n = self._num_bins(bias, "bias")
         v = self._support(n, torch.empty(0, dtype=torch.float64))
-        # arctan of the bin edges in the original domain; +-pi/2 at the ends.
-        edges = torch.atan(self._inverse(v[:-1] + 0.5))
-        half_pi = torch.tensor([math.pi / 2], dtype=torch.float64)
-        edges = torch.cat([-half_pi, edges, half_pi])
+        inf = torch.tensor([math.inf], dtype=torch.float64)
+        edges = torch.cat([-inf, self._inverse(v[:-1] + 0.5), inf])
+        low, high = edges[:-1], edges[1:]
+        one = torch.ones_like(low)
+        # pi * P(low < X <= high), with atan2(1, x) = pi * P(X > x).
+        mass = torch.where(
+            low >= 0,
+            torch.atan2(one, low) - torch.atan2(one, high),
+            torch.where(
+                high <= 0,
+                torch.atan2(one, -high) - torch.atan2(one, -low),
+                torch.atan(high) - torch.atan(low),
+            ),
+        )
         with torch.no_grad():
-            bias.copy_(torch.log(edges[1:] - edges[:-1]))
+            bias.copy_(torch.log(mass))
 
 
 class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
