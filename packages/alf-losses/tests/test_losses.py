@@ -265,6 +265,27 @@ def test_discrete_regression_initial_distribution_far_tail_bins():
     assert torch.isfinite(losses.DiscreteRegressionLoss(transform)(logits, target)).all()
 
 
+@pytest.mark.parametrize(
+    "cls", [losses.DiscreteRegressionLoss, losses.OrderedDiscreteRegressionLoss]
+)
+@pytest.mark.parametrize("name", list(TRANSFORMS))
+def test_discrete_regression_nan_target_gives_nan_loss(device, cls, name):
+    # A NaN target (or an infinite one, which SqrtLinearTransform maps to
+    # NaN) has a NaN loss; it must not become an out-of-range bin index.
+    n = 5
+    logits = torch.tensor(np.random.RandomState(6).standard_normal((3, n)), device=device)
+    target = torch.tensor([math.nan, 1.25, math.inf if name != "identity" else math.nan])
+    out = cls(TRANSFORMS[name])(logits, target.to(device)).cpu()
+    assert torch.isnan(out[[0, 2]]).all()
+    q = _np_two_hot(n, _np_transform(name, np.array([1.25])))
+    lg = logits[1:2].cpu().numpy()
+    if cls is losses.DiscreteRegressionLoss:
+        expected = -(q * _np_log_softmax(lg)).sum(-1)
+    else:
+        expected = _np_bce_with_logits(lg, _np_ordered_target(n, _np_transform(name, 1.25))).sum(-1)
+    np.testing.assert_allclose(out[1:2].numpy(), expected, rtol=1e-9)
+
+
 def _np_ordered_target(n, y):
     """P(y >= v_i) under the two-hot split."""
     return np.flip(np.cumsum(np.flip(_np_two_hot(n, y), -1), -1), -1)

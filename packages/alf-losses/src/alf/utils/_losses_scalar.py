@@ -142,7 +142,10 @@ class _DiscreteRegressionLossBase(ScalarPredictionLoss):
         return logits.shape[-1]
 
     def _two_hot(self, logits: torch.Tensor, target: torch.Tensor):
-        """Index of the lower bin and weight of the upper bin, target shape."""
+        """Index of the lower bin and weight of the upper bin, target shape.
+
+        A NaN (transformed) target gets bin 0 and a NaN weight, so that its
+        loss is NaN (rather than an out-of-range index)."""
         n = self._num_bins(logits)
         if target.shape != logits.shape[:-1]:
             raise ValueError(
@@ -151,7 +154,7 @@ class _DiscreteRegressionLossBase(ScalarPredictionLoss):
             )
         low_value = -((n - 1) // 2)
         y = self._forward(target.to(logits.dtype)).clamp(low_value, n // 2) - low_value
-        low = y.floor().clamp(max=n - 2)
+        low = y.floor().clamp(max=n - 2).nan_to_num(nan=0.0)
         return low.long(), y - low
 
 
