@@ -463,6 +463,25 @@ def test_action_importance_ratio_summaries_numerics_and_mode():
         )
 
 
+@pytest.mark.parametrize("bad", [{"importance_ratio_clipping": -0.2}, {"log_prob_clipping": -1.0}])
+def test_action_importance_ratio_rejects_negative_clipping(bad):
+    # A negative epsilon would make 'double_sided' clamp every ratio to
+    # 1 - epsilon > 1 + epsilon.
+    target, rollout, action, _, _ = _policies("cpu", 0.4)
+    kwargs = {"importance_ratio_clipping": 0.2, "log_prob_clipping": 0.0, **bad}
+    with pytest.raises(ValueError, match=f"{next(iter(bad))} must be .*got -"):
+        value_ops.action_importance_ratio(
+            target,
+            rollout,
+            action,
+            "double_sided",
+            alf.summary.scope("r"),
+            **kwargs,
+            check_numerics=False,
+            debug_summaries=False,
+        )
+
+
 # --------------------------------------------------------------------------
 # The recurrence solver itself, on each of its methods
 

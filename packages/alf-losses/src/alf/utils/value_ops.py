@@ -396,11 +396,18 @@ def action_importance_ratio(
         batch shape.
 
     Raises:
-        ValueError: unknown ``clipping_mode``; with ``check_numerics``, a
+        ValueError: unknown ``clipping_mode``; ``importance_ratio_clipping`` or
+            ``log_prob_clipping`` negative or NaN; with ``check_numerics``, a
             non-finite log-probability or ratio.
     """
     if clipping_mode not in _CLIPPING_MODES:
         raise ValueError(f"clipping_mode must be one of {_CLIPPING_MODES}; got {clipping_mode!r}")
+    for name, value in (
+        ("importance_ratio_clipping", importance_ratio_clipping),
+        ("log_prob_clipping", log_prob_clipping),
+    ):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+            raise ValueError(f"{name} must be a number >= 0; got {value!r}")
     if rollout_log_prob is None:
         rollout_log_prob = dist_utils.compute_log_probability(rollout_action_distribution, action)
     else:
