@@ -54,3 +54,14 @@ def block_then_report(rb, role, ready, results):
     else:
         out = rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([1]), blocking=True)
     results.put((role, out.tolist() if isinstance(out, torch.Tensor) else out))
+
+
+def churn(rb, env_ids, steps, results):
+    """Enqueue steps ``0..steps-1`` into ``env_ids`` (non-blocking), dequeuing
+    the oldest step whenever the rings are full, so that positions and data
+    keep changing; report when done."""
+    for step in range(steps):
+        if not rb.has_space(env_ids):
+            rb.dequeue(env_ids, n=1)
+        rb.enqueue(item_batch(env_ids, step, steps), env_ids)
+    results.put(("churned", steps))

@@ -310,3 +310,45 @@ def test_load_state_dict_assign_reaches_running_children():
     assert got == [("consumer", [[42]])]
     assert rb.get_current_position().tolist() == [1, 0]
     assert not rb.has_data(torch.tensor([0]), 1)
+
+
+@needs_fork
+def test_state_dict_of_shared_buffer_is_a_consistent_snapshot():
+    """Checkpoints taken while another process enqueues and dequeues: in each,
+    every stored position p of environment e holds the item of step p (id
+    e * steps + p, with its payload), i.e. positions and data are of one moment."""
+    ctx = multiprocessing.get_context("fork")
+    steps, max_length = 3000, 8
+    env_ids = torch.arange(4)
+    rb = RingBuffer(SPEC, 4, max_length=max_length, allow_multiprocess=True)
+    results = ctx.Queue()
+    child = ctx.Process(target=workers.churn, args=(rb, env_ids, steps, results), daemon=True)
+    child.start()
+    snapshots = []
+    try:
+        while child.is_alive() and len(snapshots) < 400:
+            snapshots.append(rb.state_dict())
+        assert collect(results, 1, time.monotonic() + DEADLINE_S) == [("churned", steps)]
+    finally:
+        shutdown(rb, [child])
+    snapshots.append(rb.state_dict())
+    id_key = next(k for k in snapshots[0] if k.endswith("_id"))
+    payload_key = next(k for k in snapshots[0] if k.endswith("_payload"))
+    for state in snapshots:
+        for env in env_ids.tolist():
+            pos = int(state["_current_pos"][env])
+            size = int(state["_current_size"][env])
+            assert 0 <= size <= max_length and size <= pos
+            for p in range(pos - size, pos):
+                stored = state[id_key][env, p % max_length]
+                assert int(stored) == env * steps + p
+                expected = torch.tensor([1.0, -1.0, 0.5], dtype=torch.float64) * float(stored)
+                assert torch.equal(state[payload_key][env, p % max_length], expected)
+    # a snapshot is a copy: later changes to the buffer do not reach it
+    last = snapshots[-1]
+    before = {k: v.clone() for k, v in last.items()}
+    rb.revive()
+    rb.dequeue(env_ids, n=1)
+    rb.enqueue(workers.item_batch(env_ids, steps, steps), env_ids)
+    assert all(torch.equal(last[k], before[k]) for k in last)
+    assert not torch.equal(rb.state_dict()["_current_pos"], last["_current_pos"])

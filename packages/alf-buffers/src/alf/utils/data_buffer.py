@@ -250,6 +250,21 @@ class RingBuffer(nn.Module):
         self._refresh()
         return result
 
+    def _save_to_state_dict(self, destination, prefix, keep_vars):
+        """Store the data and positions; a buffer shared between processes is
+        copied under the lock, so that the positions and the items of a
+        checkpoint belong to the same moment even while other processes
+        enqueue and dequeue (the copy costs the buffer's size until saved)."""
+        if not self._allow_multiprocess:
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            return
+        with self._locked():
+            super()._save_to_state_dict(destination, prefix, keep_vars)
+            for name in self._buffers:
+                key = prefix + name
+                if key in destination:
+                    destination[key] = destination[key].detach().clone()
+
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ):
