@@ -1,11 +1,17 @@
 """Bad input is refused with a message naming the argument, before anything
 stored changes."""
 
+import os
+import sys
+
 import pytest
 import torch
 
 from alf.tensor_specs import TensorSpec
 from alf.utils.data_buffer import DataBuffer, RingBuffer, atomic
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alf_buffers_checks import assert_unchanged, snapshot  # noqa: E402
 
 SPEC = {"obs": {"image": TensorSpec((2, 2), torch.uint8)}, "reward": TensorSpec(())}
 
@@ -15,17 +21,6 @@ def good_batch(b, device="cpu"):
         "obs": {"image": torch.ones(b, 2, 2, dtype=torch.uint8, device=device)},
         "reward": torch.full((b,), 7.0, device=device),
     }
-
-
-def snapshot(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def assert_unchanged(module, before):
-    after = module.state_dict()
-    assert set(after) == set(before)
-    for key, value in before.items():
-        assert torch.equal(after[key], value), key
 
 
 @pytest.mark.parametrize(

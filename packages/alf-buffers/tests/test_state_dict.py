@@ -2,6 +2,8 @@
 the same items in the same order."""
 
 import io
+import os
+import sys
 
 import pytest
 import torch
@@ -9,6 +11,9 @@ import torch
 import alf.nest as nest
 from alf.tensor_specs import TensorSpec
 from alf.utils.data_buffer import DataBuffer, RingBuffer
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alf_buffers_checks import assert_unchanged, snapshot  # noqa: E402
 
 SPEC = {"obs": TensorSpec((2, 3), torch.uint8), "reward": TensorSpec((), torch.float32)}
 
@@ -83,17 +88,6 @@ def test_load_across_devices(device):
     resumed = RingBuffer(SPEC, 2, max_length=3, device=device)
     resumed.load_state_dict(rb.state_dict())
     assert resumed.dequeue(n=3)["reward"].tolist() == [[1.0, 2.0, 3.0], [101.0, 102.0, 103.0]]
-
-
-def snapshot(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
-
-
-def assert_unchanged(module, before):
-    after = module.state_dict()
-    assert set(after) == set(before)
-    for key, value in before.items():
-        assert torch.equal(after[key], value), key
 
 
 @pytest.mark.parametrize(
