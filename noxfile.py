@@ -143,6 +143,27 @@ def _run_pytest(
     )
 
 
+def _install_from_folders(session: nox.Session, pkg: Package, *pip_args: str) -> None:
+    """Install ``pkg`` with its test tools and the siblings it requires, all
+    editable from their folders (``pip_args``, e.g. extra constraints, go first)."""
+    editable = []
+    for sib in sibling_closure(PACKAGES, pkg.name):
+        editable += ["-e", str(PACKAGES[sib].path)]
+    _pip_install(session, *pip_args, *editable, "-e", *_test_requirements(pkg, str(pkg.path)))
+
+
+def _run_source_tests(session: nox.Session, pkg: Package, device: str) -> None:
+    """Run ``pkg``'s tests from the repository root with ``ALF_TEST_DEVICE=device``."""
+    session.chdir(ROOT)
+    _run_pytest(
+        session,
+        pkg,
+        pkg.tests.relative_to(ROOT),
+        ROOT / "pyproject.toml",
+        {"ALF_TEST_DEVICE": device},
+    )
+
+
 @nox.session
 @nox.parametrize(("package", "torch"), _test_matrix())
 def tests(session: nox.Session, package: str, torch: str) -> None:
@@ -160,15 +181,9 @@ def tests(session: nox.Session, package: str, torch: str) -> None:
             session.skip(f"no CUDA GPU on this machine: {reason}")
         # Installed first, from the CUDA index; the later -c constraints.txt install keeps it.
         _pip_install(session, "--index-url", CUDA_INDEX, TORCH_PIN)
-    editable = []
-    for sib in sibling_closure(PACKAGES, package):
-        editable += ["-e", str(PACKAGES[sib].path)]
-    target = _test_requirements(pkg, str(pkg.path))
-    _pip_install(session, *editable, "-e", *target)
+    _install_from_folders(session, pkg)
     _check_torch(session, pkg, torch)
-    env = {"ALF_TEST_DEVICE": "cuda" if torch == "cuda" else "cpu"}
-    session.chdir(ROOT)
-    _run_pytest(session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", env)
+    _run_source_tests(session, pkg, "cuda" if torch == "cuda" else "cpu")
 
 
 def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
@@ -255,16 +270,9 @@ def lowest(session: nox.Session, package: str) -> None:
     floors_file = tmp / "floors.txt"
     floors_file.write_text("".join(f"{dist}=={version}\n" for dist, version in pins.items()))
     session.log("floors: " + (", ".join(f"{d}=={v}" for d, v in pins.items()) or "none"))
-    editable = []
-    for sib in sibling_closure(PACKAGES, package):
-        editable += ["-e", str(PACKAGES[sib].path)]
-    target = _test_requirements(pkg, str(pkg.path))
-    _pip_install(session, "-c", str(floors_file), *editable, "-e", *target)
+    _install_from_folders(session, pkg, "-c", str(floors_file))
     _check_torch(session, pkg, "cpu" if pkg.uses_torch else "none")
-    session.chdir(ROOT)
-    _run_pytest(
-        session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", {"ALF_TEST_DEVICE": "cpu"}
-    )
+    _run_source_tests(session, pkg, "cpu")
 
 
 @nox.session

@@ -56,7 +56,6 @@ package table.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import importlib
 import re
@@ -66,7 +65,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workspace import Package, WorkspaceError, discover_packages, normalize  # noqa: E402
+from workspace import (  # noqa: E402
+    Package,
+    WorkspaceError,
+    discover_packages,
+    normalize,
+    package_checker_parser,
+)
 
 __all__ = [
     "TORCH_BASE_METHODS",
@@ -588,15 +593,7 @@ def check(root: Path, selected: list[str] | None = None) -> Report:
 
 def main(argv: list[str] | None = None) -> int:
     """Run :func:`check` from the command line; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("packages", nargs="*", help="package names (default: all)")
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path(__file__).resolve().parent.parent,
-        help="repository root (default: the checkout holding this script)",
-    )
-    args = parser.parse_args(argv)
+    args = package_checker_parser(__doc__.split("\n\n")[0]).parse_args(argv)
     try:
         report = check(args.root, args.packages)
     except WorkspaceError as exc:

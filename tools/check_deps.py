@@ -28,7 +28,6 @@ Exit status 0 when everything holds, 1 otherwise (one line per problem).
 
 from __future__ import annotations
 
-import argparse
 import ast
 import sys
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from workspace import (  # noqa: E402
     discover_packages,
     find_cycle,
     normalize,
+    package_checker_parser,
     requirement_name,
 )
 
@@ -403,15 +403,7 @@ def check(root: Path, selected: list[str] | None = None) -> tuple[list[str], int
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("packages", nargs="*", help="package names (default: all)")
-    parser.add_argument(
-        "--root",
-        type=Path,
-        default=Path(__file__).resolve().parent.parent,
-        help="repository root (default: the checkout holding this script)",
-    )
-    args = parser.parse_args(argv)
+    args = package_checker_parser(__doc__.split("\n\n")[0]).parse_args(argv)
     problems, count = check(args.root, args.packages)
     for line in problems:
         print(f"check_deps: {line}", file=sys.stderr)

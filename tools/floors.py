@@ -89,7 +89,9 @@ def floor_pins(
     pins: dict[str, Version] = {}
     for pkg_name in [*sibling_closure(packages, name), name]:
         pkg = packages[pkg_name]
-        groups = [pkg.dependencies] + [reqs for extra, reqs in pkg.extras.items() if extra != "test"]
+        groups = [pkg.dependencies] + [
+            reqs for extra, reqs in pkg.extras.items() if extra != "test"
+        ]
         for requirement in (r for group in groups for r in group):
             req = Requirement(requirement)
             dist = normalize(req.name)

@@ -8,6 +8,7 @@ graph and the same test requirements. Standard library only (Python >= 3.9;
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "discover_packages",
     "find_cycle",
     "normalize",
+    "package_checker_parser",
     "requirement_name",
     "sibling_closure",
     "topological_order",
@@ -242,3 +244,18 @@ def sibling_closure(packages: dict[str, Package], name: str) -> list[str]:
             needed.add(sib)
             todo.extend(packages[sib].siblings)
     return [n for n in packages if n in needed]
+
+
+def package_checker_parser(description: str) -> argparse.ArgumentParser:
+    """The command line of a checker that runs over some or all packages:
+    positional package names (default: all) and ``--root`` (default: the
+    checkout holding ``tools/``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("packages", nargs="*", help="package names (default: all)")
+    parser.add_argument(
+        "--root",
+        type=Path,
+        default=Path(__file__).resolve().parent.parent,
+        help="repository root (default: the checkout holding this script)",
+    )
+    return parser
