@@ -55,6 +55,18 @@ def collect(results, count, deadline):
     return got
 
 
+def produce_in_forked_child(rb, env_ids, items_per_env):
+    """Run ``workers.produce`` in one forked child and return what it reported."""
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=workers.produce, args=(rb, env_ids, items_per_env, results))
+    try:
+        child.start()
+        return collect(results, 1, time.monotonic() + DEADLINE_S)
+    finally:
+        shutdown(rb, [child])
+
+
 @pytest.mark.slow
 @needs_fork
 def test_load_four_producers_two_consumers():
@@ -175,15 +187,8 @@ def test_spawned_children_share_buffer():
 def test_child_writes_reach_parent_memory():
     """A child's non-blocking enqueue lands in the parent's storage: the
     storage is in shared memory, not copied."""
-    ctx = multiprocessing.get_context("fork")
     rb = RingBuffer(SPEC, 2, max_length=4, allow_multiprocess=True)
-    results = ctx.Queue()
-    child = ctx.Process(target=workers.produce, args=(rb, [1], 3, results))
-    try:
-        child.start()
-        assert collect(results, 1, time.monotonic() + DEADLINE_S) == [("produced", [1], 3)]
-    finally:
-        shutdown(rb, [child])
+    assert produce_in_forked_child(rb, [1], 3) == [("produced", [1], 3)]
     assert rb.get_current_position().tolist() == [0, 3]
     assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[3, 4, 5]]
 
@@ -243,14 +248,7 @@ def test_assign_loaded_buffer_stays_shared():
     source.enqueue(workers.item_batch([0, 1], 0, 100))
     rb = RingBuffer(SPEC, 2, max_length=4, allow_multiprocess=True)
     rb.load_state_dict({k: v.clone() for k, v in source.state_dict().items()}, assign=True)
-    ctx = multiprocessing.get_context("fork")
-    results = ctx.Queue()
-    child = ctx.Process(target=workers.produce, args=(rb, [1], 2, results))
-    try:
-        child.start()
-        assert collect(results, 1, time.monotonic() + DEADLINE_S) == [("produced", [1], 2)]
-    finally:
-        shutdown(rb, [child])
+    assert produce_in_forked_child(rb, [1], 2) == [("produced", [1], 2)]
     assert rb.get_current_position().tolist() == [1, 3]
     assert rb.dequeue(torch.tensor([1]), n=3)["id"].tolist() == [[100, 2, 3]]
 
