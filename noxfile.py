@@ -47,6 +47,10 @@ PACKAGES: dict[str, Package] = discover_packages(ROOT)
 
 nox.options.sessions = ["tests", "isolated", "lowest", "lint"]
 nox.options.error_on_external_run = True
+# uv creates the venvs and installs into them, hard-linking every file from its
+# cache: torch is unpacked once on disk instead of once per session. Without uv
+# on PATH, nox falls back to virtualenv + pip (slower, one torch copy per venv).
+nox.options.default_venv_backend = "uv|virtualenv"
 if os.environ.get("ALF_NOX_REPORT"):
     nox.options.report = os.environ["ALF_NOX_REPORT"]
 
@@ -77,8 +81,47 @@ def _step(session: nox.Session, label: str, *args: str, **kwargs) -> None:
         session.error(f"{label} failed ({exc.reason})")
 
 
+def _pip_find_links() -> list[str]:
+    """The ``find-links`` locations of the machine's pip configuration.
+
+    uv does not read pip's configuration; on a machine whose pip finds the torch
+    wheel in a local folder (``pip config``: ``global.find-links``), uv is pointed
+    there too, so it installs that wheel instead of downloading another build.
+    """
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "list"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    links: list[str] = []
+    for line in out.splitlines():
+        key, _, value = line.partition("=")
+        if key.rsplit(".", 1)[-1] == "find-links":
+            for item in value.strip().strip("'\"").split():
+                if item not in links:
+                    links.append(item)
+    return links
+
+
+FIND_LINKS = _pip_find_links()
+
+
+def _uses_uv(session: nox.Session) -> bool:
+    return getattr(session.virtualenv, "venv_backend", "") == "uv"
+
+
 def _pip_install(session: nox.Session, *args: str) -> None:
-    session.install("--disable-pip-version-check", "-c", str(CONSTRAINTS), *args)
+    """Install into the session's venv with ``-c constraints.txt`` (uv or pip)."""
+    if _uses_uv(session):
+        links = [arg for loc in FIND_LINKS for arg in ("--find-links", loc)]
+        session.install(*links, "-c", str(CONSTRAINTS), *args)
+    else:
+        session.install("--disable-pip-version-check", "-c", str(CONSTRAINTS), *args)
 
 
 def _test_requirements(pkg: Package, target: str) -> list[str]:
@@ -191,20 +234,32 @@ def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob(f"{pkg.wheel_prefix}*.whl"):
         old.unlink()
-    session.run(
-        "python",
-        "-m",
-        "pip",
-        "wheel",
-        "--disable-pip-version-check",
-        "--no-deps",
-        "-c",
-        str(CONSTRAINTS),
-        "-w",
-        str(out),
-        str(pkg.path),
-        silent=True,
-    )
+    if _uses_uv(session):
+        session.run(
+            "uv",
+            "build",
+            "--wheel",
+            "--out-dir",
+            str(out),
+            str(pkg.path),
+            silent=True,
+            external=True,
+        )
+    else:
+        session.run(
+            "python",
+            "-m",
+            "pip",
+            "wheel",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "-c",
+            str(CONSTRAINTS),
+            "-w",
+            str(out),
+            str(pkg.path),
+            silent=True,
+        )
     wheels = sorted(out.glob(f"{pkg.wheel_prefix}*.whl"))
     if len(wheels) != 1:
         session.error(f"expected one {pkg.name} wheel in {out}, found {[w.name for w in wheels]}")
