@@ -36,7 +36,13 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 from check_wheels import check_wheels, shipped_modules  # noqa: E402
 from floors import FloorError, floor_pins  # noqa: E402
-from workspace import DEFAULT_TEST_REQUIREMENTS, Package, discover_packages, sibling_closure  # noqa: E402
+from workspace import (  # noqa: E402
+    DEFAULT_TEST_REQUIREMENTS,
+    Package,
+    discover_packages,
+    requirement_name,
+    sibling_closure,
+)
 
 CONSTRAINTS = ROOT / "constraints.txt"
 RESULTS = ROOT / ".nox" / "_results"
@@ -227,6 +233,51 @@ def tests(session: nox.Session, package: str, torch: str) -> None:
     _install_from_folders(session, pkg)
     _check_torch(session, pkg, torch)
     _run_source_tests(session, pkg, "cuda" if torch == "cuda" else "cpu")
+
+
+def _third_party_requirements(pkg: Package) -> list[str]:
+    """Declared third-party requirements of ``pkg``, its siblings and its test extra, less torch."""
+    reqs: list[str] = []
+    for name in [*sibling_closure(PACKAGES, pkg.name), pkg.name]:
+        member = PACKAGES[name]
+        declared = member.dependencies + (member.extras.get("test", []) if name == pkg.name else [])
+        for req in declared:
+            dist = requirement_name(req)
+            if dist != "torch" and dist not in PACKAGES and req not in reqs:
+                reqs.append(req)
+    return reqs
+
+
+@nox.session(venv_backend="virtualenv", venv_params=["--system-site-packages"], reuse_venv=False)
+@nox.parametrize(
+    "package", [nox.param(n, id=n, tags=[n]) for n, p in PACKAGES.items() if p.uses_torch]
+)
+def gpu(session: nox.Session, package: str) -> None:
+    """One package's suite on CUDA with the torch the interpreter already has.
+
+    For GPU machines whose image ships a CUDA build of torch (and that may reach
+    no package index): the venv sees the interpreter's site-packages, the package
+    and its siblings are installed ``--no-deps`` from their folders, and only the
+    declared third-party requirements that are missing get installed; torch is
+    never installed or replaced. ``ALF_WHEELHOUSE=DIR`` makes those installs
+    offline, from the wheels in ``DIR``. Not in the default sessions.
+    """
+    pkg = PACKAGES[package]
+    offline = []
+    if os.environ.get("ALF_WHEELHOUSE"):
+        offline = ["--no-index", "--find-links", os.environ["ALF_WHEELHOUSE"]]
+    editable = []
+    for name in [*sibling_closure(PACKAGES, package), package]:
+        editable += ["-e", str(PACKAGES[name].path)]
+    session.install("--disable-pip-version-check", "--no-deps", *editable)
+    session.install("--disable-pip-version-check", *offline, *_third_party_requirements(pkg))
+    reason = _no_gpu_reason()
+    if reason:
+        session.skip(f"no CUDA GPU on this machine: {reason}")
+    _step(
+        session, "torch check", "python", str(ROOT / "tools" / "check_torch.py"), pkg.name, "system"
+    )
+    _run_source_tests(session, pkg, "cuda")
 
 
 def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
