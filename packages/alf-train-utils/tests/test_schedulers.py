@@ -272,7 +272,10 @@ def test_cyclical_scheduler_td3_alternation_and_hand_values():
     for it in range(6):
         update_progress("iterations", it)
         got.append(every_other())
-    assert got == [0, 1, 0, 1, 0, 1]
+    assert got == [0, 1, 0, 1, 0, 1] and all(type(v) is int for v in got)
+    exact = CyclicalScheduler("iterations", 0.1, 0.3, 2)
+    update_progress("iterations", 3)
+    assert exact() == 0.3  # the bound itself, not 0.1 + 0.2 * 1.0
     tri = CyclicalScheduler("iterations", 1.0, 3.0, 4, switch_mode="linear")
     got = []
     for it in range(10):

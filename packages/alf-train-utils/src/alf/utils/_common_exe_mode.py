@@ -7,7 +7,7 @@ and restore the previous mode on exit, exceptions included.
 """
 
 import functools
-from typing import Any, Callable, List, TypeVar
+from typing import Any, Callable, List, TypeVar, cast
 
 __all__ = [
     "EXE_MODE_EVAL",
@@ -174,7 +174,7 @@ def mark_rollout(func: F) -> F:
     Args:
         func (Callable): a function.
     """
-    return _marker(EXE_MODE_ROLLOUT, func, "mark_rollout")
+    return cast(F, _marker(EXE_MODE_ROLLOUT, func, "mark_rollout"))
 
 
 def mark_replay(func: F) -> F:
@@ -184,7 +184,7 @@ def mark_replay(func: F) -> F:
     Args:
         func (Callable): a function.
     """
-    return _marker(EXE_MODE_REPLAY, func, "mark_replay")
+    return cast(F, _marker(EXE_MODE_REPLAY, func, "mark_replay"))
 
 
 def mark_eval(func: F) -> F:
@@ -194,7 +194,7 @@ def mark_eval(func: F) -> F:
     Args:
         func (Callable): a function.
     """
-    return _marker(EXE_MODE_EVAL, func, "mark_eval")
+    return cast(F, _marker(EXE_MODE_EVAL, func, "mark_eval"))
 
 
 def mark_pretrain(func: F) -> F:
@@ -204,7 +204,7 @@ def mark_pretrain(func: F) -> F:
     Args:
         func (Callable): a function.
     """
-    return _marker(EXE_MODE_PRETRAIN, func, "mark_pretrain")
+    return cast(F, _marker(EXE_MODE_PRETRAIN, func, "mark_pretrain"))
 
 
 for _obj in (

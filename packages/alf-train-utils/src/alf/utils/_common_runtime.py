@@ -140,7 +140,7 @@ def run_under_record_context(
     func: Callable[[], T],
     summary_dir: str,
     summary_interval: int,
-    flush_secs: float,
+    flush_secs: int,
     summarize_first_interval: bool = True,
     summary_max_queue: int = 10,
 ) -> T:
@@ -189,7 +189,7 @@ def run_under_record_context(
     if push is not None:
         # alf.summary with a writer stack: scoped to this thread, restored exactly
         push(writer)
-        restore = alf.summary.pop_summary_writer
+        restore = alf.summary.pop_summary_writer  # type: ignore[attr-defined]
     else:
         previous = alf.summary.get_default_writer()
         alf.summary.set_default_writer(writer)

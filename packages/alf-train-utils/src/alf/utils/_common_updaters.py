@@ -138,7 +138,7 @@ class TargetUpdater(nn.Module):
             )
         if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau <= 1:
             raise ValueError(f"tau must be a number in [0, 1]; got {tau!r}")
-        period = _check_period(period)
+        _check_period(period)
         pairs = []
         for i, (m, t) in enumerate(zip(models, target_models)):
             ms, mb = _tensors_of(m, f"models[{i}]")
@@ -173,7 +173,7 @@ class TargetUpdater(nn.Module):
                         t.copy_(s)
         if self._delayed_update:
             for i, (ms, mb, _, _) in enumerate(pairs):
-                names = ([], [])
+                names: Tuple[List[str], List[str]] = ([], [])
                 for kind, tensors, out in (("p", ms, names[0]), ("b", mb, names[1])):
                     for j, x in enumerate(tensors):
                         name = f"_recent_{i}_{kind}{j}"

@@ -117,7 +117,7 @@ def update_progress(progress_type: str, value: Number) -> None:
     _check_progress_type(progress_type)
     value = _check_progress_value(progress_type, value)
     if progress_type == "global_counter":
-        alf.summary.set_global_counter(value)
+        alf.summary.set_global_counter(int(value))
     else:
         _progress[progress_type] = value
 
@@ -181,7 +181,7 @@ def disallow_scheduler() -> None:
 # Argument checks
 
 
-def _check_real(value: Any, name: str) -> Number:
+def _check_real(value: Any, name: str) -> Any:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number; got {value!r}")
     if not math.isfinite(float(value)):
@@ -468,9 +468,9 @@ class CyclicalScheduler(Scheduler):
     progress ``x``, the value is ``base_lr + (bound_lr - base_lr) * f`` with
 
     * ``switch_mode="step"``: ``f = 0`` for ``r < 1``, ``f = 1`` for ``r >= 1``
-      (``base_lr`` for the first half of each cycle, ``bound_lr`` for the
-      second: with ``h = 1`` on iterations, a value for even and one for odd
-      iterations);
+      (exactly ``base_lr`` for the first half of each cycle, exactly
+      ``bound_lr`` for the second: with ``h = 1`` on iterations, a value for
+      even and one for odd iterations);
     * ``switch_mode="linear"``: ``f = 1 - |r - 1|`` (the triangle: from
       ``base_lr`` up to ``bound_lr`` at mid-cycle and back).
 
@@ -525,9 +525,9 @@ class CyclicalScheduler(Scheduler):
                 r += 2 * h
             r = r / h
         if self._switch_mode == "step":
-            f = 1.0 if r >= 1 else 0.0
-        else:
-            f = 1.0 - abs(r - 1.0)
+            # the bounds themselves, exactly (no rounding of base + diff)
+            return self._bound_lr if r >= 1 else self._base_lr
+        f = 1.0 - abs(r - 1.0)
         return self._base_lr + (self._bound_lr - self._base_lr) * f
 
     def __repr__(self) -> str:
