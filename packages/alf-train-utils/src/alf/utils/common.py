@@ -1,0 +1,159 @@
+"""Various functions used by different ALF modules (``alf.utils.common``).
+
+A thin module: it re-exports the generic helpers that ``alf-math`` keeps in
+``alf.utils.common_core`` and the runtime pieces defined in focused private
+modules:
+
+* execution modes (``rollout_context``, ``mark_replay``, ``is_eval``, ...):
+  ``_common_exe_mode``;
+* ``Periodically`` and ``TargetUpdater``: ``_common_updaters``;
+* the global environment and its spec getters: ``_common_env``;
+* seeding, free ports, summary record context, metric logging:
+  ``_common_runtime``;
+* summary/eval intervals, OU noise, epsilon-greedy, training phase:
+  ``_common_training``;
+* configuration files and repository snapshots: ``_common_config`` and
+  ``_common_snapshot``.
+"""
+
+from alf.utils._common_env import (
+    active_action_target_entropy,
+    get_action_spec,
+    get_env,
+    get_initial_time_step,
+    get_observation_spec,
+    get_raw_observation_spec,
+    get_reward_spec,
+    get_states_shape,
+    get_vocab_size,
+    set_global_env,
+    set_transformed_observation_spec,
+)
+from alf.utils._common_exe_mode import (
+    EXE_MODE_EVAL,
+    EXE_MODE_OTHER,
+    EXE_MODE_PRETRAIN,
+    EXE_MODE_REPLAY,
+    EXE_MODE_ROLLOUT,
+    eval_context,
+    exe_mode_name,
+    is_eval,
+    is_pretrain,
+    is_replay,
+    is_rollout,
+    mark_eval,
+    mark_pretrain,
+    mark_replay,
+    mark_rollout,
+    pretrain_context,
+    replay_context,
+    rollout_context,
+    set_exe_mode,
+)
+from alf.utils._common_runtime import (
+    get_unused_port,
+    is_inside_docker_container,
+    log_metrics,
+    run_under_record_context,
+    set_random_seed,
+)
+from alf.utils._common_training import (
+    compute_summary_or_eval_interval,
+    create_ou_process,
+    get_epsilon_greedy,
+    is_training,
+)
+from alf.utils._common_updaters import Periodically, TargetUpdater
+from alf.utils.common_core import (
+    abs_path,
+    add_method,
+    as_list,
+    call_stack,
+    cast_transformer,
+    check_numerics,
+    detach,
+    expand_dims_as,
+    flattened_size,
+    get_all_parameters,
+    get_initial_policy_state,
+    image_scale_transformer,
+    info,
+    info_once,
+    reset_state_if_necessary,
+    tuplify2d,
+    warning,
+    warning_once,
+)
+
+# ---- configuration files and repository snapshots --------------------------
+# (alf/utils/_common_config.py and alf/utils/_common_snapshot.py: their
+# imports and __all__ entries go here)
+
+__all__ = [
+    # execution modes
+    "EXE_MODE_EVAL",
+    "EXE_MODE_OTHER",
+    "EXE_MODE_PRETRAIN",
+    "EXE_MODE_REPLAY",
+    "EXE_MODE_ROLLOUT",
+    "eval_context",
+    "exe_mode_name",
+    "is_eval",
+    "is_pretrain",
+    "is_replay",
+    "is_rollout",
+    "mark_eval",
+    "mark_pretrain",
+    "mark_replay",
+    "mark_rollout",
+    "pretrain_context",
+    "replay_context",
+    "rollout_context",
+    "set_exe_mode",
+    # updaters
+    "Periodically",
+    "TargetUpdater",
+    # the global environment
+    "active_action_target_entropy",
+    "get_action_spec",
+    "get_env",
+    "get_initial_time_step",
+    "get_observation_spec",
+    "get_raw_observation_spec",
+    "get_reward_spec",
+    "get_states_shape",
+    "get_vocab_size",
+    "set_global_env",
+    "set_transformed_observation_spec",
+    # process and run helpers
+    "get_unused_port",
+    "is_inside_docker_container",
+    "log_metrics",
+    "run_under_record_context",
+    "set_random_seed",
+    # training-loop helpers
+    "compute_summary_or_eval_interval",
+    "create_ou_process",
+    "get_epsilon_greedy",
+    "is_training",
+    # generic helpers (alf-math's alf.utils.common_core)
+    "abs_path",
+    "add_method",
+    "as_list",
+    "call_stack",
+    "cast_transformer",
+    "check_numerics",
+    "detach",
+    "expand_dims_as",
+    "flattened_size",
+    "get_all_parameters",
+    "get_initial_policy_state",
+    "image_scale_transformer",
+    "info",
+    "info_once",
+    "reset_state_if_necessary",
+    "tuplify2d",
+    "warning",
+    "warning_once",
+    # configuration files and repository snapshots: see the imports above
+]
