@@ -10,6 +10,7 @@ import collections
 import gzip
 import os
 import pickle
+import re
 import struct
 
 import numpy as np
@@ -19,6 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from torch.utils.data import Subset
 
+from alf.utils._train_datagen_text import basic_english_tokenize
 from alf.utils.datagen import (
     TestDataSet,
     Vocab,
@@ -569,3 +571,33 @@ def test_vocab_checks():
     with pytest.raises(ValueError, match="holds 'a' twice"):
         Vocab(["a", "a"])
     assert Vocab.__module__ == "alf.utils.datagen"
+
+
+# torchtext's basic_english, regex by regex (the reference the tokenizer follows)
+_TORCHTEXT_PATTERNS = [
+    (r"\'", " '  "),
+    (r"\"", ""),
+    (r"\.", " . "),
+    (r"<br \/>", " "),
+    (r",", " , "),
+    (r"\(", " ( "),
+    (r"\)", " ) "),
+    (r"\!", " ! "),
+    (r"\?", " ? "),
+    (r"\;", " "),
+    (r"\:", " "),
+    (r"\s+", " "),
+]
+
+
+def torchtext_basic_english(line):
+    line = line.lower()
+    for pattern, replacement in _TORCHTEXT_PATTERNS:
+        line = re.sub(pattern, replacement, line)
+    return line.split()
+
+
+@given(st.text(alphabet=st.sampled_from(list("aB '\".,()!?;:<br />\t\n@-=é")), max_size=40))
+def test_tokenizer_matches_torchtext_basic_english(line):
+    assert basic_english_tokenize(line) == torchtext_basic_english(line)
+    assert basic_english_tokenize("<br;/>x<br />y") == torchtext_basic_english("<br;/>x<br />y")

@@ -37,8 +37,8 @@ from alf.utils._train_datagen_text import (
     Vocab,
     batchify,
     build_vocab,
+    iter_token_lines,
     numericalize,
-    read_token_lines,
 )
 
 __all__ = [
@@ -379,11 +379,10 @@ def _load_wikitext(name: str, folder: str, train_bs, test_bs, max_vocab_size, da
         [("wiki.train.tokens",), ("wiki.valid.tokens",), ("wiki.test.tokens",)],
         name,
     )
-    lines = [read_token_lines(p) for p in paths]
-    vocab = build_vocab(lines[0], max_vocab_size)
+    vocab = build_vocab(iter_token_lines(paths[0]), max_vocab_size)
     out = []
-    for path, split, bs in zip(paths, lines, (train_bs, test_bs, test_bs)):
-        ids = numericalize(split, vocab)
+    for path, bs in zip(paths, (train_bs, test_bs, test_bs)):
+        ids = numericalize(iter_token_lines(path), vocab)
         if ids.shape[0] < bs:
             raise ValueError(
                 f"{path}: {ids.shape[0]} tokens, fewer than the batch size {bs} "
