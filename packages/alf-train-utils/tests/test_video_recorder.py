@@ -200,6 +200,15 @@ def test_disabled_and_empty_recorders_write_no_video(tmp_path):
 
 
 def test_env_without_rgb_array_rendering_is_rejected(tmp_path):
+    class NoneEnv(OldGymEnv):
+        def render(self, mode="human"):
+            return None  # what many environments render before reset()
+
+    rec = VideoRecorder(NoneEnv(), path=str(tmp_path / "x.mp4"))
+    with pytest.raises(ValueError, match=r"got NoneType \(environments render nothing before"):
+        rec.capture_frame()
+    rec.close()
+    (tmp_path / "x.meta.json").unlink()
     env = gymnasium.make("CartPole-v1")  # render_mode None
     with pytest.raises(ValueError, match="env must render rgb_array frames.*render_mode=None"):
         VideoRecorder(env, path=str(tmp_path / "x.mp4"))

@@ -36,9 +36,10 @@ def to_rgb_frame(array: Any, what: str) -> np.ndarray:
         ValueError: naming ``what`` for anything else.
     """
     if not isinstance(array, np.ndarray):
+        hint = " (environments render nothing before reset())" if array is None else ""
         raise ValueError(
             f"{what} must be a uint8 array [H, W, 3] (an rgb_array frame), got "
-            f"{type(array).__name__}"
+            f"{type(array).__name__}{hint}"
         )
     if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] not in (3, 4):
         raise ValueError(

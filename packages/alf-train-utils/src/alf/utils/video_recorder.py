@@ -355,10 +355,15 @@ class VideoRecorder:
             self._closed = True
             writer, self._writer = self._writer, None
             if writer is not None:
-                writer.close()  # ffmpeg flushes and exits
-                with open(self._partial_path, "rb+") as f:
-                    os.fsync(f.fileno())
-                os.replace(self._partial_path, self.path)
+                try:
+                    writer.close()  # ffmpeg flushes and exits
+                    with open(self._partial_path, "rb+") as f:
+                        os.fsync(f.fileno())
+                    os.replace(self._partial_path, self.path)
+                except BaseException:
+                    if os.path.exists(self._partial_path):
+                        os.remove(self._partial_path)
+                    raise
             elif self._temporary and os.path.exists(self.path):
                 os.remove(self.path)
         self._write_metadata()
