@@ -472,9 +472,11 @@ def histogram(
         return
     if not np.all(np.isfinite(values)):
         raise ValueError(f"data of histogram {tag!r} holds NaN or infinite values")
-    _current_writer().add_histogram(
-        tag, values, global_step=_step(step), bins=bins, walltime=walltime, max_bins=max_bins
-    )
+    # walltime/max_bins only when given: any writer with torch's
+    # add_histogram(tag, values, global_step, bins) keeps working
+    extra = {"walltime": walltime, "max_bins": max_bins}
+    extra = {k: v for k, v in extra.items() if v is not None}
+    _current_writer().add_histogram(tag, values, global_step=_step(step), bins=bins, **extra)
 
 
 def text(name: str, data: Any, step: Optional[Union[int, torch.Tensor]] = None) -> None:
