@@ -58,7 +58,7 @@ def _writer_stack() -> List[Any]:
     return _state.writers
 
 
-def _current_writer() -> Optional[Any]:
+def _current_writer() -> Any:
     stack = _writer_stack()
     return stack[-1] if stack else _default_writer
 

@@ -547,10 +547,12 @@ def summarize_action(actions: Any, action_specs: Any, name: str = "action") -> N
         if len(spec.shape) > 1:
             continue
         bounded = spec.is_bounded()
+        if action.numel() == 0:
+            continue
         if spec.is_discrete():
-            lo = int(np.min(spec.minimum)) if bounded else int(action.min())
-            hi = int(np.max(spec.maximum)) if bounded else int(action.max())
-            histogram_discrete(f"{name}/{i}", action, bucket_min=lo, bucket_max=hi)
+            first = int(np.min(spec.minimum)) if bounded else int(action.min())
+            last = int(np.max(spec.maximum)) if bounded else int(action.max())
+            histogram_discrete(f"{name}/{i}", action, bucket_min=first, bucket_max=last)
             continue
         dim = 1 if len(spec.shape) == 0 else int(spec.shape[-1])
         flat = action.detach().reshape(-1, dim)
