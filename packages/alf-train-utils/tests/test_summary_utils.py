@@ -390,6 +390,8 @@ def test_summarize_action(log):
     assert buckets(log.histogram("action/2/0")) == np_buckets(f, np.linspace(f.min(), f.max(), 31))
     with pytest.raises(ValueError):
         summarize_action({"a": torch.zeros(2)}, {"b": TensorSpec(())}, name="mismatch")
+    summarize_action(torch.zeros(0, dtype=torch.int64), TensorSpec((), torch.int64), name="none")
+    assert not [t for t in log.read().Tags()["histograms"] if t.startswith("none")]
 
 
 def test_summarize_distribution(log):
