@@ -34,6 +34,7 @@ def test_defaults_of_named_tuples():
         "scalar_loss",
         "extra",
         "priority",
+        "batch_label",
     )
     assert AlgStep(output=1).state == ()
     Pair = namedtuple("Pair", ["a", "b"], default_value=0)

@@ -121,7 +121,9 @@ Fields:
     info (nest): information used later for training or summaries.
 """
 
-LossInfo = namedtuple("LossInfo", ["loss", "scalar_loss", "extra", "priority"], default_value=())
+LossInfo = namedtuple(
+    "LossInfo", ["loss", "scalar_loss", "extra", "priority", "batch_label"], default_value=()
+)
 LossInfo.__doc__ = """Result of a loss computation.
 
 Fields:
@@ -130,4 +132,7 @@ Fields:
     scalar_loss (Tensor): a scalar loss added to ``loss``'s mean.
     extra (nest): the loss components, kept for summaries.
     priority (Tensor): per-sample priority for prioritized replay, ``[B]``.
+    batch_label (Tensor): per-sample integer category, the shape of
+        ``loss``, for per-category loss summaries
+        (``alf.utils.summary_utils.summarize_per_category_loss``).
 """
