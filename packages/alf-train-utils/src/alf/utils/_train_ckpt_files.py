@@ -293,7 +293,9 @@ def load_file(path: str, map_location, weights_only: bool):
                 "refuses; if you trust the file, load it with weights_only=False "
                 f"(Checkpointer(..., weights_only=False)). {_last_line(e)}"
             ) from None
-        raise RuntimeError(f"checkpoint file {path} is truncated or corrupt: {_last_line(e)}") from None
+        raise RuntimeError(
+            f"checkpoint file {path} is truncated or corrupt: {_last_line(e)}"
+        ) from None
     except OSError as e:
         if e.errno in (errno.EACCES, errno.EISDIR):
             raise

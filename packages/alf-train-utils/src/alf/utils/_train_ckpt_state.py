@@ -21,7 +21,7 @@ the strict check and the including_* switches all work on these keys.
 
 import weakref
 from collections import OrderedDict
-from typing import Dict, List, Mapping, Tuple
+from typing import Dict, List, Mapping
 
 import torch
 from torch import nn
@@ -261,14 +261,14 @@ def plan_item(item: ItemState, ckpt_state, sel: Selection):
         is_opt = isinstance(item.obj, torch.optim.Optimizer)
         if sel.excluded(item.name, item.entries, is_opt):
             return None, missing, unexpected, mismatched
-        if ckpt_state is None or (isinstance(ckpt_state, Mapping) and not ckpt_state and item.entries):
+        if ckpt_state is None or (
+            isinstance(ckpt_state, Mapping) and not ckpt_state and item.entries
+        ):
             missing.append(item.name)
             return None, missing, unexpected, mismatched
         if isinstance(ckpt_state, Mapping) and not is_opt:
             ckpt_state = OrderedDict(
-                (k, v)
-                for k, v in ckpt_state.items()
-                if not sel.excluded(f"{item.name}.{k}", v)
+                (k, v) for k, v in ckpt_state.items() if not sel.excluded(f"{item.name}.{k}", v)
             )
         return ckpt_state, missing, unexpected, mismatched
     ckpt_state = ckpt_state if isinstance(ckpt_state, Mapping) else {}
@@ -335,10 +335,10 @@ def sub_state_dict(state, prefix: str):
     dotted = prefix + "."
     for k, v in state.items():
         if isinstance(k, str) and k.startswith(dotted):
-            result[k[len(dotted):]] = v
+            result[k[len(dotted) :]] = v
             found = True
         elif isinstance(k, str) and isinstance(v, Mapping) and prefix.startswith(k + "."):
-            sub = sub_state_dict(v, prefix[len(k) + 1:])
+            sub = sub_state_dict(v, prefix[len(k) + 1 :])
             if sub is not None:
                 result.update(sub)
                 found = True

@@ -146,9 +146,7 @@ def extract_sub_state_dict_from_checkpoint(
         RuntimeError: naming the file if it is truncated or corrupt.
     """
     if not isinstance(checkpoint_prefix, str):
-        raise TypeError(
-            f"checkpoint_prefix must be a str; got {type(checkpoint_prefix).__name__}"
-        )
+        raise TypeError(f"checkpoint_prefix must be a str; got {type(checkpoint_prefix).__name__}")
     path = _check_path(checkpoint_path, "checkpoint_path")
     _check_bool(weights_only, "weights_only")
     state = files.load_file(path, _default_map_location(map_location), weights_only)
