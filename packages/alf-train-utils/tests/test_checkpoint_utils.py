@@ -279,6 +279,16 @@ def test_shape_mismatch_is_an_error_before_any_change(tmp_path):
     models.assert_same(models.snapshot(dst), before)
 
 
+def test_optimizer_group_mismatch_is_an_error_before_any_change(tmp_path):
+    Checkpointer(str(tmp_path), alg=models.new_alg(seed=1)).save(1)
+    dst = models.new_alg(seed=2)
+    dst._optimizers = [torch.optim.Adam(dst.net.parameters())]  # 4 parameters, not 6
+    before = models.snapshot(dst)
+    with pytest.raises(RuntimeError, match="alg._optimizers.0: checkpoint groups have \\[6\\]"):
+        Checkpointer(str(tmp_path), alg=dst).load()
+    models.assert_same(models.snapshot(dst), before)
+
+
 def test_enable_checkpoint(tmp_path):
     alg = models.new_alg(seed=1)
     assert is_checkpoint_enabled(alg.sub)

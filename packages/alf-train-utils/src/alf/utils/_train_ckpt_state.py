@@ -270,6 +270,11 @@ def plan_item(item: ItemState, ckpt_state, sel: Selection):
             ckpt_state = OrderedDict(
                 (k, v) for k, v in ckpt_state.items() if not sel.excluded(f"{item.name}.{k}", v)
             )
+        if is_opt:
+            problem = optimizer_mismatch(item.entries, ckpt_state)
+            if problem:
+                mismatched.append(f"{item.name}: {problem}")
+                return None, missing, unexpected, mismatched
         return ckpt_state, missing, unexpected, mismatched
     ckpt_state = ckpt_state if isinstance(ckpt_state, Mapping) else {}
     to_load = OrderedDict()
@@ -288,6 +293,12 @@ def plan_item(item: ItemState, ckpt_state, sel: Selection):
                 f"{full}: checkpoint shape {tuple(v.shape)}, current shape {tuple(cur.shape)}"
             )
             continue
+        if is_optimizer_state(cur):
+            problem = optimizer_mismatch(cur, v)
+            if problem:
+                bad_shape.add(k)
+                mismatched.append(f"{full}: {problem}")
+                continue
         to_load[k] = v
     for k, v in item.entries.items():
         if k in to_load or k in bad_shape:
@@ -296,6 +307,21 @@ def plan_item(item: ItemState, ckpt_state, sel: Selection):
         if not sel.excluded(full, v, _is_opt(item, k)):
             missing.append(full)
     return to_load, missing, unexpected, mismatched
+
+
+def optimizer_mismatch(current, saved) -> str:
+    """Why ``Optimizer.load_state_dict(saved)`` would fail for an optimizer
+    whose state is ``current`` ("" if it would not): torch checks the numbers
+    of parameter groups and of parameters per group, after changing nothing."""
+    if not is_optimizer_state(saved):
+        return "the checkpoint does not hold an optimizer state"
+    cur, new = current["param_groups"], saved["param_groups"]
+    if len(cur) != len(new):
+        return f"checkpoint has {len(new)} parameter groups, the optimizer {len(cur)}"
+    sizes = [len(g["params"]) for g in cur], [len(g.get("params", ())) for g in new]
+    if sizes[0] != sizes[1]:
+        return f"checkpoint groups have {sizes[1]} parameters, the optimizer's {sizes[0]}"
+    return ""
 
 
 def _is_opt(item: ItemState, key: str) -> bool:
