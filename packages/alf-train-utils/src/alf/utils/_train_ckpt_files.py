@@ -73,7 +73,9 @@ def tmp_file(final: str) -> str:
 
 
 def fsync_path(path: str) -> None:
-    """fsync a file or a directory by path."""
+    """fsync a file or a directory by path (directories: POSIX only)."""
+    if os.name == "nt" and os.path.isdir(path):
+        return
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -288,6 +288,7 @@ class Checkpointer:
             for part, value in states.split(item).items():
                 parts[part][item.name] = value
         parts[files.MODEL]["global_step"] = step
+        os.makedirs(self._ckpt_dir, exist_ok=True)
         files.recover(self._ckpt_dir, self._durable)
         tmps = {}
         try:
