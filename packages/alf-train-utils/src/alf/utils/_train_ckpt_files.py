@@ -314,3 +314,57 @@ def _last_line(e: BaseException) -> str:
         if "Unsupported global" in ln or "PytorchStreamReader" in ln:
             return ln[:300]
     return (lines[-1] if lines else "")[:300]
+
+
+LOAD_ATTEMPTS = 5
+
+
+def read_step(ckpt_dir, req, wanted, map_location, weights_only):
+    """Read the files (``wanted`` parts) of step ``req`` (an int or ``"latest"``),
+    consistently even while a writer commits: the files' identities are
+    compared before and after reading, and a change reads them again.
+
+    Returns:
+        ``(step, {part: state}, model path)``, or None if there is no such step.
+    """
+    for _ in range(LOAD_ATTEMPTS):
+        if req == "latest":
+            steps = list_steps(ckpt_dir)
+            if not steps:
+                return None
+            step = steps[-1]
+        else:
+            step = req
+        paths = resolve_step(ckpt_dir, step)
+        if paths[MODEL] is None:
+            if req == "latest":
+                continue  # deleted meanwhile
+            return None
+        todo = {p: paths[p] for p in wanted if paths[p] is not None}
+        before = {p: _identity(path) for p, path in todo.items()}
+        try:
+            loaded = {p: load_file(path, map_location, weights_only) for p, path in todo.items()}
+        except FileNotFoundError:
+            continue
+        after = resolve_step(ckpt_dir, step)
+        if any(after[p] != path or _identity(path) != before[p] for p, path in todo.items()):
+            continue
+        for p, value in loaded.items():
+            if not isinstance(value, dict):
+                raise RuntimeError(
+                    f"checkpoint file {todo[p]} holds a {type(value).__name__}, "
+                    "not the dict of states a checkpoint file holds"
+                )
+        return step, loaded, paths[MODEL]
+    raise RuntimeError(
+        f"the checkpoint directory {ckpt_dir} kept changing while loading "
+        f"({LOAD_ATTEMPTS} attempts); is another process saving to it?"
+    )
+
+
+def _identity(path):
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)

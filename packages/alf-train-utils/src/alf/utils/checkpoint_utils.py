@@ -39,7 +39,6 @@ __all__ = [
 
 _logger = logging.getLogger(__name__)
 _RESERVED = ("global_step",)
-_LOAD_ATTEMPTS = 5
 
 
 def _check_step(value, name: str, allow_latest: bool) -> Union[int, str]:
@@ -385,7 +384,7 @@ class Checkpointer:
             wanted.discard(files.OPTIMIZER)
         if not including_replay_buffer:
             wanted.discard(files.REPLAY_BUFFER)
-        found = self._read_step(req, wanted, map_location)
+        found = files.read_step(self._ckpt_dir, req, wanted, map_location, self._weights_only)
         if found is None:
             _logger.warning(
                 "There is no checkpoint %s in directory %s.",
@@ -423,54 +422,3 @@ class Checkpointer:
         self._global_step = step
         _logger.info("Checkpoint 'ckpt-%d' is loaded successfully.", step)
         return step
-
-    def _read_step(self, req, wanted, map_location):
-        """Read the files of a step, consistently even while a writer commits.
-
-        Returns:
-            ``(step, {part: state}, model path)``, or None if there is no such step.
-        """
-        for _ in range(_LOAD_ATTEMPTS):
-            if req == "latest":
-                steps = files.list_steps(self._ckpt_dir)
-                if not steps:
-                    return None
-                step = steps[-1]
-            else:
-                step = req
-            paths = files.resolve_step(self._ckpt_dir, step)
-            if paths[files.MODEL] is None:
-                if req == "latest":
-                    continue  # deleted meanwhile
-                return None
-            todo = {p: paths[p] for p in wanted if paths[p] is not None}
-            before = {p: _identity(path) for p, path in todo.items()}
-            try:
-                loaded = {
-                    p: files.load_file(path, map_location, self._weights_only)
-                    for p, path in todo.items()
-                }
-            except FileNotFoundError:
-                continue
-            after = files.resolve_step(self._ckpt_dir, step)
-            if any(after[p] != path or _identity(path) != before[p] for p, path in todo.items()):
-                continue
-            for p, value in loaded.items():
-                if not isinstance(value, dict):
-                    raise RuntimeError(
-                        f"checkpoint file {todo[p]} holds a {type(value).__name__}, "
-                        "not the dict of states a checkpoint file holds"
-                    )
-            return step, loaded, paths[files.MODEL]
-        raise RuntimeError(
-            f"the checkpoint directory {self._ckpt_dir} kept changing while loading "
-            f"({_LOAD_ATTEMPTS} attempts); is another process saving to it?"
-        )
-
-
-def _identity(path):
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns)
