@@ -1,5 +1,5 @@
 """Crash consistency of ``Checkpointer.save``: a saving child process is killed
-with SIGKILL, 64 times, and the directory is loaded after each kill.
+with SIGKILL, 80 times, and the directory is loaded after each kill.
 
 Half of the kills come from the parent after a random (seeded) delay, so they
 land anywhere, in the middle of a ``write`` too; the other half are the child
@@ -26,7 +26,7 @@ from alf.utils.checkpoint_utils import Checkpointer
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import alf_train_ckpt_models as models  # noqa: E402
 
-KILLS = 64
+KILLS = 80
 HIDDEN = 96  # ~0.1 MB of parameters, ~0.3 MB per save with the Adam state
 MAX_TO_KEEP = 3
 DEADLINE_S = 240  # watchdog for the whole test (it takes ~20-40 s)
