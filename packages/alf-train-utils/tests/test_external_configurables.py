@@ -115,7 +115,10 @@ def test_importing_twice_is_harmless():
     module = importlib.reload(external_configurables)
     assert module._REGISTERED == before
     gin.parse_config("torch.optim.SGD.lr = 0.25")
-    assert gin.get_configurable("torch.optim.SGD")([torch.nn.Parameter(torch.zeros(1))]).defaults["lr"] == 0.25
+    assert (
+        gin.get_configurable("torch.optim.SGD")([torch.nn.Parameter(torch.zeros(1))]).defaults["lr"]
+        == 0.25
+    )
 
 
 def test_name_registered_elsewhere_first_is_kept():

@@ -32,7 +32,9 @@ def clean_gin():
     gin.clear_config()
 
 
-_BINDING_LINE = re.compile(r"^(?:(?P<scope>[\w/]+)/)?(?P<selector>[\w.]+)\.(?P<param>\w+) = (?P<value>.*)$")
+_BINDING_LINE = re.compile(
+    r"^(?:(?P<scope>[\w/]+)/)?(?P<selector>[\w.]+)\.(?P<param>\w+) = (?P<value>.*)$"
+)
 
 
 def _bound(config_str):
@@ -75,7 +77,10 @@ def test_scopes_inherit_and_shadow():
     with gin.config_scope("s1"):
         assert gu_target() == (10, 2, 0)
     # gu_target.a (unscoped) is shadowed by s1/ in the only call; s2/ is never entered
-    assert _bound(inoperative_config_str()) == {("", "gu_target", "a"): "1", ("s2", "gu_target", "c"): "30"}
+    assert _bound(inoperative_config_str()) == {
+        ("", "gu_target", "a"): "1",
+        ("s2", "gu_target", "c"): "30",
+    }
     assert gu_target() == (1, 2, 0)  # now the unscoped binding is used too
     assert _bound(inoperative_config_str()) == {("s2", "gu_target", "c"): "30"}
 

@@ -34,7 +34,10 @@ def test_short_namedtuple_stays_on_one_line():
     assert PrettyPrinter().pformat(Point(1, "a")) == "Point(x=1, y='a')"
     assert PrettyPrinter().pformat(Empty()) == "Empty()"
     # values are formatted as the printer formats them: sorted dict keys
-    assert PrettyPrinter().pformat(Point({"b": 1, "a": 2}, None)) == "Point(x={'a': 2, 'b': 1}, y=None)"
+    assert (
+        PrettyPrinter().pformat(Point({"b": 1, "a": 2}, None))
+        == "Point(x={'a': 2, 'b': 1}, y=None)"
+    )
 
 
 def test_long_namedtuple_one_field_per_line():

@@ -114,7 +114,9 @@ def _atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash leaves either the old file
     or the new one: temporary file in the same folder, fsync, rename."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -220,7 +222,9 @@ def get_gin_file(
     if root_dir is None:
         if not flag_defined:
             return ""
-        raise ValueError("get_gin_file: gin_file is not set; give root_dir to search for *.gin files")
+        raise ValueError(
+            "get_gin_file: gin_file is not set; give root_dir to search for *.gin files"
+        )
     root = _path(root_dir, "root_dir")
     found = sorted(glob.glob(os.path.join(glob.escape(root), "*.gin")))
     if not found:
@@ -374,7 +378,9 @@ def copy_gin_configs(root_dir: _PathLike, gin_files: Optional[Sequence[_PathLike
     if isinstance(gin_files, (str, os.PathLike)):
         gin_files = [gin_files]
     if not isinstance(gin_files, (list, tuple)):
-        raise TypeError(f"gin_files must be None or a list of paths; got {type(gin_files).__name__}")
+        raise TypeError(
+            f"gin_files must be None or a list of paths; got {type(gin_files).__name__}"
+        )
     root = _path(root_dir, "root_dir")
     sources = [_path(f, "gin_files") for f in gin_files]
     names = [os.path.basename(s) for s in sources]
@@ -383,7 +389,9 @@ def copy_gin_configs(root_dir: _PathLike, gin_files: Optional[Sequence[_PathLike
             raise FileNotFoundError(f"gin_files: {source!r} does not exist")
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
-        raise ValueError(f"gin_files: several files are named {duplicates}; they would overwrite each other")
+        raise ValueError(
+            f"gin_files: several files are named {duplicates}; they would overwrite each other"
+        )
     os.makedirs(root, exist_ok=True)
     for source, name in zip(sources, names):
         target = os.path.join(root, name)
@@ -496,9 +504,16 @@ def _binding_rows(config: Iterable[Tuple[Tuple[str, str], dict]]) -> List[Tuple[
     rows = []
     for (scope, selector), params in config:
         configurable = _gin_config._REGISTRY.get(selector)
-        if configurable is not None and configurable.wrapped in (gin.macro, _gin_config._retrieve_constant):
+        if configurable is not None and configurable.wrapped in (
+            _gin_config.macro,
+            _gin_config._retrieve_constant,
+        ):
             continue
-        short = _gin_config._REGISTRY.minimal_selector(selector) if configurable is not None else selector
+        short = (
+            _gin_config._REGISTRY.minimal_selector(selector)
+            if configurable is not None
+            else selector
+        )
         prefix = f"{scope}/{short}" if scope else short
         rows.extend((f"{prefix}.{param}", value) for param, value in params.items())
     return sorted(rows, key=lambda row: row[0])

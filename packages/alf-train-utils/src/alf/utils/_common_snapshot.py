@@ -195,7 +195,9 @@ def _write_archive(path: str, members: Dict[str, str]) -> None:
     """Write the gzip tar archive ``path`` atomically (regular files only,
     links followed, owner and group left out)."""
     directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory)
+    fd, tmp = tempfile.mkstemp(
+        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
+    )
     try:
         with os.fdopen(fd, "wb") as f:
             with tarfile.open(fileobj=f, mode="w:gz", dereference=True) as tar:
@@ -262,7 +264,9 @@ def generate_alf_snapshot(alf_root: str, conf_file: Optional[str], dest_path: st
     conf = _check_path(conf_file, "conf_file") if conf_file is not None else None
     dest = _check_path(dest_path, "dest_path")
     repos = [("alf", root)] + list(snapshot_repo_roots().items())
-    archives = [(name, _archive_members(name, repo, conf, SNAPSHOT_FILE_PATTERNS)) for name, repo in repos]
+    archives = [
+        (name, _archive_members(name, repo, conf, SNAPSHOT_FILE_PATTERNS)) for name, repo in repos
+    ]
     os.makedirs(dest, exist_ok=True)
     for name, members in archives:
         _write_archive(os.path.join(dest, f"{name}.tar.gz"), members)
@@ -272,7 +276,9 @@ def generate_alf_snapshot(alf_root: str, conf_file: Optional[str], dest_path: st
 def _safe_member_name(name: str, archive: str) -> str:
     """The normalized relative path of a member, or ValueError."""
     if not name or name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\\" in name:
-        raise ValueError(f"archive {archive!r}: member {name!r} has an absolute or non-portable path")
+        raise ValueError(
+            f"archive {archive!r}: member {name!r} has an absolute or non-portable path"
+        )
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise ValueError(f"archive {archive!r}: member {name!r} leaves the target folder ('..')")
@@ -294,7 +300,9 @@ def _check_members(tar: tarfile.TarFile, archive: str) -> List[tarfile.TarInfo]:
             links.add(name)
             target = member.linkname
             if not target or target.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", target):
-                raise ValueError(f"archive {archive!r}: link {member.name!r} points to an absolute path {target!r}")
+                raise ValueError(
+                    f"archive {archive!r}: link {member.name!r} points to an absolute path {target!r}"
+                )
             # a symbolic link is relative to its folder, a hard link to the
             # archive root
             base = name.split("/")[:-1] if member.issym() else []
@@ -308,7 +316,9 @@ def _check_members(tar: tarfile.TarFile, archive: str) -> List[tarfile.TarInfo]:
                         f"archive {archive!r}: link {member.name!r} -> {target!r} leads outside the target folder"
                     )
         elif not (member.isfile() or member.isdir()):
-            raise ValueError(f"archive {archive!r}: member {member.name!r} is not a file, folder or link")
+            raise ValueError(
+                f"archive {archive!r}: member {member.name!r} is not a file, folder or link"
+            )
     for name in names:
         parts = name.split("/")
         for n in range(1, len(parts)):
@@ -377,7 +387,9 @@ def unzip_alf_snapshot(root_dir: str) -> None:
     for name in ["alf", *snapshot_repo_roots()]:
         archive = os.path.join(root, f"{name}.tar.gz")
         if not os.path.isfile(archive):
-            _logger.info("unzip_alf_snapshot: no snapshot %s in %s", os.path.basename(archive), root)
+            _logger.info(
+                "unzip_alf_snapshot: no snapshot %s in %s", os.path.basename(archive), root
+            )
             continue
         _extract(archive, root)
 

@@ -98,7 +98,9 @@ def _subclasses(module: Any, base: type, exclude: Tuple[type, ...] = ()) -> List
 
 
 # ---- torch --------------------------------------------------------------------------------
-_register("torch.optim", torch.optim, _subclasses(torch.optim, torch.optim.Optimizer), required=False)
+_register(
+    "torch.optim", torch.optim, _subclasses(torch.optim, torch.optim.Optimizer), required=False
+)
 
 _SCHEDULER_BASES = tuple(
     getattr(torch.optim.lr_scheduler, n)
@@ -227,7 +229,9 @@ _register(
     ],
     required=True,
 )  # fmt: skip
-_register("alf.utils.action_quantizer", alf.utils.action_quantizer, ["ActionQuantizer"], required=True)
+_register(
+    "alf.utils.action_quantizer", alf.utils.action_quantizer, ["ActionQuantizer"], required=True
+)
 _register(
     "alf.utils.dist_utils",
     alf.utils.dist_utils,

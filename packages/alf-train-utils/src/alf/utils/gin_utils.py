@@ -110,4 +110,3 @@ def inoperative_config_str(max_line_length: int = 80, continuation_indent: int =
     if continuation_indent < 0:
         raise ValueError(f"continuation_indent must be >= 0; got {continuation_indent}")
     return _gin_config._config_str(_inoperative_bindings(), max_line_length, continuation_indent)
-

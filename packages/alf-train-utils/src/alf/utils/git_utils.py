@@ -23,7 +23,9 @@ def _run_git(module_root: str, args: List[str]) -> str:
         FileNotFoundError: the ``git`` program is not installed.
     """
     if not isinstance(module_root, (str, os.PathLike)):
-        raise TypeError(f"module_root must be a str or os.PathLike; got {type(module_root).__name__}")
+        raise TypeError(
+            f"module_root must be a str or os.PathLike; got {type(module_root).__name__}"
+        )
     root = os.path.expanduser(os.fspath(module_root))
     if not os.path.isdir(root):
         raise ValueError(f"module_root must be an existing directory; got {module_root!r}")

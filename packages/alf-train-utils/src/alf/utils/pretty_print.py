@@ -53,7 +53,9 @@ class PrettyPrinter(pprint.PrettyPrinter):
     namedtuple, the closing parenthesis after the last value.
     """
 
-    def format(self, object: Any, context: Dict[int, int], maxlevels: int, level: int) -> Tuple[str, bool, bool]:
+    def format(
+        self, object: Any, context: Dict[int, int], maxlevels: int, level: int
+    ) -> Tuple[str, bool, bool]:
         """The one-line representation of ``object``: ``(repr, readable,
         recursive)`` as in ``pprint.PrettyPrinter.format``; namedtuples are
         written ``Name(field=value, ...)`` with their values formatted by this
@@ -72,14 +74,24 @@ class PrettyPrinter(pprint.PrettyPrinter):
         readable, recursive = True, False
         parts = []
         for field, value in zip(type(object)._fields, object):
-            text, value_readable, value_recursive = self.format(value, context, maxlevels, level + 1)
+            text, value_readable, value_recursive = self.format(
+                value, context, maxlevels, level + 1
+            )
             parts.append(f"{field}={text}")
             readable = readable and value_readable
             recursive = recursive or value_recursive
         del context[objid]
         return f"{name}({', '.join(parts)})", readable, recursive
 
-    def _format(self, object: Any, stream: Any, indent: int, allowance: int, context: Dict[int, int], level: int) -> None:
+    def _format(
+        self,
+        object: Any,
+        stream: Any,
+        indent: int,
+        allowance: int,
+        context: Dict[int, int],
+        level: int,
+    ) -> None:
         if not _is_namedtuple(object):
             super()._format(object, stream, indent, allowance, context, level)
             return
@@ -97,7 +109,15 @@ class PrettyPrinter(pprint.PrettyPrinter):
         self.format_namedtuple(object, stream, indent, allowance, context, level + 1)
         del context[objid]
 
-    def format_namedtuple(self, object: Any, stream: Any, indent: int, allowance: int, context: Dict[int, int], level: int) -> None:
+    def format_namedtuple(
+        self,
+        object: Any,
+        stream: Any,
+        indent: int,
+        allowance: int,
+        context: Dict[int, int],
+        level: int,
+    ) -> None:
         """Write the namedtuple ``object`` to ``stream``.
 
         Written on one line when that fits in ``width - indent - allowance``
@@ -119,12 +139,19 @@ class PrettyPrinter(pprint.PrettyPrinter):
         items = list(zip(type(object)._fields, object))
         if items:
             one_line = io.StringIO()
-            self.format_namedtuple_items(items, one_line, indent + len(name) + 1, allowance + 1, context, level, inline=True)
+            self.format_namedtuple_items(
+                items, one_line, indent + len(name) + 1, allowance + 1, context, level, inline=True
+            )
             text = one_line.getvalue()
-            if "\n" not in text and len(text) <= self._width - indent - len(name) - 1 - allowance - 1:
+            if (
+                "\n" not in text
+                and len(text) <= self._width - indent - len(name) - 1 - allowance - 1
+            ):
                 stream.write(text)
             else:
-                self.format_namedtuple_items(items, stream, indent, allowance + 1, context, level, inline=False)
+                self.format_namedtuple_items(
+                    items, stream, indent, allowance + 1, context, level, inline=False
+                )
         stream.write(")")
 
     def format_namedtuple_items(
@@ -199,7 +226,9 @@ def _token_kinds(text: str) -> List[Tuple[int, int, str]]:
     except (tokenize.TokenError, SyntaxError):
         pass
     spans = []
-    significant = [t for t in tokens if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)]
+    significant = [
+        t for t in tokens if t.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT)
+    ]
     for i, tok in enumerate(significant):
         nxt = significant[i + 1].string if i + 1 < len(significant) else ""
         if tok.type == tokenize.STRING:
