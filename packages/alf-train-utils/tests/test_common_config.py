@@ -54,6 +54,13 @@ def _bindings():
     return out
 
 
+def _open_mode():
+    """The permission bits ``open()`` gives a new file (0o666 less the umask)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _no_temp_files(folder):
     return [n for n in os.listdir(folder) if n.startswith(".") or n.endswith(".tmp")] == []
 
@@ -160,6 +167,7 @@ def test_write_gin_configs_round_trip(tmp_path):
     inoperative = text[text.index("# Inoperative configuration") :]
     assert "cc_unused.depth = 5" in inoperative  # bound, never called
     assert _no_temp_files(root)
+    assert os.stat(root / "configured.gin").st_mode & 0o777 == _open_mode()
     expected = {"cc_net.hidden": 7, "cc_net.activation": "relu", "cc_unused.depth": 5}
     gin.clear_config()
     gin.parse_config_file(str(root / "configured.gin"))

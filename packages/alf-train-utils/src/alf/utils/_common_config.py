@@ -20,7 +20,6 @@ import os
 import runpy
 import shutil
 import sys
-import tempfile
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import gin
@@ -28,6 +27,7 @@ import gin.config as _gin_config
 
 import alf.summary
 from alf.utils import gin_utils
+from alf.utils._common_atomic import atomic_write_bytes
 
 __all__ = [
     "copy_gin_configs",
@@ -96,44 +96,8 @@ def _bindings(value: Any, name: str) -> List[str]:
     return list(value)
 
 
-# ---- atomic files ---------------------------------------------------------------
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves either the old file
-    or the new one: temporary file in the same folder, fsync, rename."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
 def _atomic_write_text(path: str, text: str) -> None:
-    _atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # ---- finding the config file ----------------------------------------------------
@@ -399,7 +363,7 @@ def copy_gin_configs(root_dir: _PathLike, gin_files: Optional[Sequence[_PathLike
             continue
         with open(source, "rb") as f:
             data = f.read()
-        _atomic_write_bytes(target, data)
+        atomic_write_bytes(target, data)
         shutil.copymode(source, target)
 
 

@@ -25,6 +25,8 @@ import tarfile
 import tempfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
+from alf.utils._common_atomic import atomic_writer
+
 __all__ = [
     "alf_root",
     "generate_alf_snapshot",
@@ -194,42 +196,14 @@ def _archive_members(
 def _write_archive(path: str, members: Dict[str, str]) -> None:
     """Write the gzip tar archive ``path`` atomically (regular files only,
     links followed, owner and group left out)."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".tmp", dir=directory
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            with tarfile.open(fileobj=f, mode="w:gz", dereference=True) as tar:
-                for name in sorted(members):
-                    info = tar.gettarinfo(members[name], arcname=name)
-                    info.uid = info.gid = 0
-                    info.uname = info.gname = ""
-                    with open(members[name], "rb") as source:
-                        tar.addfile(info, source)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
-
-
-def _fsync_dir(directory: str) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
+    with atomic_writer(path) as f:
+        with tarfile.open(fileobj=f, mode="w:gz", dereference=True) as tar:
+            for name in sorted(members):
+                info = tar.gettarinfo(members[name], arcname=name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                with open(members[name], "rb") as source:
+                    tar.addfile(info, source)
 
 
 def generate_alf_snapshot(alf_root: str, conf_file: Optional[str], dest_path: str) -> None:
