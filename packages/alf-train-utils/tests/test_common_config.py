@@ -114,6 +114,7 @@ def test_parse_gin_file_with_include_and_params(tmp_path):
     conf.write_text(f"include '{tmp_path / 'base.gin'}'\ncc_net.lr = 0.5\n")
     parse_conf_file(str(conf), gin_params=["cc_net.hidden = 64"], conf_params="cc_net.lr = 0.25")
     assert cc_net() == (64, "tanh", 0.25)
+    assert not gin.config_is_locked()  # later imports may still register configurables
 
 
 def test_gin_file_is_parsed_not_executed(tmp_path):

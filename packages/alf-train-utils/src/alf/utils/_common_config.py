@@ -250,7 +250,9 @@ def parse_conf_file(
 
     Unlike the reference, no global environment is created and no random seed
     is set (environments are not part of alf-utils): call
-    ``alf.utils.common.set_random_seed`` after parsing.
+    ``alf.utils.common.set_random_seed`` after parsing. The gin configuration
+    is not locked (``gin.finalize`` is not called), so modules imported later
+    can still register configurables.
 
     Args:
         conf_file (str): the full path to the config file
@@ -272,7 +274,9 @@ def parse_conf_file(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"conf_file {conf_file!r} does not exist")
     if extension == ".gin":
-        gin.parse_config_files_and_bindings([path], gin_params + conf_params)
+        # Not finalized (locked), like a Python config: modules imported
+        # later may still register configurables.
+        gin.parse_config_files_and_bindings([path], gin_params + conf_params, finalize_config=False)
         return
     runpy.run_path(path, run_name="__alf_config__")
     if gin_params or conf_params:
