@@ -35,7 +35,7 @@ def repo(tmp_path):
     (root / "pkg").mkdir(parents=True)
     (root / "pkg" / "__init__.py").write_text("x = 1\ny = 2\n")
     (root / "README").write_text("readme\n")
-    _git(root, "init", "-q", "-b", "main")
+    _git(root, "init", "-q")
     _git(root, "add", ".")
     _git(root, "commit", "-q", "-m", "first")
     return root
