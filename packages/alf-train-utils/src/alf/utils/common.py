@@ -16,6 +16,19 @@ modules:
   ``_common_snapshot``.
 """
 
+# ---- configuration files and repository snapshots --------------------------
+from alf.utils._common_config import (
+    copy_gin_configs,
+    get_conf_file,
+    get_gin_confg_strs,
+    get_gin_file,
+    parse_conf_file,
+    read_conf_file,
+    summarize_config,
+    summarize_gin_config,
+    write_config,
+    write_gin_configs,
+)
 from alf.utils._common_env import (
     active_action_target_entropy,
     get_action_spec,
@@ -57,6 +70,14 @@ from alf.utils._common_runtime import (
     run_under_record_context,
     set_random_seed,
 )
+from alf.utils._common_snapshot import (
+    alf_root,
+    generate_alf_snapshot,
+    get_alf_snapshot_env_vars,
+    is_repo_root,
+    snapshot_repo_roots,
+    unzip_alf_snapshot,
+)
 from alf.utils._common_training import (
     compute_summary_or_eval_interval,
     create_ou_process,
@@ -84,10 +105,6 @@ from alf.utils.common_core import (
     warning,
     warning_once,
 )
-
-# ---- configuration files and repository snapshots --------------------------
-# (alf/utils/_common_config.py and alf/utils/_common_snapshot.py: their
-# imports and __all__ entries go here)
 
 __all__ = [
     # execution modes
@@ -155,5 +172,21 @@ __all__ = [
     "tuplify2d",
     "warning",
     "warning_once",
-    # configuration files and repository snapshots: see the imports above
+    # configuration files and repository snapshots
+    "copy_gin_configs",
+    "get_conf_file",
+    "get_gin_confg_strs",
+    "get_gin_file",
+    "parse_conf_file",
+    "read_conf_file",
+    "summarize_config",
+    "summarize_gin_config",
+    "write_config",
+    "write_gin_configs",
+    "alf_root",
+    "generate_alf_snapshot",
+    "get_alf_snapshot_env_vars",
+    "is_repo_root",
+    "snapshot_repo_roots",
+    "unzip_alf_snapshot",
 ]
