@@ -132,16 +132,17 @@ def add_ignore_empty(x: Any, y: Any) -> Any:
         y (Tensor | None | ()): second operand.
 
     Returns:
-        ``x + y``; the other operand when one is empty; ``y`` (empty) when both are.
+        ``x + y``; the other operand when one is empty; ``x`` when both are
+        (as ALF: ``add_ignore_empty(None, ())`` is ``None``).
     """
 
     def empty(v):
         return v is None or (isinstance(v, tuple) and len(v) == 0)
 
-    if empty(x):
-        return y
     if empty(y):
         return x
+    if empty(x):
+        return y
     return x + y
 
 
