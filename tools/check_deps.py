@@ -21,6 +21,11 @@ For each package under ``packages/`` (or only the ones named) this reads every
   requirement admits the sibling's current version;
 * neither ``src/alf/__init__.py`` nor ``src/alf/utils/__init__.py`` exists, the
   package ships ``src/alf/py.typed``, and no two packages ship the same file;
+* a regular subpackage of the namespace (a folder with an ``__init__.py``, such
+  as ``alf/nest/``) belongs to the package shipping its ``__init__.py``: no
+  other package ships a file inside it (Python would never find that file),
+  unless the ``__init__.py`` extends its ``__path__`` with
+  ``pkgutil.extend_path`` (as ``alf/summary/__init__.py`` does);
 * neither the declared sibling graph nor the graph of actual imports has a cycle.
 
 Exit status 0 when everything holds, 1 otherwise (one line per problem).
@@ -44,6 +49,7 @@ from workspace import (  # noqa: E402
     find_cycle,
     normalize,
     package_checker_parser,
+    regular_package_problems,
     requirement_name,
 )
 
@@ -203,6 +209,9 @@ def module_owners(packages: dict[str, Package]) -> tuple[dict[str, str], list[st
     owners: dict[str, str] = {}
     files: dict[str, str] = {}
     problems: list[str] = []
+    # folder of a regular package -> (package shipping its __init__.py, whether
+    # that __init__.py extends __path__ so other distributions may add to it)
+    regular: dict[str, tuple[str, bool]] = {}
     for pkg in packages.values():
         if not pkg.src.is_dir():
             continue
@@ -215,10 +224,16 @@ def module_owners(packages: dict[str, Package]) -> tuple[dict[str, str], list[st
                     problems.append(f"{pkg.name}: src/{rel} is also shipped by {files[rel]}")
                 else:
                     files[rel] = pkg.name
+            if path.name == "__init__.py":
+                folder = rel.rsplit("/", 1)[0]
+                if folder.replace("/", ".") not in NAMESPACES:
+                    extends = "extend_path" in path.read_text(encoding="utf-8", errors="replace")
+                    regular.setdefault(folder, (pkg.name, extends))
             if path.suffix == ".py":
                 name = _module_name(path, pkg.src)
                 if name not in NAMESPACES:
                     owners.setdefault(name, pkg.name)
+    problems += regular_package_problems(files, regular, prefix="src/")
     return owners, problems
 
 

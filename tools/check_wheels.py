@@ -11,7 +11,11 @@ Each wheel must
 * hold nothing outside ``alf/`` and its ``.dist-info`` folder.
 
 Across the wheels given together, no file path other than ``alf/py.typed`` may be
-shipped by two distributions (installing both would overwrite one with the other).
+shipped by two distributions (installing both would overwrite one with the other),
+and no wheel may ship a file inside a regular subpackage of the namespace (a
+folder such as ``alf/nest/`` whose ``__init__.py`` another wheel ships): Python
+would never find it there, unless that ``__init__.py`` extends its ``__path__``
+with ``pkgutil.extend_path`` (as ``alf/summary/__init__.py`` does).
 
 Exit status 0 when every wheel passes, 1 otherwise, with one line per problem.
 """
@@ -25,9 +29,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workspace import NAMESPACE_INIT_FILES  # noqa: E402
+from workspace import NAMESPACE_INIT_FILES, regular_package_problems  # noqa: E402
 
-__all__ = ["check_wheels", "main", "shipped_modules", "wheel_files", "wheel_problems"]
+__all__ = [
+    "check_wheels",
+    "main",
+    "regular_packages",
+    "shipped_modules",
+    "wheel_files",
+    "wheel_problems",
+]
 
 SHARED_FILES = frozenset({"alf/py.typed"})
 
@@ -49,6 +60,22 @@ def shipped_modules(wheel: Path) -> list[str]:
                 parts = parts[:-1]
             modules.append(".".join(parts))
     return sorted(modules)
+
+
+def regular_packages(wheel: Path) -> dict[str, bool]:
+    """Return the folders of ``wheel`` that hold an ``__init__.py`` (regular
+    packages such as ``alf/nest``; the shared namespaces left out), each mapped to
+    whether that ``__init__.py`` extends its ``__path__`` (``pkgutil.extend_path``)."""
+    namespaces = {init.rsplit("/", 1)[0] for init in NAMESPACE_INIT_FILES}
+    found = {}
+    with zipfile.ZipFile(wheel) as zf:
+        for name in zf.namelist():
+            if name.endswith("/__init__.py") and not name.split("/", 1)[0].endswith(".dist-info"):
+                folder = name.rsplit("/", 1)[0]
+                if folder not in namespaces:
+                    code = zf.read(name).decode("utf-8", errors="replace")
+                    found[folder] = "extend_path" in code
+    return found
 
 
 def wheel_problems(wheel: Path) -> list[str]:
@@ -73,6 +100,7 @@ def check_wheels(wheels: list[Path]) -> list[str]:
     """Check each wheel and the overlap between them; return the problems found."""
     problems: list[str] = []
     owners: dict[str, str] = {}
+    regular: dict[str, tuple[str, bool]] = {}
     for wheel in wheels:
         problems.extend(wheel_problems(wheel))
         for name in wheel_files(wheel):
@@ -82,7 +110,9 @@ def check_wheels(wheels: list[Path]) -> list[str]:
                 problems.append(f"{wheel.name}: {name} is also shipped by {owners[name]}")
             else:
                 owners[name] = wheel.name
-    return problems
+        for folder, extends in regular_packages(wheel).items():
+            regular.setdefault(folder, (wheel.name, extends))
+    return problems + regular_package_problems(owners, regular)
 
 
 def main(argv: list[str] | None = None) -> int:

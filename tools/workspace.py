@@ -27,6 +27,7 @@ __all__ = [
     "find_cycle",
     "normalize",
     "package_checker_parser",
+    "regular_package_problems",
     "requirement_name",
     "sibling_closure",
     "topological_order",
@@ -259,3 +260,37 @@ def package_checker_parser(description: str) -> argparse.ArgumentParser:
         help="repository root (default: the checkout holding this script)",
     )
     return parser
+
+
+def regular_package_problems(
+    files: dict[str, str], regular: dict[str, tuple[str, bool]], prefix: str = ""
+) -> list[str]:
+    """One line for each file shipped inside another distribution's regular package.
+
+    A folder of the namespace with an ``__init__.py`` (``alf/nest``) is a regular
+    package: Python looks for its modules only in the folder of the distribution
+    shipping that ``__init__.py``, unless it extends its ``__path__`` with
+    ``pkgutil.extend_path``.
+
+    Args:
+        files: shipped path (``alf/nest/x.py``) -> the distribution shipping it.
+        regular: folder with an ``__init__.py`` (``alf/nest``) -> ``(distribution
+            shipping it, whether that __init__.py calls pkgutil.extend_path)``.
+        prefix: written before each path in the messages (``src/``).
+    """
+    problems = []
+    for rel, pkg in sorted(files.items()):
+        parts = rel.split("/")
+        # the outermost regular package around the file that is not its own
+        for i in range(1, len(parts)):
+            folder = "/".join(parts[:i])
+            owner, extends = regular.get(folder, (pkg, True))
+            if owner != pkg and not extends:
+                problems.append(
+                    f"{pkg}: {prefix}{rel} lies inside {folder.replace('/', '.')}, a regular "
+                    f"package of {owner} (its __init__.py): Python never looks for it there; "
+                    f"move it, or have {owner} extend the package's __path__ "
+                    "(pkgutil.extend_path)"
+                )
+                break
+    return problems

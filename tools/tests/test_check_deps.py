@@ -224,3 +224,74 @@ def test_syntax_error_is_reported(repo):
 def test_unknown_package_argument(repo, math_pkg):
     [line] = problems(repo, "nope")
     assert "unknown package(s): nope" in line
+
+
+def test_a_regular_subpackage_of_the_namespace_is_accepted(repo, math_pkg):
+    # alf/nest/ is a regular package (ALF's layout) inside the alf namespace
+    repo.package(
+        "alf-math",
+        ["torch>=2.1", "numpy>=1.22"],
+        modules={
+            "alf/utils/math_ops.py": MATH_OPS,
+            "alf/nest/__init__.py": "from alf.nest.nest import flatten\nfrom alf.nest import utils\n",
+            "alf/nest/nest.py": "def flatten(x):\n    return [x]\n",
+            "alf/nest/utils.py": "import torch\nfrom alf.nest.nest import flatten\n",
+        },
+    )
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={
+            "alf/utils/d.py": """
+                import alf.nest
+                import alf.nest.utils as nest_utils
+                from alf.nest import utils
+                from alf.nest.nest import flatten
+                from alf.utils import math_ops
+            """
+        },
+    )
+    assert problems(repo) == []
+    owners, _ = check_deps.module_owners(check_deps.discover_packages(repo.root))
+    assert owners["alf.nest"] == owners["alf.nest.utils"] == "alf-math"
+
+
+def test_a_regular_subpackage_admits_no_other_distribution(repo, math_pkg):
+    repo.package(
+        "alf-math",
+        ["torch>=2.1", "numpy>=1.22"],
+        modules={
+            "alf/utils/math_ops.py": MATH_OPS,
+            "alf/nest/__init__.py": "",
+            "alf/summary/__init__.py": (
+                "import pkgutil\n__path__ = pkgutil.extend_path(__path__, __name__)\n"
+            ),
+        },
+    )
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={
+            "alf/nest/extra.py": "from alf.utils import math_ops\n",
+            "alf/nest/deep/__init__.py": "",
+            # alf.summary extends its __path__: other distributions may add to it
+            "alf/summary/render.py": "from alf.utils import math_ops\n",
+        },
+    )
+    found = problems(repo, "alf-dist")
+    assert len(found) == 2, found
+    assert found[0].startswith(
+        "alf-dist: src/alf/nest/deep/__init__.py lies inside alf.nest, a regular package of "
+        "alf-math"
+    )
+    assert "src/alf/nest/extra.py lies inside alf.nest" in found[1]
+    assert "pkgutil.extend_path" in found[1]
+    assert problems(repo, "alf-math") == []
+    lines = check_deps.regular_package_problems(
+        {"alf/x/a.py": "p", "alf/x/b.py": "q"}, {"alf/x": ("p", False)}, prefix="src/"
+    )
+    assert lines == [
+        "q: src/alf/x/b.py lies inside alf.x, a regular package of p (its __init__.py): "
+        "Python never looks for it there; move it, or have p extend the package's __path__ "
+        "(pkgutil.extend_path)"
+    ]

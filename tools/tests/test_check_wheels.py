@@ -47,3 +47,41 @@ def test_two_wheels_shipping_one_file(tmp_path):
     )
     [line] = check_wheels.check_wheels([a, b])
     assert "alf_b-0.1.0-py3-none-any.whl: alf/utils/_helpers.py is also shipped by alf_a" in line
+
+
+def test_a_regular_subpackage_belongs_to_one_wheel(tmp_path):
+    math = make_wheel(
+        tmp_path / "alf_math-0.1.0-py3-none-any.whl",
+        ["alf/py.typed", "alf/nest/__init__.py", "alf/nest/nest.py", "alf/nest/utils.py"],
+    )
+    dist = make_wheel(
+        tmp_path / "alf_dist-0.1.0-py3-none-any.whl", ["alf/py.typed", "alf/utils/dist_utils.py"]
+    )
+    # alf/nest/ is a regular package inside the namespace: accepted
+    assert check_wheels.regular_packages(math) == {"alf/nest": False}
+    assert check_wheels.check_wheels([math, dist]) == []
+    intruder = make_wheel(
+        tmp_path / "alf_x-0.1.0-py3-none-any.whl", ["alf/py.typed", "alf/nest/extra.py"]
+    )
+    [line] = check_wheels.check_wheels([math, dist, intruder])
+    assert line.startswith(
+        "alf_x-0.1.0-py3-none-any.whl: alf/nest/extra.py lies inside alf.nest, a regular "
+        "package of alf_math-0.1.0-py3-none-any.whl"
+    )
+    assert check_wheels.main([str(math), str(intruder)]) == 1
+
+
+def test_a_package_extending_its_path_admits_other_wheels(tmp_path):
+    math = tmp_path / "alf_math-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(math, "w") as zf:
+        zf.writestr("alf/py.typed", "")
+        zf.writestr(
+            "alf/summary/__init__.py",
+            "import pkgutil\n__path__ = pkgutil.extend_path(__path__, __name__)\n",
+        )
+        zf.writestr("alf_math-0.1.0.dist-info/METADATA", "")
+    other = make_wheel(
+        tmp_path / "alf_train-0.1.0-py3-none-any.whl", ["alf/py.typed", "alf/summary/render.py"]
+    )
+    assert check_wheels.regular_packages(math) == {"alf/summary": True}
+    assert check_wheels.check_wheels([math, other]) == []

@@ -311,3 +311,38 @@ def test_channels_last_conversion_keeps_buffer_working(device):
     assert state["_current_size"].tolist() == [2, 2]
     assert torch.equal(state["_buffer0"][1, 0].cpu(), item[0])
     assert torch.equal(rb.dequeue(n=2)[0].cpu(), torch.stack([item[1], item[0] + 100]))
+
+
+# declared out of alphabetical order: alf.nest (as ALF) flattens it as (a, m, z)
+Rev = collections.namedtuple("Rev", ["z", "a", "m"])
+REV_SPEC = Rev(z=TensorSpec((), torch.int64), a=TensorSpec((2,)), m=[TensorSpec((), torch.int32)])
+
+
+def test_namedtuple_leaves_in_alphabetical_field_order(device):
+    n = 3
+    batch = Rev(
+        z=torch.arange(n),
+        a=torch.arange(2.0 * n).reshape(n, 2),
+        m=[torch.full((n,), 7, dtype=torch.int32)],
+    )
+    specs = check_data_spec(REV_SPEC)
+    assert [path for path, _ in specs] == ["a", "m.0", "z"]
+    cpu = torch.device("cpu")
+    checker = ItemChecker(REV_SPEC, specs)
+    fast = checker(batch, n, cpu)
+    slow = check_items(REV_SPEC, specs, batch, n, cpu)
+    expected = [batch.a.data_ptr(), batch.m[0].data_ptr(), batch.z.data_ptr()]
+    # the compiled flattener itself (not a fallback to check_items) gives that order
+    flat = []
+    assert checker._flatten(batch, flat) and checker._leaves_ok(flat, n)
+    assert [t.data_ptr() for t in flat] == expected
+    assert [t.data_ptr() for t in fast] == [t.data_ptr() for t in slow] == expected
+    # storage is laid out (and named) in that order; a round trip keeps fields apart
+    rb = RingBuffer(REV_SPEC, n, max_length=2, device=device)
+    names = [name for name in rb.state_dict() if name.startswith("_buffer")]
+    assert names == ["_buffer0_a", "_buffer1_m_0", "_buffer2_z"]
+    rb.enqueue(nest.map_structure(lambda t: t.to(device), batch))
+    out = rb.dequeue()
+    assert type(out) is Rev
+    assert out.z[:, 0].tolist() == [0, 1, 2] and out.m[0][:, 0].tolist() == [7, 7, 7]
+    assert out.a[:, 0].tolist() == [[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]]

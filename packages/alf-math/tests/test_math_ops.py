@@ -450,7 +450,10 @@ def test_add_ignore_empty(device):
     a = torch.ones(2, device=device)
     assert math_ops.add_ignore_empty(None, a) is a
     assert math_ops.add_ignore_empty(a, ()) is a
-    assert math_ops.add_ignore_empty((), None) is None
+    # ALF checks y first: when both are empty the result is x
+    assert math_ops.add_ignore_empty(None, ()) is None
+    assert math_ops.add_ignore_empty((), None) == ()
+    assert math_ops.add_ignore_empty(None, None) is None
     torch.testing.assert_close(math_ops.add_ignore_empty(a, a), 2 * a)
 
 

@@ -11,12 +11,16 @@ from alf import nest
 
 Point = collections.namedtuple("Point", ["x", "y"])
 Outer = collections.namedtuple("Outer", ["obs", "action"])
+# declared out of alphabetical order: ALF flattens it as (a, m, z)
+Rev = collections.namedtuple("Rev", ["z", "a", "m"])
 
 
 def _oracle_flatten(value):
-    """Independent recursive flattening (dict keys sorted)."""
+    """Independent recursive flattening (dict keys and namedtuple fields sorted)."""
     if isinstance(value, dict):
         return [leaf for k in sorted(value) for leaf in _oracle_flatten(value[k])]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return [leaf for f in sorted(value._fields) for leaf in _oracle_flatten(getattr(value, f))]
     if isinstance(value, (list, tuple)):
         return [leaf for v in value for leaf in _oracle_flatten(v)]
     return [value]
@@ -30,6 +34,7 @@ nests = st.recursive(
         st.lists(children, max_size=3).map(tuple),
         st.dictionaries(st.sampled_from("abcd"), children, max_size=3),
         st.tuples(children, children).map(lambda t: Point(*t)),
+        st.tuples(children, children, children).map(lambda t: Rev(*t)),
     ),
     max_leaves=12,
 )
@@ -205,13 +210,13 @@ def test_prune_nest_like():
     assert nest.prune_nest_like(full, slim) == {"b": Point(2, None), "c": [4, 5]}
 
 
-def test_nest_batch_size():
+def test_nest_batch_size_reads_one_leaf():
     import torch
 
     value = {"a": torch.zeros(3, 2), "b": [torch.ones(3)]}
     assert nest.get_nest_batch_size(value) == 3
-    with pytest.raises(ValueError, match="share the size of dim 0"):
-        nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.zeros(4)})
+    # ALF reads the first leaf (in flattening order) and nothing else
+    assert nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.zeros(4)}) == 3
 
 
 def test_is_predicates():
@@ -230,7 +235,7 @@ def _oracle_paths(value, prefix=""):
     if isinstance(value, dict):
         items = [(k, value[k]) for k in sorted(value)]
     elif isinstance(value, tuple) and hasattr(value, "_fields"):
-        items = list(zip(value._fields, value))
+        items = [(f, getattr(value, f)) for f in sorted(value._fields)]
     elif isinstance(value, (list, tuple)):
         items = list(enumerate(value))
     else:
@@ -245,11 +250,12 @@ def test_flatten_with_path_matches_recursive_oracle(value):
 
 def test_flatten_with_path_of_a_mixed_nest():
     value = Outer(obs={"b": [1, (2,)], "a": None}, action=3)
+    # namedtuple fields in alphabetical order, as ALF: "action" before "obs"
     assert nest.flatten_with_path(value) == [
+        ("action", 3),
         ("obs.a", None),
         ("obs.b.0", 1),
         ("obs.b.1.0", 2),
-        ("action", 3),
     ]
     assert nest.flatten_with_path(7) == [("", 7)]
 
@@ -282,31 +288,37 @@ def test_assert_same_type():
         nest.assert_same_type(1, 1.0)
 
 
-def test_get_nest_size_and_shape():
+def test_get_nest_size_and_shape_read_one_leaf():
+    import numpy as np
     import torch
 
     value = {"a": torch.zeros(3, 2), "b": [torch.ones(5, 2, 4)], "c": None}
     assert nest.get_nest_size(value, 1) == 2
+    assert nest.get_nest_size(value, 0) == 3  # leaf "a"; "b" is not read
+    assert nest.get_nest_size(value, 2) == 4  # the first leaf with a dim 2
     assert nest.get_nest_size({"a": torch.zeros(3, 2), "b": torch.ones(4, 2)}, -1) == 2
-    with pytest.raises(ValueError, match=r"share the size of dim 0; got sizes \[3, 5\]"):
-        nest.get_nest_size(value, 0)
-    with pytest.raises(ValueError, match=r"got sizes \[\]"):
+    # one shape, the first leaf's: not a nest of shapes
+    shape = nest.get_nest_shape({"a": torch.zeros(3, 2), "b": Point(torch.ones(4), None)})
+    assert shape == torch.Size([3, 2]) and isinstance(shape, torch.Size)
+    assert nest.get_nest_shape([None, np.zeros((2, 7))]) == torch.Size([2, 7])
+    with pytest.raises(ValueError, match="nest must hold a tensor leaf with a dim 0; found none"):
         nest.get_nest_size([None, 1], 0)
-    shapes = nest.get_nest_shape(
-        {"a": torch.zeros(3, 2), "b": Point(torch.ones(4), torch.zeros(()))}
-    )
-    assert shapes == {"a": torch.Size([3, 2]), "b": Point(torch.Size([4]), torch.Size([]))}
+    with pytest.raises(ValueError, match="nest must hold a leaf with a shape"):
+        nest.get_nest_shape({"a": None, "b": [1.5]})
+    with pytest.raises(TypeError, match="dim must be an int; got 0.5"):
+        nest.get_nest_size(value, 0.5)
 
 
-def test_get_nest_size_of_a_leaf_without_that_dim():
+def test_nest_size_accepts_zero_dim_leaves_elsewhere():
     import torch
 
-    with pytest.raises(ValueError, match=r"leaf at 'b.0' has no dim 1; got shape \[3\]"):
-        nest.get_nest_size({"a": torch.zeros(3, 2), "b": [torch.zeros(3)]}, 1)
-    with pytest.raises(ValueError, match=r"leaf at 'b' has no dim 0; got shape \[\]"):
-        nest.get_nest_batch_size({"a": torch.zeros(3), "b": torch.tensor(1.0)})
-    with pytest.raises(ValueError, match=r"nest has no dim -2; got shape \[4\]"):
-        nest.get_nest_size(torch.zeros(4), -2)
+    # ALF's batch nests often carry 0-d tensors beside [B, ...] ones
+    value = {"a": torch.tensor(1.0), "b": torch.zeros(6, 2), "c": [torch.tensor(2)]}
+    assert nest.get_nest_batch_size(value) == 6
+    assert nest.get_nest_size(value, -1) == 2
+    assert nest.get_nest_shape(value) == torch.Size([])  # the first leaf, "a"
+    with pytest.raises(ValueError, match="dim -3; found none"):
+        nest.get_nest_size(value, -3)
 
 
 def test_malformed_index_in_a_field_path():
@@ -315,3 +327,178 @@ def test_malformed_index_in_a_field_path():
     for bad in ("--1", "1-", "\u00b2", "+1", " 1"):
         with pytest.raises(ValueError, match=f"field 'a.{bad}' names no field"):
             nest.get_field(value, f"a.{bad}")
+
+
+# ---- ALF compatibility: namedtuple order and the rest of ALF's alf.nest API ----
+
+
+def test_namedtuples_flatten_pack_and_map_in_alphabetical_field_order():
+    # ALF documents: namedtuple fields are flattened in sorted order
+    value = Rev(z=1, a=[2, 3], m={"k": 4})
+    assert nest.flatten(value) == [2, 3, 4, 1]
+    assert nest.py_flatten(value) == [2, 3, 4, 1]
+    packed = nest.pack_sequence_as(value, ["a0", "a1", "mk", "z"])
+    assert packed == Rev(z="z", a=["a0", "a1"], m={"k": "mk"}) and type(packed) is Rev
+    assert nest.py_pack_sequence_as(Rev(0, 0, 0), [1, 2, 3]) == Rev(z=3, a=1, m=2)
+    calls = []
+    out = nest.map_structure(lambda x: calls.append(x) or x * 10, value)
+    assert calls == [2, 3, 4, 1] and out == Rev(z=10, a=[20, 30], m={"k": 40})
+    assert nest.py_map_structure(lambda x, y: x - y, Rev(5, 6, 7), Rev(1, 1, 1)) == Rev(4, 5, 6)
+    assert nest.extract_fields_from_nest(Rev(1, 2, 3)) == [("a", 2), ("m", 3), ("z", 1)]
+    assert nest.flatten_up_to(Rev(None, None, None), Rev([1], (2,), 3)) == [(2,), 3, [1]]
+    assert nest.py_flatten_up_to(Rev(0, 0, 0), Rev(1, 2, 3)) == [2, 3, 1]
+    assert nest.map_structure_up_to(Rev(0, 0, 0), len, Rev([1], [2, 3], [])) == Rev(1, 2, 0)
+    assert nest.py_map_structure_up_to(Rev(0, 0, 0), str, Rev(1, 2, 3)) == Rev("1", "2", "3")
+    # the first leaf is the first in that order
+    assert nest.extract_any_leaf_from_nest(Rev(z=9, a=None, m=8)) == 8
+
+
+def test_prune_nest_like_matches_an_empty_tuple_in_slim_nest():
+    from alf.tensor_specs import TensorSpec
+
+    spec = TensorSpec((2,))
+    assert nest.prune_nest_like(dict(a=1, b=2), dict(a=spec, b=()), value_to_match=()) == {
+        "a": 1,
+        "b": (),
+    }
+    assert nest.py_prune_nest_like(
+        {"x": [1, 2], "y": Rev(1, 2, 3)}, {"x": (), "y": Rev((), 0, 0)}, value_to_match=()
+    ) == {"x": (), "y": Rev((), 2, 3)}
+    # a tensor in slim_nest is never compared with value_to_match elementwise
+    import torch
+
+    assert nest.prune_nest_like([5], [torch.zeros(0)], value_to_match=()) == [5]
+    with pytest.raises(ValueError, match="nest is not a list or tuple at 'b'"):
+        nest.prune_nest_like(dict(a=1, b=2), dict(a=spec, b=(0,)), value_to_match=())
+
+
+def test_assert_same_length_and_structure_up_to():
+    nest.assert_same_length([1, 2], (3, 4))
+    nest.assert_same_length({"a": 1}, [2])
+    with pytest.raises(ValueError, match="different lengths: 2 vs 1"):
+        nest.assert_same_length([1, 2], [3])
+    nest.assert_same_structure_up_to({"a": None, "b": (0, 0)}, {"a": [1, 2], "b": ({}, 5)})
+    nest.py_assert_same_structure_up_to([0], [[1, 2]])
+    with pytest.raises(ValueError, match="at 'b'"):
+        nest.assert_same_structure_up_to({"a": None, "b": (0, 0)}, {"a": 1, "b": 2})
+    nest.py_assert_same_structure(Rev(1, 2, 3), Rev(4, 5, 6))
+    with pytest.raises(ValueError, match="at 'm'"):
+        nest.py_assert_same_structure(Rev(1, 2, 3), Rev(1, 2, [3]))
+
+
+def test_fast_map_structure_and_map_structure_without_check():
+    a = {"x": [1, 2], "y": Rev(1, 2, 3)}
+    # lists and tuples are not told apart, nor are keys checked: only leaves count
+    b = [(10, 20), (30, 40, 50)]
+    assert nest.map_structure_without_check(lambda u, v: u + v, a, b) == {
+        "x": [11, 22],
+        "y": Rev(z=51, a=32, m=43),
+    }
+    assert nest.fast_map_structure(lambda u: -u, a) == {"x": [-1, -2], "y": Rev(-1, -2, -3)}
+    flat = nest.flatten(a)
+    out = nest.fast_map_structure_flatten(lambda u, v: u * v, a, flat, [1, 2, 3, 4, 5])
+    assert nest.flatten(out) == [1, 4, 6, 12, 5] and out["y"] == Rev(z=5, a=6, m=12)
+    with pytest.raises(ValueError, match=r"same length; got \[5, 2\]"):
+        nest.fast_map_structure_flatten(lambda u, v: u, a, flat, [1, 2])
+    with pytest.raises(ValueError, match=r"same length; got \[5, 4\]"):
+        nest.map_structure_without_check(lambda u, v: u, a, [1, 2, 3, 4])
+
+
+def test_transform_nests():
+    x = {"obs": Rev(1, 2, 3), "r": 0}
+    y = {"obs": Rev(10, 20, 30), "r": 5}
+    out = nest.transform_nests([x, y], "obs.a", lambda u, v: u + v)
+    assert out == {"obs": Rev(1, 22, 3), "r": 0} and x["obs"].a == 2
+    assert nest.transform_nests((x, y), None, lambda u, v: (u["r"], v["r"])) == (0, 5)
+    assert nest.transform_nests([x], "r", lambda u: u - 1) == {"obs": Rev(1, 2, 3), "r": -1}
+    calls = []
+    with pytest.raises(ValueError, match="field 'obs.q' names no field"):
+        nest.transform_nests([x, y], "obs.q", lambda *v: calls.append(v))
+    with pytest.raises(ValueError, match="field 'r' names no field"):
+        nest.transform_nests([x, {"obs": 1}], "r", lambda *v: calls.append(v))
+    assert calls == []
+    with pytest.raises(ValueError, match="at least one nest"):
+        nest.transform_nests([], "r", lambda: 0)
+    with pytest.raises(TypeError, match="nests must be a list or tuple"):
+        nest.transform_nests(x, "r", lambda u: u)
+
+
+def test_nest_top_level_and_transpose():
+    assert nest.nest_top_level({"a": [1, 2], "b": 3}) == {"a": None, "b": None}
+    assert nest.nest_top_level(Rev(1, [2], 3)) == Rev(None, None, None)
+    assert nest.nest_top_level([[1], 2]) == [None, None] and nest.nest_top_level(5) is None
+    assert nest.transpose([dict(a=1, b=2), dict(a=3, b=4)]) == dict(a=[1, 3], b=[2, 4])
+    assert nest.transpose(dict(a=[1, 2, 3], b=[4, 5, 6])) == [
+        dict(a=1, b=4),
+        dict(a=2, b=5),
+        dict(a=3, b=6),
+    ]
+    value = Rev(z=Point(1, 2), a=Point(3, 4), m=Point(5, 6))
+    assert nest.transpose(value) == Point(x=Rev(1, 3, 5), y=Rev(2, 4, 6))
+    # explicit levels: the inner nests are split only down to new_shallow_nest
+    deep = [{"a": [1, 2], "b": 3}, {"a": [4, 5], "b": 6}]
+    assert nest.transpose(deep, [0, 0], {"a": 0, "b": 0}) == {"a": [[1, 2], [4, 5]], "b": [3, 6]}
+    assert nest.transpose(deep, [0, 0], {"a": [0, 0], "b": 0}) == {
+        "a": [[1, 4], [2, 5]],
+        "b": [3, 6],
+    }
+    with pytest.raises(ValueError, match="keys"):
+        nest.transpose([dict(a=1, b=2), dict(a=3)])
+    with pytest.raises(ValueError, match="pass new_shallow_nest"):
+        nest.transpose([])
+
+
+def test_batch_and_unbatch_nested_tensor():
+    import torch
+
+    value = {"a": torch.arange(6.0).reshape(2, 3), "b": Rev(torch.tensor(1), torch.zeros(4), [])}
+    batched = nest.batch_nested_tensor(value)
+    assert batched["a"].shape == (1, 2, 3) and batched["b"].z.shape == (1,)
+    assert torch.equal(batched["a"][0], value["a"]) and batched["b"].m == []
+    back = nest.unbatch_nested_tensor(batched)
+    assert torch.equal(back["a"], value["a"]) and back["b"].z.shape == ()
+    with pytest.raises(ValueError, match=r"batch dim of size 1 at 'a'; got shape \[2, 3\]"):
+        nest.unbatch_nested_tensor(value)
+    with pytest.raises(TypeError, match="nested_tensor must hold tensors; got int at '1'"):
+        nest.batch_nested_tensor([torch.zeros(1), 3])
+
+
+def test_sum_nest():
+    import torch
+
+    value = {"b": torch.tensor([1.0, 2.0]), "a": [torch.tensor(10.0), torch.tensor([0.5, 0.25])]}
+    torch.testing.assert_close(nest.sum_nest(value), torch.tensor([11.5, 12.25]))
+    assert nest.sum_nest(Rev(1, 2, 3)) == 6 and nest.sum_nest([]) == 0
+    assert nest.sum_nest(Rev("z", "a", "m")) == "amz"  # in flattening order
+
+
+def test_type_aliases():
+    import typing
+
+    import torch
+
+    from alf.tensor_specs import TensorSpec
+
+    assert torch.Tensor in typing.get_args(nest.NestedTensor)
+    assert TensorSpec in typing.get_args(nest.NestedTensorSpec)
+    assert torch.distributions.Distribution in typing.get_args(nest.NestedDistribution)
+    assert typing.Any in typing.get_args(nest.Nest)
+
+    def f(x: nest.NestedTensor) -> nest.Nest:
+        return x
+
+    # the forward references resolve from this module too
+    hints = typing.get_type_hints(f)
+    assert torch.Tensor in typing.get_args(hints["x"]) and hints["return"] is not None
+
+
+def test_alf_nest_is_a_regular_package_inside_the_namespace():
+    import alf
+    import alf.nest.nest
+    import alf.nest.utils
+
+    assert getattr(alf, "__file__", None) is None  # alf stays a namespace
+    assert nest.__file__.endswith("__init__.py")
+    assert nest.flatten is alf.nest.nest.flatten and nest.utils is alf.nest.utils
+    assert nest.flatten.__module__ == "alf.nest.nest"
+    assert set(alf.nest.nest.__all__) <= set(nest.__all__)

@@ -226,3 +226,90 @@ def test_torch_dtype_to_str_without_numpy_counterpart_and_bad_input():
     assert torch_dtype_to_str(torch.bfloat16) == "bfloat16"
     with pytest.raises(TypeError, match="dtype must be a torch or numpy dtype"):
         torch_dtype_to_str("not-a-dtype")
+
+
+# ---- ALF compatibility: replace, numpy_sample, rand, dtype_str, exact int64 sampling ----
+
+
+def test_integer_sample_is_exact_beyond_2_to_the_53():
+    torch.manual_seed(0)
+    np.random.seed(0)
+    top = 2**63 - 2
+    spec = BoundedTensorSpec((), torch.int64, minimum=top, maximum=top)
+    assert spec.sample((5,)).tolist() == [top] * 5
+    assert spec.numpy_sample((5,)).tolist() == [top] * 5
+    # four consecutive integers float64 cannot tell apart: each must come up
+    base = 2**53
+    spec = BoundedTensorSpec((), torch.int64, minimum=base, maximum=base + 3)
+    for draw in (spec.sample((4000,)).tolist(), spec.numpy_sample((4000,)).tolist()):
+        counts = {v: draw.count(v) for v in set(draw)}
+        assert set(counts) == {base, base + 1, base + 2, base + 3}
+        # binomial(4000, 1/4): sd ~ 27
+        assert all(abs(c - 1000) < 150 for c in counts.values())
+    full = BoundedTensorSpec((3,), torch.int64, minimum=-(2**63), maximum=2**63 - 1)
+    values = full.sample((2000,)).flatten().tolist()
+    # sign bits of uniform int64: about half negative
+    assert abs(sum(v < 0 for v in values) - 3000) < 200
+    assert len(set(values)) == 6000
+
+
+def test_numpy_sample_of_bounded_specs():
+    np.random.seed(1)
+    spec = BoundedTensorSpec((2,), torch.int32, minimum=[-2, 10], maximum=[1, 10])
+    s = spec.numpy_sample((3000,))
+    assert s.shape == (3000, 2) and s.dtype == np.int32
+    assert (s[:, 1] == 10).all() and set(np.unique(s[:, 0])) == {-2, -1, 0, 1}
+    fspec = BoundedTensorSpec((), torch.float32, minimum=-1.0, maximum=3.0)
+    f = fspec.numpy_sample(20000)
+    assert f.dtype == np.float32 and f.min() >= -1.0 and f.max() <= 3.0
+    # uniform on [-1, 3]: mean 1, variance 16/12
+    assert abs(f.mean() - 1.0) < 0.03 and abs(f.var() - 16 / 12) < 0.05
+    np.random.seed(1)
+    again = spec.numpy_sample((3000,))
+    np.testing.assert_array_equal(again, s)  # drawn from NumPy's seeded RNG
+    b = BoundedTensorSpec((4,), torch.bool, minimum=False, maximum=True).numpy_sample(500)
+    assert b.dtype == np.bool_ and 0.4 < b.mean() < 0.6
+    huge = BoundedTensorSpec.from_spec(TensorSpec((3,))).numpy_sample(10)
+    assert np.isfinite(huge).all()
+    with pytest.raises(TypeError, match="bfloat16 has no NumPy dtype"):
+        BoundedTensorSpec((1,), torch.bfloat16).numpy_sample()
+
+
+def test_numpy_sample_of_unbounded_specs():
+    np.random.seed(2)
+    s = TensorSpec((4,), torch.float64).numpy_sample((5000,))
+    assert s.shape == (5000, 4) and s.dtype == np.float64
+    assert abs(s.mean()) < 0.03 and abs(s.std() - 1.0) < 0.03
+    u = TensorSpec((1000,), torch.uint8).numpy_sample()
+    assert u.dtype == np.uint8 and u.max() <= 10  # rounded normals, negatives clipped to 0
+    assert TensorSpec((3,), torch.bool).numpy_sample(2).dtype == np.bool_
+
+
+def test_rand_and_dtype_str():
+    torch.manual_seed(3)
+    r = TensorSpec((3,), torch.float64).rand((1000,))
+    assert r.shape == (1000, 3) and r.dtype == torch.float64
+    assert 0.0 <= float(r.min()) and float(r.max()) < 1.0 and abs(float(r.mean()) - 0.5) < 0.03
+    assert TensorSpec((), torch.float16).rand().dtype == torch.float16
+    with pytest.raises(TypeError, match="rand needs a floating point spec; got dtype int32"):
+        TensorSpec((2,), torch.int32).rand()
+    assert TensorSpec((2,), torch.uint8).dtype_str == "uint8"
+    assert BoundedTensorSpec((), torch.bfloat16).dtype_str == "bfloat16"
+
+
+def test_replace():
+    spec = TensorSpec((2, 3), torch.int32)
+    assert spec.replace(shape=(4,)) == TensorSpec((4,), torch.int32)
+    assert spec.replace(dtype=torch.float64) == TensorSpec((2, 3), torch.float64)
+    assert spec.replace() == spec and type(spec.replace()) is TensorSpec
+    bounded = BoundedTensorSpec((2,), torch.float32, minimum=[-1, 0], maximum=2)
+    wider = bounded.replace(maximum=5)
+    assert isinstance(wider, BoundedTensorSpec)
+    assert wider == BoundedTensorSpec((2,), torch.float32, minimum=[-1, 0], maximum=5)
+    assert bounded.replace(dtype=torch.float64).minimum.dtype == np.float64
+    assert bounded.replace(shape=(3, 2)).shape == (3, 2)  # the bounds broadcast
+    assert bounded.replace(shape=(4,), minimum=0, maximum=1) == BoundedTensorSpec((4,))
+    with pytest.raises(ValueError, match="cannot be broadcast to the spec shape"):
+        bounded.replace(shape=(3,))
+    with pytest.raises(ValueError, match="minimum must be <= maximum"):
+        bounded.replace(minimum=3)

@@ -6,7 +6,7 @@ to ``spec.shape``.
 """
 
 import operator
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -148,6 +148,11 @@ class TensorSpec:
         return int(np.prod(self._shape, dtype=np.int64))
 
     @property
+    def dtype_str(self) -> str:
+        """The dtype's name without ``torch.``, e.g. ``"float32"``."""
+        return torch_dtype_to_str(self._dtype)
+
+    @property
     def numpy_dtype(self) -> np.dtype:
         """The NumPy dtype matching ``dtype``.
 
@@ -159,6 +164,13 @@ class TensorSpec:
     def is_bounded(self) -> bool:
         """Whether the spec has bounds (``BoundedTensorSpec``)."""
         return False
+
+    def replace(self, shape: Any = None, dtype: Optional[DTypeLike] = None) -> "TensorSpec":
+        """A ``TensorSpec`` like this one with ``shape`` and/or ``dtype``
+        replaced (``None`` keeps the current one)."""
+        return TensorSpec(
+            self._shape if shape is None else shape, self._dtype if dtype is None else dtype
+        )
 
     def is_discrete(self) -> bool:
         """Whether the dtype is an integer or bool type."""
@@ -221,9 +233,44 @@ class TensorSpec:
         """NumPy zeros of shape ``outer_dims + shape`` and dtype ``numpy_dtype``."""
         return self.numpy_constant(0, outer_dims)
 
+    def rand(self, outer_dims: OuterDims = None) -> torch.Tensor:
+        """Uniform samples in ``[0, 1)`` of shape ``outer_dims + shape`` and
+        dtype ``dtype`` (torch's global RNG).
+
+        Raises:
+            TypeError: ``dtype`` is not a floating point type.
+        """
+        if not self._dtype.is_floating_point:
+            raise TypeError(
+                f"rand needs a floating point spec; got dtype {torch_dtype_to_str(self._dtype)}"
+            )
+        return torch.rand(_outer(outer_dims) + self._shape, dtype=self._dtype)
+
     def sample(self, outer_dims: OuterDims = None) -> torch.Tensor:
         """Random values: standard normal for an unbounded spec."""
         return self.randn(outer_dims)
+
+    def numpy_sample(self, outer_dims: OuterDims = None) -> np.ndarray:
+        """``sample`` as a NumPy array of dtype ``numpy_dtype``, drawn from
+        NumPy's global RNG (``np.random.seed``): standard normal values for
+        floating dtypes, rounded ones clipped to the dtype's range for
+        integers, ``value > 0`` for bool.
+
+        Raises:
+            TypeError: ``dtype`` has no NumPy counterpart (e.g. bfloat16).
+        """
+        np_dtype = self.numpy_dtype
+        shape = tuple(_outer(outer_dims) + self._shape)
+        if np_dtype.kind == "c":
+            parts = np.random.standard_normal(shape + (2,))
+            return (parts[..., 0] + 1j * parts[..., 1]).astype(np_dtype)
+        values = np.asarray(np.random.standard_normal(shape))
+        if np_dtype.kind == "f":
+            return values.astype(np_dtype)
+        if np_dtype.kind == "b":
+            return values > 0
+        info = np.iinfo(np_dtype)
+        return np.clip(np.round(values), info.min, info.max).astype(np_dtype)
 
 
 def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -> np.ndarray:
@@ -334,6 +381,27 @@ class BoundedTensorSpec(TensorSpec):
     def is_bounded(self) -> bool:
         return True
 
+    def replace(
+        self,
+        shape: Any = None,
+        dtype: Optional[DTypeLike] = None,
+        minimum: Any = None,
+        maximum: Any = None,
+    ) -> "BoundedTensorSpec":
+        """A ``BoundedTensorSpec`` like this one with the given attributes
+        replaced (``None`` keeps the current one); the kept bounds must suit
+        the new shape and dtype.
+
+        Raises:
+            ValueError, TypeError: as the constructor, for the new attributes.
+        """
+        return BoundedTensorSpec(
+            self._shape if shape is None else shape,
+            self._dtype if dtype is None else dtype,
+            self._minimum if minimum is None else minimum,
+            self._maximum if maximum is None else maximum,
+        )
+
     def __repr__(self) -> str:
         return (
             f"BoundedTensorSpec(shape={tuple(self._shape)}, dtype={self._dtype}, "
@@ -379,11 +447,18 @@ class BoundedTensorSpec(TensorSpec):
         """Uniform samples in ``[minimum, maximum]`` (inclusive for integer
         and bool dtypes) of shape ``outer_dims + shape``."""
         shape = _outer(outer_dims) + self._shape
-        lo, hi = self._bounds()
         if self.is_discrete():
-            lo64, hi64 = lo.to(torch.float64), hi.to(torch.float64)
-            values = torch.floor(lo64 + torch.rand(shape, dtype=torch.float64) * (hi64 - lo64 + 1))
-            return torch.minimum(values, hi64).to(self._dtype)
+            low, high = self._int_bounds(shape)
+
+            def torch_bits(size):
+                # 64 random bits from two 32-bit draws of torch's global RNG
+                upper = torch.randint(0, 2**32, size, dtype=torch.int64).numpy()
+                lower = torch.randint(0, 2**32, size, dtype=torch.int64).numpy()
+                return (upper.astype(np.uint64) << np.uint64(32)) | lower.astype(np.uint64)
+
+            values = _uniform_integers(low, high, torch_bits)
+            return torch.from_numpy(values).to(self._dtype)
+        lo, hi = self._bounds()
         lo, hi = lo.to(torch.float64), hi.to(torch.float64)
         span = hi - lo
         if not torch.isfinite(span).all():
@@ -392,3 +467,60 @@ class BoundedTensorSpec(TensorSpec):
             return torch.maximum(torch.minimum(values, hi), lo).to(self._dtype)
         values = lo + torch.rand(shape, dtype=torch.float64) * span
         return values.to(self._dtype)
+
+    def _int_bounds(self, shape: torch.Size) -> Tuple[np.ndarray, np.ndarray]:
+        """The bounds of an integer or bool spec as int64 arrays of ``shape``."""
+        lo = np.broadcast_to(self._minimum.astype(np.int64), tuple(shape))
+        hi = np.broadcast_to(self._maximum.astype(np.int64), tuple(shape))
+        return lo, hi
+
+    def numpy_sample(self, outer_dims: OuterDims = None) -> np.ndarray:
+        """Uniform samples in ``[minimum, maximum]`` (inclusive for integer
+        and bool dtypes) as a NumPy array of shape ``outer_dims + shape`` and
+        dtype ``numpy_dtype``, drawn from NumPy's global RNG
+        (``np.random.seed``). Integer samples are exact over the whole int64
+        range; floating bounds whose span is not finite give a standard
+        normal clipped to them, as ``sample``.
+
+        Raises:
+            TypeError: ``dtype`` has no NumPy counterpart (e.g. bfloat16).
+        """
+        np_dtype = self.numpy_dtype
+        shape = _outer(outer_dims) + self._shape
+        if self.is_discrete():
+            low, high = self._int_bounds(shape)
+
+            def numpy_bits(size):
+                return np.asarray(np.random.randint(0, 2**64, size=size, dtype=np.uint64))
+
+            return _uniform_integers(low, high, numpy_bits).astype(np_dtype)
+        lo = np.broadcast_to(self._minimum.astype(np.float64), tuple(shape))
+        hi = np.broadcast_to(self._maximum.astype(np.float64), tuple(shape))
+        with np.errstate(over="ignore"):
+            span = hi - lo
+        if not np.isfinite(span).all():
+            values = np.asarray(np.random.standard_normal(tuple(shape)))
+            return np.clip(values, lo, hi).astype(np_dtype)
+        values = lo + np.asarray(np.random.random_sample(tuple(shape))) * span
+        # rounding to a narrower dtype may not leave [minimum, maximum]
+        return np.clip(values.astype(np_dtype), self._minimum, self._maximum)
+
+
+def _uniform_integers(
+    low: np.ndarray, high: np.ndarray, bits: Callable[[Tuple[int, ...]], np.ndarray]
+) -> np.ndarray:
+    """Integers uniform in ``[low, high]`` (int64 arrays of one shape),
+    computed exactly in uint64 arithmetic from 64 random bits per element
+    (``bits(shape)``, a uint64 array): ``low + bits mod (high - low + 1)``.
+    The modulo bias is below ``(high - low + 1) / 2**64``."""
+    # 1-d while computing: 0-d arrays would decay to NumPy scalars, whose
+    # (intended) uint64 wrap-around warns
+    shape = tuple(low.shape)
+    unsigned_low = low.astype(np.int64).reshape(-1).view(np.uint64)
+    # high - low in [0, 2**64 - 1] exactly (uint64 wraps)
+    span = high.astype(np.int64).reshape(-1).view(np.uint64) - unsigned_low
+    count = span + np.uint64(1)  # 0 when the range is all 2**64 int64 values
+    random = np.asarray(bits(shape), dtype=np.uint64).reshape(-1)
+    full = count == 0
+    offset = np.where(full, random, random % np.where(full, np.uint64(1), count))
+    return (unsigned_low + offset).view(np.int64).reshape(shape)

@@ -278,12 +278,18 @@ def _compile_flattener(template: Any) -> _Flattener:
         return mapping
     if kind is list or kind is tuple or nest.is_namedtuple(template):
         size = len(template)
-        parts = [_compile_flattener(child) for child in template]
+        # the order alf.nest flattens the children in (a namedtuple's fields
+        # alphabetically, as ALF)
+        if nest.is_namedtuple(template):
+            order = nest.flatten(template._make(range(size)))
+        else:
+            order = list(range(size))
+        parts = [(i, _compile_flattener(template[i])) for i in order]
 
         def sequence(value, out):
             if type(value) is not kind or len(value) != size:
                 return False
-            return all([part(child, out) for part, child in zip(parts, value)])
+            return all([part(value[i], out) for i, part in parts])
 
         return sequence
     return _refuse

@@ -132,16 +132,17 @@ def add_ignore_empty(x: Any, y: Any) -> Any:
         y (Tensor | None | ()): second operand.
 
     Returns:
-        ``x + y``; the other operand when one is empty; ``y`` (empty) when both are.
+        ``x + y``; the other operand when one is empty; ``x`` when both are
+        (as ALF: ``add_ignore_empty(None, ())`` is ``None``).
     """
 
     def empty(v):
         return v is None or (isinstance(v, tuple) and len(v) == 0)
 
-    if empty(x):
-        return y
     if empty(y):
         return x
+    if empty(x):
+        return y
     return x + y
 
 
@@ -194,9 +195,14 @@ def shuffle(values: Any) -> Any:
         ValueError: the tensors disagree on ``shape[0]`` or ``values`` holds
             no tensor.
     """
-    batch_size = nest.get_nest_batch_size(values)
-    first = nest.extract_any_leaf_from_nest(values)
-    perm = torch.randperm(batch_size, device=first.device)
+    tensors = [(path, t) for path, t in nest.flatten_with_path(values) if t is not None]
+    if not tensors:
+        raise ValueError("values must hold at least one tensor; got none")
+    sizes = {path: (t.shape[0] if len(t.shape) > 0 else None) for path, t in tensors}
+    batch_size = sizes[tensors[0][0]]
+    if batch_size is None or any(s != batch_size for s in sizes.values()):
+        raise ValueError(f"values must share shape[0]; got {sizes}")
+    perm = torch.randperm(batch_size, device=tensors[0][1].device)
     return nest.map_structure(lambda t: t[perm], values)
 
 

@@ -4,10 +4,15 @@ A *nest* is either a leaf (anything that is not one of the containers below,
 including ``None`` and tensors) or a container whose elements are nests:
 
 * ``list`` and plain ``tuple``: elements in order;
-* namedtuples (any ``tuple`` subclass with ``_fields``): fields in declaration
-  order;
+* namedtuples (any ``tuple`` subclass with ``_fields``): fields in the
+  alphabetical order of their names, as ALF documents (not the declaration
+  order): ``flatten(Pair(b=1, a=2)) == [2, 1]``;
 * ``dict`` (and subclasses): values in sorted key order, so two dicts with the
   same keys flatten the same way whatever their insertion order.
+
+``flatten``, ``pack_sequence_as``, every ``map_structure*`` and every other
+function here walk the fields in that same order, so flat lists exchanged
+with ALF code line up.
 
 Every function that walks several nests checks that they share a structure and,
 when they do not, raises ``ValueError``/``TypeError`` naming the path (e.g.
@@ -15,31 +20,56 @@ when they do not, raises ``ValueError``/``TypeError`` naming the path (e.g.
 
 Fields of a nest can be addressed by a dotted path ``"A.B.C"``: a namedtuple
 field or dict key name, or a list/tuple index.
+
+ALF ships a C++ implementation of the hot functions and keeps the Python ones
+under ``py_*`` names; here both names are the same Python function.
 """
 
 import collections.abc
 import copy
 import re
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+import weakref
+from typing import Any, Callable, Dict, ForwardRef, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from alf.tensor_specs import TensorSpec
 
 __all__ = [
+    "Nest",
+    "NestedTensor",
+    "NestedTensorSpec",
+    "NestedDistribution",
     "is_namedtuple",
     "is_unnamedtuple",
     "is_nested",
     "flatten",
+    "py_flatten",
     "flatten_with_path",
     "flatten_up_to",
+    "py_flatten_up_to",
     "pack_sequence_as",
+    "py_pack_sequence_as",
     "assert_same_type",
+    "assert_same_length",
     "assert_same_structure",
+    "py_assert_same_structure",
+    "assert_same_structure_up_to",
+    "py_assert_same_structure_up_to",
     "is_same_structure",
     "map_structure",
+    "py_map_structure",
     "map_structure_with_path",
     "py_map_structure_with_path",
     "map_structure_up_to",
+    "py_map_structure_up_to",
+    "map_structure_without_check",
+    "fast_map_structure",
+    "fast_map_structure_flatten",
     "get_field",
     "set_field",
     "transform_nest",
+    "transform_nests",
     "find_field",
     "extract_fields_from_nest",
     "extract_any_leaf_from_nest",
@@ -47,7 +77,30 @@ __all__ = [
     "get_nest_batch_size",
     "get_nest_shape",
     "prune_nest_like",
+    "py_prune_nest_like",
+    "nest_top_level",
+    "transpose",
+    "batch_nested_tensor",
+    "unbatch_nested_tensor",
+    "sum_nest",
 ]
+
+def _alias(name: str, leaf: Any) -> Any:
+    """``leaf`` or a list, tuple or dict of ``name`` (recursively); the
+    forward references name this module, so ``typing.get_type_hints``
+    resolves them from anywhere."""
+    ref = ForwardRef(name, module=__name__)
+    return Union[leaf, List[ref], Tuple[ref, ...], Dict[Any, ref]]  # type: ignore[valid-type]
+
+
+#: Any nest (see the module docstring); leaves of any type.
+Nest = _alias("Nest", Any)
+#: A nest whose leaves are ``torch.Tensor``.
+NestedTensor = _alias("NestedTensor", torch.Tensor)
+#: A nest whose leaves are ``TensorSpec`` (or ``BoundedTensorSpec``).
+NestedTensorSpec = _alias("NestedTensorSpec", TensorSpec)
+#: A nest whose leaves are ``torch.distributions.Distribution``.
+NestedDistribution = _alias("NestedDistribution", torch.distributions.Distribution)
 
 
 def is_namedtuple(value: Any) -> bool:
@@ -73,13 +126,46 @@ def _sorted_keys(mapping: collections.abc.Mapping) -> List[Any]:
         return sorted(mapping.keys(), key=repr)
 
 
+# namedtuple class -> (field names sorted, their positions in the tuple)
+_FIELD_ORDER: "weakref.WeakKeyDictionary[type, Tuple[Tuple[str, ...], Tuple[int, ...]]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _field_order(cls: type) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
+    """The fields of namedtuple class ``cls`` in alphabetical order, and the
+    position of each in the tuple."""
+    try:
+        return _FIELD_ORDER[cls]
+    except KeyError:
+        pass
+    fields = tuple(cls._fields)
+    positions = tuple(sorted(range(len(fields)), key=fields.__getitem__))
+    order = (tuple(fields[i] for i in positions), positions)
+    try:
+        _FIELD_ORDER[cls] = order
+    except TypeError:  # a class that cannot be weakly referenced
+        pass
+    return order
+
+
 def _children(nest: Any) -> List[Tuple[Any, Any]]:
     """``[(key, child), ...]`` of a container nest, in flattening order."""
     if isinstance(nest, collections.abc.Mapping):
         return [(k, nest[k]) for k in _sorted_keys(nest)]
     if is_namedtuple(nest):
-        return list(zip(nest._fields, nest))
+        names, positions = _field_order(type(nest))
+        return [(name, nest[i]) for name, i in zip(names, positions)]
     return list(enumerate(nest))
+
+
+def _child_values(nest: Any) -> List[Any]:
+    """The children of a container nest, in flattening order."""
+    if isinstance(nest, collections.abc.Mapping):
+        return [nest[k] for k in _sorted_keys(nest)]
+    if is_namedtuple(nest):
+        return [nest[i] for i in _field_order(type(nest))[1]]
+    return list(nest)
 
 
 def _rebuild(template: Any, values: Sequence[Any]) -> Any:
@@ -101,7 +187,11 @@ def _rebuild(template: Any, values: Sequence[Any]) -> Any:
         except TypeError:
             return result
     if is_namedtuple(template):
-        return type(template)(*values)
+        positions = _field_order(type(template))[1]
+        items: List[Any] = [None] * len(positions)
+        for position, value in zip(positions, values):
+            items[position] = value
+        return type(template)(*items)
     if isinstance(template, tuple):
         return tuple(values) if type(template) is tuple else type(template)(values)
     return list(values) if type(template) is list else type(template)(values)
@@ -117,7 +207,7 @@ def _where(path: str) -> str:
 
 def flatten(nest: Any) -> List[Any]:
     """The leaves of ``nest`` as a flat list, in the order described in the
-    module docstring."""
+    module docstring (namedtuple fields and dict keys sorted)."""
     if not is_nested(nest):
         return [nest]
     leaves = []
@@ -125,15 +215,20 @@ def flatten(nest: Any) -> List[Any]:
     while stack:
         node = stack.pop()
         if is_nested(node):
-            stack.extend(child for _, child in reversed(_children(node)))
+            children = _child_values(node)
+            children.reverse()
+            stack.extend(children)
         else:
             leaves.append(node)
     return leaves
 
 
+py_flatten = flatten
+
+
 def flatten_with_path(nest: Any) -> List[Tuple[str, Any]]:
-    """``[(path, leaf), ...]`` where ``path`` is the dotted path of the leaf
-    (``""`` for a nest that is itself a leaf)."""
+    """``[(path, leaf), ...]`` in ``flatten`` order, where ``path`` is the
+    dotted path of the leaf (``""`` for a nest that is itself a leaf)."""
     out = []
 
     def walk(node, path):
@@ -200,6 +295,14 @@ def assert_same_type(value1: Any, value2: Any) -> None:
         raise TypeError(f"different types: {type(value1).__name__} vs {type(value2).__name__}")
 
 
+def assert_same_length(seq1: Any, seq2: Any) -> None:
+    """Raise ``ValueError`` unless the two sequences (or containers) have the
+    same number of elements."""
+    n1, n2 = len(list(seq1)), len(list(seq2))
+    if n1 != n2:
+        raise ValueError(f"different lengths: {n1} vs {n2}")
+
+
 def assert_same_structure(nest1: Any, nest2: Any, check_types: bool = False) -> None:
     """Raise ``ValueError`` (or ``TypeError`` for different container types
     when ``check_types``) naming the path where the two nests first differ.
@@ -209,6 +312,9 @@ def assert_same_structure(nest1: Any, nest2: Any, check_types: bool = False) -> 
     error = _structure_mismatch(nest1, nest2, check_types)
     if error is not None:
         raise error
+
+
+py_assert_same_structure = assert_same_structure
 
 
 def is_same_structure(nest1: Any, nest2: Any, check_types: bool = False) -> bool:
@@ -224,7 +330,8 @@ _END = object()
 
 
 def pack_sequence_as(nest: Any, flat_seq: Sequence[Any]) -> Any:
-    """A nest with the structure of ``nest`` whose leaves are ``flat_seq``.
+    """A nest with the structure of ``nest`` whose leaves are ``flat_seq``
+    (in ``flatten`` order: ``pack_sequence_as(nest, flatten(nest)) == nest``).
 
     Raises:
         ValueError: ``flat_seq`` has a different number of elements than
@@ -245,7 +352,7 @@ def pack_sequence_as(nest: Any, flat_seq: Sequence[Any]) -> Any:
                 return next(leaves)
             except StopIteration:
                 raise _TooFewLeaves from None
-        return _rebuild(node, [build(child) for _, child in _children(node)])
+        return _rebuild(node, [build(child) for child in _child_values(node)])
 
     # One walk; the leaves are counted only for the error message, when
     # flat_seq runs out early or has some left over.
@@ -260,18 +367,22 @@ def pack_sequence_as(nest: Any, flat_seq: Sequence[Any]) -> Any:
     return result
 
 
+py_pack_sequence_as = pack_sequence_as
+
+
 def _map_leaves(func: Callable, node: Any) -> Any:
     """``map_structure(func, node)`` in one walk (leaves in flattening order)."""
     if not is_nested(node):
         return func(node)
-    return _rebuild(node, [_map_leaves(func, child) for _, child in _children(node)])
+    return _rebuild(node, [_map_leaves(func, child) for child in _child_values(node)])
 
 
 def map_structure(func: Callable, *nests: Any) -> Any:
     """Apply ``func`` to the corresponding leaves of ``nests``.
 
     Returns a nest with the structure of ``nests[0]`` whose leaves are
-    ``func(leaf_0, leaf_1, ...)``.
+    ``func(leaf_0, leaf_1, ...)``; ``func`` is called on the leaves in
+    ``flatten`` order.
 
     Raises:
         ValueError: no nest was given or the nests differ in structure (the
@@ -281,10 +392,50 @@ def map_structure(func: Callable, *nests: Any) -> Any:
         raise ValueError("map_structure needs at least one nest")
     for other in nests[1:]:
         assert_same_structure(nests[0], other)
+    return map_structure_without_check(func, *nests)
+
+
+py_map_structure = map_structure
+
+
+def map_structure_without_check(func: Callable, *nests: Any) -> Any:
+    """``map_structure`` without checking that the nests share a structure:
+    each nest is flattened and ``func`` applied to the ``i``-th leaves, the
+    results packed like ``nests[0]``.
+
+    Raises:
+        ValueError: no nest was given, or the nests have different numbers
+            of leaves.
+    """
+    if not nests:
+        raise ValueError("map_structure_without_check needs at least one nest")
     if len(nests) == 1:
         return _map_leaves(func, nests[0])
     flats = [flatten(n) for n in nests]
-    return pack_sequence_as(nests[0], [func(*xs) for xs in zip(*flats)])
+    return fast_map_structure_flatten(func, nests[0], *flats)
+
+
+def fast_map_structure(func: Callable, *structure: Any) -> Any:
+    """ALF's name for ``map_structure_without_check``: ``map_structure``
+    without the structure check (for nests known to agree)."""
+    return map_structure_without_check(func, *structure)
+
+
+def fast_map_structure_flatten(func: Callable, structure: Any, *flat_structure: Sequence) -> Any:
+    """``pack_sequence_as(structure, [func(*xs) for xs in zip(*flat_structure)])``:
+    ``func`` applied to already flattened nests, the results packed like
+    ``structure``.
+
+    Raises:
+        ValueError: no flat list was given, or the flat lists differ in length
+            (or from the number of leaves of ``structure``).
+    """
+    if not flat_structure:
+        raise ValueError("fast_map_structure_flatten needs at least one flat list")
+    lengths = [len(f) for f in flat_structure]
+    if len(set(lengths)) != 1:
+        raise ValueError(f"flat_structure lists must have the same length; got {lengths}")
+    return pack_sequence_as(structure, [func(*xs) for xs in zip(*flat_structure)])
 
 
 def map_structure_with_path(func: Callable, *nests: Any) -> Any:
@@ -305,7 +456,7 @@ py_map_structure_with_path = map_structure_with_path
 def flatten_up_to(shallow_nest: Any, nest: Any) -> List[Any]:
     """Flatten ``nest`` only as deep as ``shallow_nest``: each leaf of
     ``shallow_nest`` yields the (possibly nested) sub-tree of ``nest`` at the
-    same place.
+    same place, in ``flatten(shallow_nest)`` order.
 
     Raises:
         ValueError: ``nest`` lacks part of the structure of ``shallow_nest``
@@ -332,6 +483,19 @@ def flatten_up_to(shallow_nest: Any, nest: Any) -> List[Any]:
     return out
 
 
+py_flatten_up_to = flatten_up_to
+
+
+def assert_same_structure_up_to(shallow_nest: Any, deep_nest: Any) -> None:
+    """Raise ``ValueError`` naming the path unless ``deep_nest`` has the
+    structure of ``shallow_nest`` down to the leaves of ``shallow_nest``
+    (below them ``deep_nest`` may hold anything)."""
+    flatten_up_to(shallow_nest, deep_nest)
+
+
+py_assert_same_structure_up_to = assert_same_structure_up_to
+
+
 def map_structure_up_to(shallow_nest: Any, func: Callable, *nests: Any) -> Any:
     """Apply ``func`` to the sub-trees of ``nests`` found at the leaves of
     ``shallow_nest``; the result has the structure of ``shallow_nest``."""
@@ -339,6 +503,9 @@ def map_structure_up_to(shallow_nest: Any, func: Callable, *nests: Any) -> Any:
         raise ValueError("map_structure_up_to needs at least one nest")
     flats = [flatten_up_to(shallow_nest, n) for n in nests]
     return pack_sequence_as(shallow_nest, [func(*xs) for xs in zip(*flats)])
+
+
+py_map_structure_up_to = map_structure_up_to
 
 
 def _split_field(field: Optional[str]) -> List[str]:
@@ -392,21 +559,18 @@ def set_field(nest: Any, field: Optional[str], new_value: Any) -> Any:
     return transform_nest(nest, field, lambda _: new_value)
 
 
-def transform_nest(nest: Any, field: Optional[str], func: Callable) -> Any:
-    """A copy of ``nest`` with the sub-nest ``x`` at ``field`` replaced by
-    ``func(x)`` (``""`` or None: ``func(nest)``, as in ALF).
-
-    Raises:
-        ValueError: ``field`` names no field (the message names the path).
-    """
+def _transform(nests: Sequence[Any], field: Optional[str], func: Callable) -> Any:
+    """``nests[0]`` with the node at ``field`` replaced by ``func(*nodes)``,
+    ``nodes`` being the nodes of all ``nests`` at ``field``."""
     names = _split_field(field)
 
-    def replace(node, depth, path):
+    def replace(nodes, depth, path):
         if depth == len(names):
-            return func(node)
+            return func(*nodes)
         name = names[depth]
-        old = _child(node, name, path)
-        new = replace(old, depth + 1, _join(path, name))
+        olds = [_child(node, name, path) for node in nodes]
+        new = replace(olds, depth + 1, _join(path, name))
+        node = nodes[0]
         if isinstance(node, collections.abc.Mapping):
             # copy.copy keeps the type and its extra state (a defaultdict's
             # factory, which type(node)(node) would take node for)
@@ -420,9 +584,45 @@ def transform_nest(nest: Any, field: Optional[str], func: Callable) -> Any:
         items[int(name)] = new
         return _rebuild(node, items)
 
-    # ``replace`` looks up the whole path before it calls ``func`` or copies
-    # a container, so a bad path raises before anything is built.
-    return replace(nest, 0, "")
+    # ``replace`` looks up the whole path in every nest before it calls
+    # ``func`` or copies a container, so a bad path raises before anything is
+    # built.
+    return replace(list(nests), 0, "")
+
+
+def transform_nest(nest: Any, field: Optional[str], func: Callable) -> Any:
+    """A copy of ``nest`` with the sub-nest ``x`` at ``field`` replaced by
+    ``func(x)`` (``""`` or None: ``func(nest)``, as in ALF).
+
+    Raises:
+        ValueError: ``field`` names no field (the message names the path).
+    """
+    return _transform([nest], field, func)
+
+
+def transform_nests(nests: Sequence[Any], field: Optional[str], func: Callable) -> Any:
+    """A copy of ``nests[0]`` with the sub-nest at ``field`` replaced by
+    ``func(x_0, x_1, ...)``, where ``x_i`` is the sub-nest of ``nests[i]`` at
+    ``field`` (``""`` or None: ``func(*nests)``).
+
+    Containers on the path are copied from ``nests[0]``; the other nests only
+    need to have ``field``.
+
+    Args:
+        nests (list[nest]): one or more nests.
+        field (str | None): a dotted path ``"A.B.C"``.
+        func (Callable): takes ``len(nests)`` sub-nests, returns the new one.
+
+    Raises:
+        ValueError: ``nests`` is empty, or ``field`` names no field of one of
+            them (the message names the path).
+        TypeError: ``nests`` is not a list or tuple.
+    """
+    if not isinstance(nests, (list, tuple)):
+        raise TypeError(f"nests must be a list or tuple of nests; got {type(nests).__name__}")
+    if not nests:
+        raise ValueError("nests must hold at least one nest; got an empty sequence")
+    return _transform(nests, field, func)
 
 
 def find_field(nest: Any, name: str, ignore_empty: bool = True) -> List[Any]:
@@ -450,7 +650,8 @@ def find_field(nest: Any, name: str, ignore_empty: bool = True) -> List[Any]:
 
 
 def extract_fields_from_nest(nest: Any) -> List[Tuple[Any, Any]]:
-    """``[(field_or_index, value), ...]`` of the top level of a container nest.
+    """``[(field_or_index, value), ...]`` of the top level of a container nest,
+    in flattening order (namedtuple fields and dict keys sorted, as ALF).
 
     Raises:
         TypeError: ``nest`` is a leaf.
@@ -461,59 +662,98 @@ def extract_fields_from_nest(nest: Any) -> List[Tuple[Any, Any]]:
 
 
 def extract_any_leaf_from_nest(nest: Any) -> Any:
-    """The first leaf of ``nest`` that is not ``None``, or ``None`` if there
-    is none."""
-    for leaf in flatten(nest):
+    """The first leaf of ``nest`` (in flattening order) that is not ``None``,
+    or ``None`` if there is none."""
+    if not is_nested(nest):
+        return nest
+    for child in _child_values(nest):
+        leaf = extract_any_leaf_from_nest(child)
         if leaf is not None:
             return leaf
     return None
 
 
-def get_nest_size(nest: Any, dim: int) -> int:
-    """The size of dimension ``dim`` shared by every tensor leaf of ``nest``.
+def _first_shaped_leaf(nest: Any, ndim_above: int = -1) -> Tuple[str, Any]:
+    """``(path, leaf)`` of the first leaf with a ``shape`` of more than
+    ``ndim_above`` dims, or ``("", None)``."""
+    for path, leaf in flatten_with_path(nest):
+        shape = getattr(leaf, "shape", None)
+        if shape is not None and len(shape) > ndim_above:
+            return path, leaf
+    return "", None
+
+
+def get_nest_shape(nest: Any) -> torch.Size:
+    """The shape of one leaf of ``nest``, as ALF: the first leaf (in
+    flattening order) that has a ``shape`` (a tensor or array); the other
+    leaves are assumed to share it and are not read.
 
     Raises:
-        ValueError: ``nest`` has no tensor leaf, a tensor leaf has no
-            dimension ``dim``, or the leaves disagree.
+        ValueError: no leaf of ``nest`` has a shape.
     """
-    sizes = set()
-    for path, leaf in flatten_with_path(nest):
-        if not hasattr(leaf, "shape"):
-            continue
-        shape = tuple(leaf.shape)
-        if not -len(shape) <= dim < len(shape):
-            where = f"leaf at '{path}'" if path else "nest"
-            raise ValueError(f"{where} has no dim {dim}; got shape {list(shape)}")
-        sizes.add(shape[dim])
-    if len(sizes) != 1:
-        raise ValueError(f"nest leaves must share the size of dim {dim}; got sizes {sorted(sizes)}")
-    return sizes.pop()
+    _, leaf = _first_shaped_leaf(nest)
+    if leaf is None:
+        raise ValueError("nest must hold a leaf with a shape (a tensor or array); found none")
+    shape = leaf.shape
+    return shape if isinstance(shape, torch.Size) else torch.Size(shape)
+
+
+def get_nest_size(nest: Any, dim: int) -> int:
+    """The size of dimension ``dim`` of one leaf of ``nest``, as ALF: the
+    first leaf (in flattening order) that has that dimension. Leaves without
+    it (0-d tensors, ``None``, Python numbers) are skipped; the others are
+    assumed to agree and are not read.
+
+    Raises:
+        ValueError: no leaf of ``nest`` has dimension ``dim``.
+        TypeError: ``dim`` is not an int.
+    """
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"dim must be an int; got {dim!r}")
+    needed = dim if dim >= 0 else -dim - 1
+    _, leaf = _first_shaped_leaf(nest, needed)
+    if leaf is None:
+        raise ValueError(f"nest must hold a tensor leaf with a dim {dim}; found none")
+    return int(leaf.shape[dim])
 
 
 def get_nest_batch_size(nest: Any) -> int:
-    """The batch size (dimension 0) shared by every tensor leaf of ``nest``."""
+    """The batch size (the size of dimension 0) of one leaf of ``nest`` (see
+    ``get_nest_size``)."""
     return get_nest_size(nest, 0)
 
 
-def get_nest_shape(nest: Any) -> Any:
-    """A nest of the shapes of the leaves of ``nest``."""
-    return map_structure(lambda leaf: leaf.shape, nest)
+def _is_value_to_match(slim: Any, value_to_match: Any) -> bool:
+    if slim is value_to_match:
+        return True
+    if value_to_match is None or hasattr(slim, "__array__"):
+        # tensors and arrays compare elementwise: they never match
+        return False
+    try:
+        return type(slim) is type(value_to_match) and bool(slim == value_to_match)
+    except Exception:
+        return False
 
 
 def prune_nest_like(nest: Any, slim_nest: Any, value_to_match: Any = None) -> Any:
     """Keep only the part of ``nest`` whose structure ``slim_nest`` has.
 
     Dict keys and namedtuple fields absent from ``slim_nest`` are dropped (a
-    namedtuple keeps its type with ``value_to_match`` in the dropped fields);
-    a leaf of ``slim_nest`` equal to ``value_to_match`` takes that value.
+    namedtuple keeps its type with ``value_to_match`` in the dropped fields).
+    Where ``slim_nest`` holds ``value_to_match`` (a leaf, or a container
+    equal to it such as ``()``), the result holds ``value_to_match`` whatever
+    ``nest`` has there: ``prune_nest_like(dict(a=1, b=2), dict(a=spec, b=()),
+    value_to_match=())`` is ``{'a': 1, 'b': ()}``.
+
+    Raises:
+        ValueError: ``nest`` lacks part of the structure of ``slim_nest``
+            (the message names the path).
     """
 
     def prune(full, slim, path):
+        if _is_value_to_match(slim, value_to_match):
+            return value_to_match
         if not is_nested(slim):
-            if slim is value_to_match or (
-                value_to_match is not None and _equal_leaf(slim, value_to_match)
-            ):
-                return value_to_match
             return full
         if isinstance(slim, collections.abc.Mapping):
             if not isinstance(full, collections.abc.Mapping):
@@ -533,6 +773,10 @@ def prune_nest_like(nest: Any, slim_nest: Any, value_to_match: Any = None) -> An
                 else:
                     values[name] = value_to_match
             return type(full)(**values)
+        if not is_nested(full) or isinstance(full, collections.abc.Mapping):
+            raise ValueError(
+                f"nest is not a list or tuple {_where(path)}; got {type(full).__name__}"
+            )
         if len(full) != len(slim):
             raise ValueError(f"nests differ {_where(path)}: length {len(full)} vs {len(slim)}")
         pruned = [prune(f, s, _join(path, i)) for i, (f, s) in enumerate(zip(full, slim))]
@@ -541,14 +785,115 @@ def prune_nest_like(nest: Any, slim_nest: Any, value_to_match: Any = None) -> An
     return prune(nest, slim_nest, "")
 
 
+py_prune_nest_like = prune_nest_like
+
+
 def _mapping_get(mapping: collections.abc.Mapping, key: Any, path: str) -> Any:
     if key not in mapping:
         raise ValueError(f"field '{_join(path, key)}' names no field of the nest")
     return mapping[key]
 
 
-def _equal_leaf(a: Any, b: Any) -> bool:
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
+def nest_top_level(nested: Any) -> Any:
+    """The top level of ``nested``: a container of the same type and keys
+    whose children are all ``None`` (a leaf for the ``*_up_to`` functions);
+    a leaf ``nested`` gives ``None``.
+
+    ``nest_top_level({"a": [1, 2], "b": 3}) == {"a": None, "b": None}``.
+    """
+    if not is_nested(nested):
+        return None
+    return _rebuild(nested, [None] * len(_child_values(nested)))
+
+
+def transpose(nested: Any, shallow_nest: Any = None, new_shallow_nest: Any = None) -> Any:
+    """Swap the outer and inner levels of a nest of nests.
+
+    ``nested`` is a nest with the structure ``shallow_nest`` whose leaves are
+    nests with the structure ``new_shallow_nest``; the result has the
+    structure ``new_shallow_nest`` whose leaves are nests with the structure
+    ``shallow_nest``:
+    ``transpose([dict(a=1, b=2), dict(a=3, b=4)]) == dict(a=[1, 3], b=[2, 4])``.
+
+    Args:
+        nested (nest): the nest to transpose.
+        shallow_nest (nest): the outer structure (default: the top level of
+            ``nested``, see ``nest_top_level``).
+        new_shallow_nest (nest): the inner structure (default: the top level
+            of the first inner nest).
+
+    Raises:
+        ValueError: an inner nest lacks the structure ``new_shallow_nest``,
+            or ``nested`` lacks ``shallow_nest`` (the message names the path).
+    """
+    if shallow_nest is None:
+        shallow_nest = nest_top_level(nested)
+    inner = flatten_up_to(shallow_nest, nested)
+    if new_shallow_nest is None:
+        if not inner:
+            raise ValueError(
+                "nested has no inner nest to take new_shallow_nest from; pass new_shallow_nest"
+            )
+        new_shallow_nest = nest_top_level(inner[0])
+    columns = [flatten_up_to(new_shallow_nest, x) for x in inner]
+    rows = [pack_sequence_as(shallow_nest, list(parts)) for parts in zip(*columns)]
+    if not columns:
+        rows = [pack_sequence_as(shallow_nest, []) for _ in flatten(new_shallow_nest)]
+    return pack_sequence_as(new_shallow_nest, rows)
+
+
+def batch_nested_tensor(nested_tensor: Any) -> Any:
+    """Add a batch dimension of size 1 in front of every tensor of the nest:
+    each leaf ``x`` becomes ``x.unsqueeze(0)`` (shape ``[1, *x.shape]``).
+
+    Raises:
+        TypeError: a leaf is not a tensor (the message names its path).
+    """
+
+    def batch(path, x):
+        _check_tensor(x, path, "nested_tensor")
+        return x.unsqueeze(0)
+
+    return map_structure_with_path(batch, nested_tensor)
+
+
+def unbatch_nested_tensor(nested_tensor: Any) -> Any:
+    """Remove the batch dimension of size 1 of every tensor of the nest: each
+    leaf ``x`` of shape ``[1, ...]`` becomes ``x[0]`` (shape ``x.shape[1:]``).
+
+    Raises:
+        TypeError: a leaf is not a tensor (the message names its path).
+        ValueError: a leaf's dimension 0 is not of size 1, checked for every
+            leaf before any is changed.
+    """
+
+    def check(path, x):
+        _check_tensor(x, path, "nested_tensor")
+        if x.dim() == 0 or x.shape[0] != 1:
+            where = f" at '{path}'" if path else ""
+            raise ValueError(
+                f"nested_tensor must have a batch dim of size 1{where}; got shape {list(x.shape)}"
+            )
+
+    for path, x in flatten_with_path(nested_tensor):
+        check(path, x)
+    return map_structure_without_check(lambda x: x.squeeze(0), nested_tensor)
+
+
+def _check_tensor(x: Any, path: str, name: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        where = f" at '{path}'" if path else ""
+        raise TypeError(f"{name} must hold tensors; got {type(x).__name__}{where}")
+
+
+def sum_nest(nested: Any) -> Any:
+    """The sum of all the leaves of ``nested``: ``x_0 + x_1 + ...`` in
+    flattening order (tensors broadcast as ``+`` does); ``0`` for a nest
+    without leaves."""
+    leaves = flatten(nested)
+    if not leaves:
+        return 0
+    total = leaves[0]
+    for leaf in leaves[1:]:
+        total = total + leaf
+    return total
