@@ -112,12 +112,41 @@ class Coordinator:
     watched and joined by the process that created the coordinator.
     """
 
-    def __init__(self) -> None:
-        """Create a new Coordinator (no stop requested, nothing registered)."""
-        self._stop_event = multiprocessing.Event()
-        self._lock = multiprocessing.Lock()
-        self._exc_size = multiprocessing.Value("q", 0, lock=False)
-        self._exc_bytes = multiprocessing.Array("c", _SLOT_BYTES, lock=False)
+    def __init__(self, context: Any = None) -> None:
+        """Create a new Coordinator (no stop requested, nothing registered).
+
+        Args:
+            context: the ``multiprocessing`` context (or the name of a start
+                method: ``"fork"``, ``"spawn"``, ``"forkserver"``) of the
+                processes that will share this coordinator; None for the
+                default context (the one ``Process`` uses). Python refuses to
+                pass the locks of a ``fork`` context to a ``spawn`` child, so a
+                coordinator for spawned processes needs ``context="spawn"``.
+
+        Raises:
+            TypeError, ValueError: ``context`` is neither None, a context nor
+                a known start method.
+        """
+        if context is None:
+            ctx = multiprocessing.get_context()
+        elif isinstance(context, str):
+            if context not in multiprocessing.get_all_start_methods():
+                raise ValueError(
+                    f"context must be one of the start methods "
+                    f"{multiprocessing.get_all_start_methods()}, got {context!r}"
+                )
+            ctx = multiprocessing.get_context(context)
+        elif isinstance(context, multiprocessing.context.BaseContext):
+            ctx = context
+        else:
+            raise TypeError(
+                "context must be None, a multiprocessing context or a start method name, "
+                f"got {type(context).__name__}"
+            )
+        self._stop_event = ctx.Event()
+        self._lock = ctx.Lock()
+        self._exc_size = ctx.Value("q", 0, lock=False)
+        self._exc_bytes = ctx.Array("c", _SLOT_BYTES, lock=False)
         self._init_local()
 
     def _init_local(self) -> None:
