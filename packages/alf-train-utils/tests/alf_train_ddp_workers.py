@@ -6,6 +6,7 @@ import traceback
 
 import gin
 import torch
+import torch._dynamo  # noqa: F401 - DDP imports it (seconds); forked children inherit it
 import torch.distributed as dist
 from torch import nn
 
