@@ -128,6 +128,10 @@ def main():
     plain, activated = Model(), Model()
     activated._ddp_activated_rank = 0
     x1, x256 = torch.randn(1, 8), torch.randn(256, 8)
+    activated.load_state_dict(plain.state_dict())
+    for method in ("mlp_pt", "mlp_dd"):  # same results as the direct call
+        assert torch.equal(getattr(plain, method)(x256), plain.mlp(x256))
+    assert torch.equal(activated.mlp_dd(x256), plain.mlp(x256))
 
     def step(method, x):
         def run():
