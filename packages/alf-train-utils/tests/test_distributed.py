@@ -190,10 +190,15 @@ def test_direct_call_without_process_group():
 
 
 def test_gin_configurable_find_unused_parameters():
-    """make_ddp_performer is gin-configurable (find_unused_parameters only)."""
-    assert (
-        "find_unused_parameters" in gin.config._REGISTRY.get_match("make_ddp_performer").allowlist
-    )
+    """make_ddp_performer is gin-configurable, for find_unused_parameters only
+    (the two-process tests show the binding taking effect)."""
+    try:
+        gin.bind_parameter("make_ddp_performer.find_unused_parameters", True)
+        assert gin.query_parameter("make_ddp_performer.find_unused_parameters") is True
+        with pytest.raises(ValueError, match="ddp_rank"):
+            gin.bind_parameter("make_ddp_performer.ddp_rank", 1)
+    finally:
+        gin.clear_config()
 
 
 def test_bad_input():

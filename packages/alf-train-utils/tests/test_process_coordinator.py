@@ -137,9 +137,9 @@ def test_worker_killed_with_sigkill_is_noticed():
 
 @needs_fork
 def test_process_exiting_with_error_code_is_noticed_by_should_stop():
-    """A registered plain process that exits with code 3 (SystemExit(3) is
-    recorded by stop_on_exception in a coordinated Process and re-raised;
-    os-level exit codes of plain processes are noticed by should_stop)."""
+    """A registered plain process that ends with os._exit(3) is noticed by
+    should_stop() and named by join(). In a coordinated Process, SystemExit(3)
+    is a recorded exception (join re-raises it) and SystemExit(0) a clean stop."""
     ctx = multiprocessing.get_context("fork")
     coord = Coordinator()
     plain = ctx.Process(target=os._exit, args=(3,))
