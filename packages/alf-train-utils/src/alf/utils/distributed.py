@@ -41,7 +41,6 @@ __all__ = ["data_distributed", "data_distributed_when", "make_ddp_performer"]
 
 _RANK_ATTR = "_ddp_activated_rank"
 _PERFORMERS_ATTR = "_ddp_performer_map"
-_NO_STATE: Dict[str, Any] = {}  # the "__dict__" of objects without one (never written)
 
 
 class _MethodPerformer(nn.Module):
@@ -196,9 +195,14 @@ def data_distributed_when(
         if not callable(method):
             raise TypeError(f"data_distributed decorates a method, got {type(method).__name__}")
 
+        key = _RANK_ATTR  # a closure variable: read faster than a global
+
         @functools.wraps(method)
         def wrapped(self, *args, **kwargs):
-            rank = getattr(self, "__dict__", _NO_STATE).get(_RANK_ATTR, -1)
+            try:
+                rank = self.__dict__.get(key, -1)
+            except AttributeError:  # an object without __dict__: never activated
+                rank = -1
             if rank == -1:  # not activated: the direct call, nothing else
                 return method(self, *args, **kwargs)
             return _call_activated(method, cond, self, rank, args, kwargs)
