@@ -166,3 +166,26 @@ def run_coordinated(coord, calls):
     with coord.stop_on_exception():
         while not coord.should_stop():
             fail_on_third_call(calls)
+
+
+def raise_from_private_module(folder):
+    """Raise an exception whose class lives in a module only this process
+    can import (written to ``folder``, which the parent's sys.path lacks)."""
+    import importlib
+    import os
+    import sys
+
+    with open(os.path.join(folder, "alf_train_proc_private_mod.py"), "w") as f:
+        f.write("class PrivateError(Exception):\n    pass\n")
+    sys.path.insert(0, folder)
+    mod = importlib.import_module("alf_train_proc_private_mod")
+    raise mod.PrivateError("only the child knows this class")
+
+
+def hold_lock_forever(coord, started):
+    """Take the coordinator's shared lock (as request_stop does) and never
+    release it: the parent kills this process while it holds the lock."""
+    coord._lock.acquire()
+    started.set()
+    while True:
+        time.sleep(0.05)

@@ -256,6 +256,51 @@ def test_unpicklable_exception_arrives_as_runtime_error():
         workers.reap([p])
 
 
+@needs_fork
+def test_exception_of_a_class_the_parent_cannot_import(tmp_path):
+    """The exception's class exists only in the child: join() raises a
+    RuntimeError with its qualified name, text and the child's traceback."""
+    coord = Coordinator()
+    p = Process(coord, target=workers.raise_from_private_module, args=(str(tmp_path),))
+    try:
+        p.start()
+        with pytest.raises(RuntimeError) as info:
+            join_watched(coord, [p], stop_grace_period_secs=DEADLINE_S)
+    finally:
+        workers.reap([p])
+    assert str(info.value) == (
+        "alf_train_proc_private_mod.PrivateError: only the child knows this class"
+    )
+    assert "raise_from_private_module" in str(info.value.__cause__)
+
+
+@needs_fork
+def test_lock_of_a_killed_process_does_not_hang(monkeypatch):
+    """A process killed while it holds the coordinator's lock (as it would in
+    the middle of request_stop): request_stop, should_stop and join still
+    work after the lock wait times out (shortened here from 10 s)."""
+    import alf.utils.process_coordinator as pc
+
+    monkeypatch.setattr(pc, "_LOCK_TIMEOUT_SECS", 0.2)
+    coord = Coordinator()
+    started = multiprocessing.Event()
+    p = multiprocessing.Process(target=workers.hold_lock_forever, args=(coord, started))
+    try:
+        p.start()
+        assert started.wait(DEADLINE_S)
+        os.kill(p.pid, signal.SIGKILL)
+        p.join(DEADLINE_S)
+
+        def stop_and_join():
+            coord.request_stop(ValueError("not recordable: the lock is lost"))
+            assert coord.should_stop()
+            coord.join([p], stop_grace_period_secs=0)
+
+        workers.call_with_watchdog(stop_and_join)
+    finally:
+        workers.reap([p])
+
+
 def test_request_stop_in_the_same_process():
     """Without processes: the first exception is kept with its traceback,
     exc_info tuples work, stop_on_exception records, request_stop after

@@ -43,6 +43,7 @@ __all__ = ["Coordinator", "Process"]
 _SLOT_BYTES = 1 << 16  # room for one pickled exception and its traceback text
 _TRACEBACK_CHARS = 16000
 _POLL_SECS = 0.05
+_LOCK_TIMEOUT_SECS = 10.0  # longest wait for the slot's lock (its holder may be dead)
 
 
 class _RemoteTraceback(Exception):
@@ -71,29 +72,60 @@ def _describe(process: multiprocessing.process.BaseProcess) -> str:
     return f"{process.name} (pid {process.pid})"
 
 
-def _stand_in(exc: BaseException) -> RuntimeError:
-    """A RuntimeError carrying the type and (the start of) the text of ``exc``."""
-    return RuntimeError(f"{type(exc).__module__}.{type(exc).__qualname__}: {str(exc)[:2000]}")
+def _stand_in_text(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {str(exc)[:2000]}"
 
 
 def _payload(exc: BaseException, tb_text: str) -> bytes:
-    """Pickle ``(exc, tb_text, pid)`` for the shared slot.
+    """The bytes stored in the shared slot for ``exc``.
 
-    An exception that does not survive a pickle round trip (a class whose
-    instances cannot be rebuilt from their args), or a payload too large for
-    the slot, is replaced by a RuntimeError carrying its type and text.
+    A pickle of ``(pickled exception or None, stand-in text, traceback text,
+    pid)``: the outer tuple holds only bytes, strings and an int, so the
+    reader always gets the text even where the exception itself cannot be
+    rebuilt. An exception that does not survive a pickle round trip here is
+    stored as None (the reader raises a RuntimeError with the stand-in text);
+    the traceback text is cut to fit the slot.
     """
     pid = os.getpid()
+    text = _stand_in_text(exc)
     if len(tb_text) > _TRACEBACK_CHARS:
         tb_text = "...\n" + tb_text[-_TRACEBACK_CHARS:]
     try:
-        data = pickle.dumps((exc, tb_text, pid))
-        pickle.loads(data)
+        pickled: Optional[bytes] = pickle.dumps(exc)
+        pickle.loads(pickled)
     except Exception:
-        data = pickle.dumps((_stand_in(exc), tb_text, pid))
+        pickled = None
+    data = pickle.dumps((pickled, text, tb_text, pid))
     if len(data) > _SLOT_BYTES:
-        data = pickle.dumps((_stand_in(exc), tb_text[-4000:], pid))
+        data = pickle.dumps((None, text, tb_text[-4000:], pid))
     return data
+
+
+def _unpack(data: bytes):
+    """``(exception, traceback text, pid)`` from a slot's bytes."""
+    pickled, text, tb_text, pid = pickle.loads(data)
+    exc = None
+    if pickled is not None:
+        try:
+            exc = pickle.loads(pickled)
+        except Exception:  # e.g. its class is not importable in this process
+            exc = None
+    if exc is None:
+        exc = RuntimeError(text)
+    return exc, tb_text, pid
+
+
+@contextlib.contextmanager
+def _acquired(lock) -> Iterator[bool]:
+    """Hold ``lock`` if it can be had within ``_LOCK_TIMEOUT_SECS``; yields
+    whether it is held. A process killed while holding the lock (SIGKILL in
+    the middle of request_stop) must not hang the others forever."""
+    held = lock.acquire(timeout=_LOCK_TIMEOUT_SECS)
+    try:
+        yield held
+    finally:
+        if held:
+            lock.release()
 
 
 class Coordinator:
@@ -187,12 +219,12 @@ class Coordinator:
     def _recorded(self) -> Optional[BaseException]:
         """The recorded exception, ready to raise (its traceback attached or its
         remote traceback as ``__cause__``), or None."""
-        with self._lock:
-            size = self._exc_size.value
+        with _acquired(self._lock):
+            size = self._exc_size.value  # written after the bytes
             data = bytes(self._exc_bytes[:size]) if size else b""
         if not size:
             return None
-        exc, tb_text, pid = pickle.loads(data)
+        exc, tb_text, pid = _unpack(data)
         local = self._local_exc_info
         if pid == os.getpid() and local is not None:
             return local[1].with_traceback(local[2])
@@ -261,7 +293,9 @@ class Coordinator:
         joins; the traceback of a remote exception becomes its ``__cause__``).
 
         When called after ``join()`` with an exception, that exception is
-        raised right away (nobody would join it any more).
+        raised right away (nobody would join it any more). If the shared lock
+        cannot be had within 10 s (a process was killed while holding it), the
+        stop is still requested but the exception is not recorded.
 
         Args:
             ex: None, an exception, or an ``exc_info`` tuple as returned by
@@ -286,8 +320,8 @@ class Coordinator:
             )
         if self._joined and exc_info is not None:
             raise exc_info[1].with_traceback(exc_info[2])
-        with self._lock:
-            if exc_info is not None:
+        with _acquired(self._lock) as held:
+            if exc_info is not None and held:
                 self._record(exc_info)
             self._stop_event.set()
 
@@ -297,7 +331,7 @@ class Coordinator:
         After this is called, calls to ``should_stop()`` return False (until
         the next stop request), and ``join()`` may be called again.
         """
-        with self._lock:
+        with _acquired(self._lock):
             self._exc_size.value = 0
             self._stop_event.clear()
         with self._local_lock:
