@@ -23,25 +23,17 @@ Each figure is the median over ``--repeats`` timings of ``--inner`` calls, the
 four timed in turn within each repeat; the ratio is the median of per-repeat
 ratios to ``direct``, and ``+ns`` the median difference per call.
 
-With ``--ddp`` a second table compares one training step (forward, backward)
-of ``mlp-256`` through a live 1-process gloo group (DDP's own cost: the
-gradient all-reduce hooks) against the plain module.
-
 Usage::
 
-    python benchmarks/bench_distributed.py [--repeats 15] [--inner 20000] [--ddp]
+    python benchmarks/bench_distributed.py [--repeats 15] [--inner 20000]
 """
 
 import argparse
-import datetime
 import functools
-import os
 import statistics
-import tempfile
 import time
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from alf.utils.distributed import data_distributed
@@ -122,19 +114,22 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--inner", type=int, default=20000)
-    parser.add_argument("--ddp", action="store_true", help="also time a live 1-process DDP step")
     args = parser.parse_args()
     torch.manual_seed(0)
     plain, activated = Model(), Model()
     activated._ddp_activated_rank = 0
     x1, x256 = torch.randn(1, 8), torch.randn(256, 8)
-    activated.load_state_dict(plain.state_dict())
+    activated.load_state_dict(plain.state_dict())  # same weights: speed depends on them
     for method in ("mlp_pt", "mlp_dd"):  # same results as the direct call
         assert torch.equal(getattr(plain, method)(x256), plain.mlp(x256))
     assert torch.equal(activated.mlp_dd(x256), plain.mlp(x256))
 
     def step(method, x):
-        def run():
+        module = method.__self__
+
+        def run():  # one training step without the optimizer
+            for p in module.parameters():
+                p.grad = None
             method(x).sum().backward()
 
         return run
@@ -179,31 +174,6 @@ def main():
             ["direct", "passthrough", "decorated", "activated"], rows
         ):
             print(f"{name:<16} {label:<12} {t * 1e6:9.3f} {ratio:7.3f} {diff * 1e9:7.0f}")
-
-    if args.ddp:
-        with tempfile.TemporaryDirectory() as d:
-            dist.init_process_group(
-                "gloo",
-                init_method="file://" + os.path.join(d, "store"),
-                rank=0,
-                world_size=1,
-                timeout=datetime.timedelta(seconds=60),
-            )
-            try:
-                ddp_model = Model()
-                ddp_model._ddp_activated_rank = 0
-                inner = max(1, args.inner // 40)
-                rows = compare(
-                    [step(plain.mlp, x256), step(ddp_model.mlp_dd, x256)], args.repeats, inner
-                )
-                print("\nlive 1-process gloo group (DDP's own cost)")
-                for label, (t, ratio, diff) in zip(["plain", "DDP"], rows):
-                    print(
-                        f"{'mlp-256 fwd+bwd':<16} {label:<12} {t * 1e6:9.3f} {ratio:7.3f} "
-                        f"{diff * 1e9:7.0f}"
-                    )
-            finally:
-                dist.destroy_process_group()
 
 
 if __name__ == "__main__":
