@@ -376,8 +376,9 @@ def test_action_importance_ratio(device, mode, log_prob_clipping):
     )
     if log_prob_clipping > 0:
         assert (lp < -log_prob_clipping).any() and (lp > -log_prob_clipping).any()
+        # only the current policy's log-probability is clipped (ALF)
+        assert (lp_rollout < -log_prob_clipping).any()
         lp = np.clip(lp, -log_prob_clipping, log_prob_clipping)
-        lp_rollout = np.clip(lp_rollout, -log_prob_clipping, log_prob_clipping)
     expected = np.exp(lp - lp_rollout)
     expected_clipped = (
         np.clip(expected, 0.8, 1.2) if mode == "double_sided" else np.minimum(expected, 1.2)
@@ -385,6 +386,25 @@ def test_action_importance_ratio(device, mode, log_prob_clipping):
     np.testing.assert_allclose(ratio.cpu().numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(clipped.cpu().numpy(), expected_clipped, rtol=1e-5)
     assert (expected != expected_clipped).any()  # the clipping is exercised
+
+
+def test_log_prob_clipping_leaves_the_rollout_log_prob(device):
+    # A ratio of 2e5: log pi = -2 (inside the clipping range), log mu =
+    # -2 - log(2e5) = -14.2 (outside): the ratio stays 2e5 (clipping log mu
+    # as well would give exp(-2 + 10)).
+    action = torch.zeros(3, device=device)
+    target = torch.distributions.Independent(
+        torch.distributions.Normal(torch.zeros(3, 1, device=device), torch.ones(3, 1, device=device)),
+        1,
+    )
+    log_pi = -0.5 * np.log(2 * np.pi)
+    rollout_log_prob = torch.full((3,), log_pi - np.log(2e5), device=device)
+    ratio, _ = value_ops.action_importance_ratio(
+        target, None, action[:, None], "capping", alf.summary.scope("r"), 0.2,
+        log_prob_clipping=10.0, check_numerics=False, debug_summaries=False,
+        rollout_log_prob=rollout_log_prob,
+    )
+    np.testing.assert_allclose(ratio.cpu().numpy(), np.full(3, 2e5), rtol=1e-4)
 
 
 def test_action_importance_ratio_with_rollout_log_prob_and_gradient(device):

@@ -381,8 +381,10 @@ def action_importance_ratio(
         scope (alf.summary.scope): entered to write the summaries.
         importance_ratio_clipping (float): epsilon of the clipped surrogate PPO
             objective.
-        log_prob_clipping (float): if > 0, both log-probabilities are clipped to
-            ``[-log_prob_clipping, log_prob_clipping]`` to prevent inf / NaN.
+        log_prob_clipping (float): if > 0, the log-probability of ``action``
+            under the current policy (``action_distribution``) is clipped to
+            ``[-log_prob_clipping, log_prob_clipping]`` to prevent inf / NaN;
+            the rollout log-probability is used as it is (as ALF).
         check_numerics (bool): raise if a log-probability or the ratio is not
             finite (for debugging).
         debug_summaries (bool): write summaries (clip fraction, mean and
@@ -416,7 +418,6 @@ def action_importance_ratio(
     action_log_prob = dist_utils.compute_log_probability(action_distribution, action)
     if log_prob_clipping > 0.0:
         action_log_prob = action_log_prob.clamp(-log_prob_clipping, log_prob_clipping)
-        rollout_log_prob = rollout_log_prob.clamp(-log_prob_clipping, log_prob_clipping)
     if check_numerics:
         _check_finite("action_log_prob", action_log_prob)
         _check_finite("rollout_log_prob", rollout_log_prob)
