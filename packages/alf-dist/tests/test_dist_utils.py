@@ -261,8 +261,23 @@ def test_get_base_dist():
     wrapped = td.TransformedDistribution(td.Independent(normal, 1), [du.StableTanh()])
     assert du.get_base_dist(wrapped) is normal
     assert du.get_base_dist(normal) is normal
+    # a Categorical is returned as it is (ALF)
+    cat = td.Categorical(logits=torch.zeros(3))
+    assert du.get_base_dist(cat) is cat
+    assert du.get_base_dist(td.Independent(cat, 0)) is cat
     with pytest.raises(NotImplementedError):
-        du.get_base_dist(td.Categorical(logits=torch.zeros(3)))
+        du.get_base_dist(td.Gamma(torch.ones(3), torch.ones(3)))
+
+
+@pytest.mark.parametrize("fraction", [0.8, 0.5, 1.0])
+def test_default_max_entropy_of_narrow_ranges_stays_below_the_uniform_entropy(fraction):
+    # widths 0.5 and 0.25: the uniform entropy log(0.5) + log(0.25) < 0 is the
+    # largest possible; fraction * H would exceed it, H / fraction does not.
+    narrow = BoundedTensorSpec((2,), minimum=[0.0, -0.25], maximum=[0.5, 0.0])
+    h = math.log(0.5) + math.log(0.25)
+    got = du.calc_default_max_entropy(narrow, fraction)
+    np.testing.assert_allclose(got, h / fraction)
+    assert got <= h
 
 
 def test_default_entropy_targets_against_formulas():

@@ -320,7 +320,8 @@ def get_base_dist(dist: td.Distribution) -> td.Distribution:
 
     Args:
         dist (Distribution): a ``td.Normal``, ``StableCauchy``/``td.Cauchy``,
-            ``td.Beta``, ``TruncatedDistribution``, or a ``td.Independent`` /
+            ``td.Beta``, ``TruncatedDistribution``, ``td.Categorical`` (returned
+            as it is, as ALF), or a ``td.Independent`` /
             ``td.TransformedDistribution`` wrapping one.
     Returns:
         The innermost base distribution (``dist`` itself when not wrapped).
@@ -329,7 +330,7 @@ def get_base_dist(dist: td.Distribution) -> td.Distribution:
     """
     if isinstance(dist, (td.Independent, td.TransformedDistribution)):
         return get_base_dist(dist.base_dist)
-    if isinstance(dist, (td.Normal, td.Cauchy, td.Beta, TruncatedDistribution)):
+    if isinstance(dist, (td.Normal, td.Cauchy, td.Beta, TruncatedDistribution, td.Categorical)):
         return dist
     raise NotImplementedError(f"get_base_dist does not support {type(dist).__name__}")
 
