@@ -366,3 +366,32 @@ def test_beta_spec_has_the_batch_shape_of_both_concentrations(multivariate):
     if multivariate:
         expected = expected.sum(-1)
     np.testing.assert_allclose(rebuilt.log_prob(x).numpy(), expected, rtol=1e-10)
+
+
+def test_truncated_distributions_are_reexported_as_in_alf():
+    # ALF's projection networks use dist_utils.TruncatedNormal as a default
+    from alf.utils import distributions
+
+    assert du.TruncatedNormal is distributions.TruncatedNormal
+    assert du.TruncatedCauchy is distributions.TruncatedCauchy
+    assert du.TruncatedT2 is distributions.TruncatedT2
+    assert du.TruncatedDistribution is distributions.TruncatedDistribution
+    for name in ("TruncatedNormal", "TruncatedCauchy", "TruncatedT2", "TruncatedDistribution"):
+        assert name in du.__all__
+
+
+def test_diag_multivariate_normal_accepts_a_zero_scale():
+    # validation off (ALF): a zero-initialised network's scale builds
+    loc = torch.tensor([[0.5, -1.0]])
+    dist = du.DiagMultivariateNormal(loc, torch.zeros(1, 2))
+    assert torch.equal(dist.mean, loc) and torch.equal(dist.stddev, torch.zeros(1, 2))
+    assert dist.batch_shape == (1,) and dist.event_shape == (2,)
+    assert torch.equal(du.get_mode(dist), loc)
+    # the same scale is refused by torch's validated Normal
+    with pytest.raises(ValueError):
+        td.Normal(loc, torch.zeros(1, 2), validate_args=True)
+    # positive scales still give the diagonal normal's log-probability
+    x = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    d = du.DiagMultivariateNormal(torch.zeros(1, 2, dtype=torch.float64), torch.full((1, 2), 2.0, dtype=torch.float64))
+    expected = 2 * (-math.log(2.0) - 0.5 * math.log(2 * math.pi))
+    np.testing.assert_allclose(d.log_prob(x).numpy(), [expected])

@@ -57,7 +57,14 @@ from alf.utils._dist_transforms import (
     StableTanh,
     get_invertible,
 )
-from alf.utils.distributions import TruncatedDistribution
+# re-exported as ALF's dist_utils does (ALF's networks use
+# ``dist_utils.TruncatedNormal`` as a default argument)
+from alf.utils.distributions import (
+    TruncatedCauchy,
+    TruncatedDistribution,
+    TruncatedNormal,
+    TruncatedT2,
+)
 
 __all__ = [
     "AbsTransform",
@@ -83,6 +90,10 @@ __all__ = [
     "Softupper",
     "StableCauchy",
     "StableTanh",
+    "TruncatedCauchy",
+    "TruncatedDistribution",
+    "TruncatedNormal",
+    "TruncatedT2",
     "calc_default_max_entropy",
     "calc_default_target_entropy",
     "calc_default_target_entropy_quantized",
