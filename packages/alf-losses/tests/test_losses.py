@@ -631,3 +631,67 @@ def test_simsiam_bad_input():
     loss_fn = losses.AsymmetricSimSiamLoss(proj_net=nn.Identity(), pred_net=nn.Identity())
     with pytest.raises(ValueError, match="pred and target"):
         loss_fn(torch.zeros(2, 3, 4), torch.zeros(2, 3, 5))
+
+
+# --------------------------------------------------------------------------
+# iqn_huber_loss
+
+
+def _np_iqn_loop(value, target, next_delta_tau, tau, sum_over_quantiles, delta):
+    """The IQN quantile Huber loss by explicit loops over the pairs."""
+    batch = value.shape[:-1]
+    out = np.zeros(batch)
+    for idx in np.ndindex(*batch):
+        n, m = value.shape[-1], target.shape[-1]
+        per_quantile = []
+        for i in range(n):
+            terms = []
+            for j in range(m):
+                u = target[idx + (j,)] - value[idx + (i,)]
+                huber = 0.5 * u * u if abs(u) <= delta else delta * (abs(u) - 0.5 * delta)
+                terms.append(abs(tau[idx + (i,)] - (1.0 if u < 0 else 0.0)) * huber)
+            if next_delta_tau is None:
+                per_quantile.append(np.mean(terms))
+            else:
+                per_quantile.append(np.dot(terms, next_delta_tau[idx]))
+        out[idx] = np.sum(per_quantile) if sum_over_quantiles else np.mean(per_quantile)
+    return out
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sum_over_quantiles", [False, True])
+@pytest.mark.parametrize("delta", [1.0, 0.3])
+def test_iqn_huber_loss_matches_loop(device, weighted, sum_over_quantiles, delta):
+    rng = np.random.RandomState(11)
+    value = rng.standard_normal((3, 2, 5))
+    target = rng.standard_normal((3, 2, 4)) * 2
+    tau = rng.uniform(0, 1, (3, 2, 5))
+    w = rng.dirichlet(np.ones(4), size=(3, 2)) if weighted else None
+    got = losses.iqn_huber_loss(
+        _t(value, device),
+        _t(target, device),
+        None if w is None else _t(w, device),
+        _t(tau, device),
+        sum_over_quantiles=sum_over_quantiles,
+        delta=delta,
+    )
+    expected = _np_iqn_loop(value, target, w, tau, sum_over_quantiles, delta)
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10)
+
+
+def test_iqn_huber_loss_gradient_and_errors():
+    # the quantile weight is a constant: d/dvalue of |tau - 1{u<0}| * u^2/2
+    value = torch.tensor([[0.0]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.5]], dtype=torch.float64)
+    tau = torch.tensor([[0.25]], dtype=torch.float64)
+    (g,) = torch.autograd.grad(losses.iqn_huber_loss(value, target, None, tau).sum(), value)
+    np.testing.assert_allclose(g.numpy(), [[-0.25 * 0.5]])
+    with pytest.raises(ValueError, match="delta"):
+        losses.iqn_huber_loss(value, target, None, tau, delta=0.0)
+    with pytest.raises(ValueError, match="target"):
+        losses.iqn_huber_loss(value, target[0], None, tau)
+    with pytest.raises(ValueError, match="tau"):
+        losses.iqn_huber_loss(value, target, None, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="next_delta_tau"):
+        losses.iqn_huber_loss(value, target, torch.ones(2), tau)

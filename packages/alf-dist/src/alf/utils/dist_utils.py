@@ -57,6 +57,7 @@ from alf.utils._dist_transforms import (
     StableTanh,
     get_invertible,
 )
+
 # re-exported as ALF's dist_utils does (ALF's networks use
 # ``dist_utils.TruncatedNormal`` as a default argument)
 from alf.utils.distributions import (
