@@ -219,6 +219,47 @@ def test_value_ops_on_device_and_in_blocks(device, end_prob, time_major):
         _close(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
 
 
+@pytest.mark.parametrize("time_major", [True, False])
+@pytest.mark.parametrize("quantiles", [False, True])
+def test_reward_dims_broadcast_over_step_types_and_discounts(device, time_major, quantiles):
+    # ALF: rewards and values [T, B, k] (multi-dim rewards; values may add
+    # quantiles [T, B, k, Q]) while step types and discounts stay [T, B]
+    # and apply to every reward dim.
+    rng = np.random.RandomState(7)
+    T, B, k, Q = 9, 4, 3, 2
+    _, s, d = episodes(rng, T, B, 0.2, 0.9)
+    r = rng.standard_normal((T, B, k)).astype(np.float32)
+    v = rng.standard_normal((T, B, k, Q) if quantiles else (T, B, k)).astype(np.float32)
+    args = [_to(x, device, time_major) for x in (r, v, s, d)]
+
+    def check(out, expected):
+        out = out if time_major else out.transpose(0, 1)
+        assert out.shape == expected.shape
+        _close(out, expected)
+
+    check(
+        value_ops.generalized_advantage_estimation(*args, 0.8, time_major=time_major),
+        ref_gae(r, v, s, d, 0.8),
+    )
+    check(value_ops.discounted_return(*args, time_major=time_major), ref_discounted_return(r, v, s, d))
+    if time_major:
+        check(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
+    # one trajectory: step types and discounts [T], rewards and values [T, k]
+    one = [torch.as_tensor(x[:, 0], device=device) for x in (r, v, s, d)]
+    out = value_ops.discounted_return(*one)
+    expected = ref_discounted_return(r[:, :1], v[:, :1], s[:, :1], d[:, :1])[:, 0]
+    assert out.shape == expected.shape
+    _close(out, expected)
+    # per reward dim, the same as k separate calls with [T, B] rewards
+    for j in range(k):
+        sep = [_to(x, device, time_major) for x in (r[:, :, j], v[:, :, j], s, d)]
+        joint = value_ops.generalized_advantage_estimation(*args, 0.8, time_major=time_major)
+        torch.testing.assert_close(
+            joint[:, :, j],
+            value_ops.generalized_advantage_estimation(*sep, 0.8, time_major=time_major),
+        )
+
+
 @pytest.mark.parametrize("fn", ["gae", "return"])
 def test_long_episode_gamma_lambda_one_is_float64_accurate(fn):
     # One 4096-step episode, gamma * lambda = 1: float32 results must be
