@@ -338,14 +338,17 @@ def clip_by_global_norm(
     norm_t = norm.to(device=leaves[0].device, dtype=acc)
     clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
     factor = _clip_factor(norm_t, clip)
-    # a NaN norm leaves the tensors as they are (ALF), without reading it
-    factor = torch.where(torch.isnan(norm_t), torch.ones_like(factor), factor)
-    if norm_t.device.type == "cpu" and bool(torch.isnan(norm_t)):
+    # a NaN norm leaves the tensors as they are (ALF); a CUDA norm is not
+    # read (that would synchronise the device)
+    if norm_t.device.type != "cpu":
+        factor = torch.where(torch.isnan(norm_t), torch.ones_like(factor), factor)
+    elif bool(torch.isnan(norm_t)):
         warnings.warn(
             "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
             RuntimeWarning,
             stacklevel=2,
         )
+        factor = torch.ones_like(factor)
     scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
     for idx, group in _groups(leaves):
         group_factor = factor.to(device=group[0].device, dtype=group[0].dtype)
