@@ -44,7 +44,7 @@ def test_add_batch_keeps_newest(device, capacity, batch_sizes, data):
         assert int(db.current_size) == len(model)
         assert int(db.current_pos) == written
         assert db.is_full() == (len(model) == capacity)
-        assert stored_ids(db.get_all()) == list(model)
+        assert stored_ids(db.get_batch_by_indices(torch.arange(int(db.current_size)))) == list(model)
         if model:
             indices = data.draw(st.lists(st.integers(0, len(model) - 1), min_size=1, max_size=6))
             got = stored_ids(db.get_batch_by_indices(torch.tensor(indices, device=device)))
@@ -74,18 +74,20 @@ def test_get_batch_partly_filled_after_removal(device):
     db = DataBuffer(SPEC, 6, device=device)
     db.add_batch(batch_of(list(range(4)), device))
     db.remove_up_to(2)  # inherited from RingBuffer: holds items 2, 3 in slots 2, 3
-    assert stored_ids(db.get_all()) == [2, 3]
+    assert stored_ids(db.get_batch_by_indices(torch.arange(int(db.current_size)))) == [2, 3]
     assert set(stored_ids(db.get_batch(200))) == {2, 3}
     db.add_batch(batch_of([4, 5, 6, 7], device))  # slots 4, 5, 0, 1
-    assert stored_ids(db.get_all()) == [2, 3, 4, 5, 6, 7]
+    assert stored_ids(db.get_batch_by_indices(torch.arange(int(db.current_size)))) == [2, 3, 4, 5, 6, 7]
     assert stored_ids(db.get_batch_by_indices(torch.tensor([0, 5, 3]))) == [2, 7, 5]
 
 
 def test_empty_and_clear(device):
     db = DataBuffer(SPEC, 4, device=device)
     assert int(db.current_size) == 0 and not db.is_full()
-    obs, ids = db.get_all()
+    obs, ids = db.get_batch_by_indices(torch.arange(0))
     assert obs.shape == (0, 3) and ids.shape == (0,)
+    obs, ids = db.get_all()  # ALF's layout: every slot, zeros when unwritten
+    assert obs.shape == (4, 3) and ids.shape == (4,) and not ids.any()
     with pytest.raises(ValueError, match="empty"):
         db.get_batch(2)
     db.add_batch(batch_of([1, 2, 3, 4, 5], device))
@@ -102,3 +104,19 @@ def test_get_batch_follows_torch_seed(device):
     first = stored_ids(db.get_batch(10))
     torch.manual_seed(7)
     assert stored_ids(db.get_batch(10)) == first
+
+
+def test_get_all_returns_the_storage_in_slot_order(device):
+    """ALF's layout: [capacity] + spec.shape in storage order (slot
+    pos % capacity holds the item written at position pos), views of the
+    storage; unwritten slots hold zeros."""
+    db = DataBuffer(SPEC, 5, device=device)
+    db.add_batch(batch_of([1, 2, 3], device))
+    obs, ids = db.get_all()
+    assert ids.tolist() == [1, 2, 3, 0, 0]
+    assert obs.shape == (5, 3) and obs[:, 1].tolist() == [2.0, 4.0, 6.0, 0.0, 0.0]
+    db.add_batch(batch_of([4, 5, 6, 7], device))  # positions 3..6 -> slots 3, 4, 0, 1
+    assert stored_ids(db.get_all()) == [6, 7, 3, 4, 5]
+    obs, ids = db.get_all()
+    db.add_batch(batch_of([8], device))  # slot 2: a view shows the write
+    assert ids[2].item() == 8

@@ -89,11 +89,17 @@ def test_distribution_spec_builds_other_batch_sizes():
         du.DiagMultivariateNormal(torch.zeros(B, 2), torch.ones(B, 2)), [du.StableTanh()]
     )
     spec = du.DistributionSpec.from_distribution(dist, from_dim=1)
-    assert spec.input_params_spec == {"loc": TensorSpec((2,)), "scale": TensorSpec((2,))}
-    new = spec.build_distribution({"loc": torch.zeros(7, 2), "scale": torch.ones(7, 2)})
+    # ALF's nested layout for a transformed distribution
+    assert spec.input_params_spec == {
+        "params_": {"loc": TensorSpec((2,)), "scale": TensorSpec((2,))},
+        "transforms_params_": [{}],
+    }
+    new = spec.build_distribution(
+        {"params_": {"loc": torch.zeros(7, 2), "scale": torch.ones(7, 2)}, "transforms_params_": [{}]}
+    )
     assert new.batch_shape == (7,) and new.event_shape == (2,)
     with pytest.raises(ValueError, match="input_params"):
-        spec.build_distribution({"loc": torch.zeros(7, 2)})
+        spec.build_distribution({"params_": {"loc": torch.zeros(7, 2)}, "transforms_params_": [{}]})
     with pytest.raises(TypeError, match="builder"):
         du.DistributionSpec(3, {})
 
@@ -261,8 +267,23 @@ def test_get_base_dist():
     wrapped = td.TransformedDistribution(td.Independent(normal, 1), [du.StableTanh()])
     assert du.get_base_dist(wrapped) is normal
     assert du.get_base_dist(normal) is normal
+    # a Categorical is returned as it is (ALF)
+    cat = td.Categorical(logits=torch.zeros(3))
+    assert du.get_base_dist(cat) is cat
+    assert du.get_base_dist(td.Independent(cat, 0)) is cat
     with pytest.raises(NotImplementedError):
-        du.get_base_dist(td.Categorical(logits=torch.zeros(3)))
+        du.get_base_dist(td.Gamma(torch.ones(3), torch.ones(3)))
+
+
+@pytest.mark.parametrize("fraction", [0.8, 0.5, 1.0])
+def test_default_max_entropy_of_narrow_ranges_stays_below_the_uniform_entropy(fraction):
+    # widths 0.5 and 0.25: the uniform entropy log(0.5) + log(0.25) < 0 is the
+    # largest possible; fraction * H would exceed it, H / fraction does not.
+    narrow = BoundedTensorSpec((2,), minimum=[0.0, -0.25], maximum=[0.5, 0.0])
+    h = math.log(0.5) + math.log(0.25)
+    got = du.calc_default_max_entropy(narrow, fraction)
+    np.testing.assert_allclose(got, h / fraction)
+    assert got <= h
 
 
 def test_default_entropy_targets_against_formulas():
@@ -351,3 +372,92 @@ def test_beta_spec_has_the_batch_shape_of_both_concentrations(multivariate):
     if multivariate:
         expected = expected.sum(-1)
     np.testing.assert_allclose(rebuilt.log_prob(x).numpy(), expected, rtol=1e-10)
+
+
+def test_truncated_distributions_are_reexported_as_in_alf():
+    # ALF's projection networks use dist_utils.TruncatedNormal as a default
+    from alf.utils import distributions
+
+    assert du.TruncatedNormal is distributions.TruncatedNormal
+    assert du.TruncatedCauchy is distributions.TruncatedCauchy
+    assert du.TruncatedT2 is distributions.TruncatedT2
+    assert du.TruncatedDistribution is distributions.TruncatedDistribution
+    for name in ("TruncatedNormal", "TruncatedCauchy", "TruncatedT2", "TruncatedDistribution"):
+        assert name in du.__all__
+
+
+def test_diag_multivariate_normal_accepts_a_zero_scale():
+    # validation off (ALF): a zero-initialised network's scale builds
+    loc = torch.tensor([[0.5, -1.0]])
+    dist = du.DiagMultivariateNormal(loc, torch.zeros(1, 2))
+    assert torch.equal(dist.mean, loc) and torch.equal(dist.stddev, torch.zeros(1, 2))
+    assert dist.batch_shape == (1,) and dist.event_shape == (2,)
+    assert torch.equal(du.get_mode(dist), loc)
+    # the same scale is refused by torch's validated Normal
+    with pytest.raises(ValueError):
+        td.Normal(loc, torch.zeros(1, 2), validate_args=True)
+    # positive scales still give the diagonal normal's log-probability
+    x = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    d = du.DiagMultivariateNormal(torch.zeros(1, 2, dtype=torch.float64), torch.full((1, 2), 2.0, dtype=torch.float64))
+    expected = 2 * (-math.log(2.0) - 0.5 * math.log(2 * math.pi))
+    np.testing.assert_allclose(d.log_prob(x).numpy(), [expected])
+
+
+def test_transformed_distribution_params_in_alf_layout():
+    # {"params_": base params, "transforms_params_": one dict per transform};
+    # an affine transform's tensor loc/scale are parameters (e.g. batched
+    # network outputs), float ones stay in the builder.
+    loc, scale = torch.randn(B, 2, dtype=F64), torch.rand(B, 2, dtype=F64) + 0.5
+    a_loc, a_scale = torch.randn(B, 2, dtype=F64), torch.rand(B, 2, dtype=F64) + 1.0
+    dist = td.TransformedDistribution(
+        du.DiagMultivariateNormal(loc, scale),
+        [du.StableTanh(), du.AffineTransform(a_loc, a_scale, event_dim=1), du.AffineTransform(1.0, 2.0)],
+    )
+    params = du.extract_distribution_parameters(dist)
+    assert set(params) == {"params_", "transforms_params_"}
+    assert params["params_"]["loc"] is loc and params["params_"]["scale"] is scale
+    assert len(params["transforms_params_"]) == 3
+    assert params["transforms_params_"][0] == {} and params["transforms_params_"][2] == {}
+    assert params["transforms_params_"][1]["loc"] is a_loc
+    assert params["transforms_params_"][1]["scale"] is a_scale
+    spec = du.DistributionSpec.from_distribution(dist, from_dim=1)
+    # a nest built the ALF way (new values) builds the distribution they give
+    new_a_loc = torch.zeros(3, 2, dtype=F64)
+    built = spec.build_distribution(
+        {
+            "params_": {"loc": torch.zeros(3, 2, dtype=F64), "scale": torch.ones(3, 2, dtype=F64)},
+            "transforms_params_": [{}, {"loc": new_a_loc, "scale": torch.ones(3, 2, dtype=F64)}, {}],
+        }
+    )
+    x = torch.tensor([[0.3, -0.2]], dtype=F64)  # base value
+    y = 1.0 + 2.0 * torch.tanh(x)  # through tanh, identity affine, 1 + 2 y
+    lp = built.log_prob(y.expand(3, 2))
+    # log N(x; 0, 1) - log|d/dx tanh| - log 2, summed over the 2 dims
+    expected = (
+        -0.5 * x**2 - 0.5 * math.log(2 * math.pi) - torch.log1p(-torch.tanh(x) ** 2) - math.log(2.0)
+    ).sum()
+    np.testing.assert_allclose(lp.numpy(), np.full(3, expected.item()), rtol=1e-10)
+    with pytest.raises(ValueError, match="transforms_params_"):
+        spec.builder(params_=params["params_"], transforms_params_=[{}])
+
+
+def test_mixture_same_family_spec_and_params():
+    logits = torch.randn(B, 3, dtype=F64)
+    loc, scale = torch.randn(B, 3, dtype=F64), torch.rand(B, 3, dtype=F64) + 0.5
+    mix = td.MixtureSameFamily(td.Categorical(logits=logits), td.Normal(loc, scale))
+    params = du.distributions_to_params({"m": mix})
+    torch.testing.assert_close(params["m"]["mixture"]["logits"], torch.log_softmax(logits, -1))
+    assert params["m"]["components"]["loc"] is loc and params["m"]["components"]["scale"] is scale
+    spec = du.extract_spec({"m": mix})
+    assert du.to_distribution_param_spec(spec)["m"] == {
+        "mixture": {"logits": TensorSpec((3,), F64)},
+        "components": {"loc": TensorSpec((3,), F64), "scale": TensorSpec((3,), F64)},
+    }
+    rebuilt = du.params_to_distributions(params, spec)["m"]
+    assert type(rebuilt) is td.MixtureSameFamily
+    x = torch.randn(B, dtype=F64)
+    # log sum_k softmax(logits)_k N(x; loc_k, scale_k), written out
+    comp = -0.5 * ((x[:, None] - loc) / scale) ** 2 - torch.log(scale) - 0.5 * math.log(2 * math.pi)
+    expected = torch.logsumexp(torch.log_softmax(logits, -1) + comp, -1)
+    np.testing.assert_allclose(rebuilt.log_prob(x).numpy(), expected.numpy(), rtol=1e-10)
+    pickle.loads(pickle.dumps(spec))

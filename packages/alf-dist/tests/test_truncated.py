@@ -684,3 +684,81 @@ def test_scale_much_larger_than_the_interval_gradients(family):
         )
         np.testing.assert_allclose(grad_loc.numpy(), fd_loc.numpy(), rtol=1e-6)
         np.testing.assert_allclose(grad_scale.numpy(), fd_scale.numpy(), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------
+# KL divergence between truncated normals (closed form, registered with
+# torch.distributions.kl_divergence) against quadrature
+
+
+def _np_truncnorm_kl(m1, s1, l1, u1, m2, s2, l2, u2):
+    """KL(P || Q) by quadrature of p (log p - log q) over P's interval, with
+    SciPy's truncnorm log-densities."""
+    p = stats.truncnorm((l1 - m1) / s1, (u1 - m1) / s1, loc=m1, scale=s1)
+    q = stats.truncnorm((l2 - m2) / s2, (u2 - m2) / s2, loc=m2, scale=s2)
+    lo, hi = p.ppf(1e-15), p.isf(1e-15)  # finite integration range
+    return integrate.quad(
+        lambda x: p.pdf(x) * (p.logpdf(x) - q.logpdf(x)), lo, hi, epsabs=0, epsrel=1e-11, limit=400
+    )[0]
+
+
+@pytest.mark.parametrize(
+    "m1, s1, m2, s2, l1, u1, l2, u2",
+    [
+        (0.0, 1.0, 0.5, 2.0, -1.0, 2.0, -1.0, 2.0),
+        (0.3, 0.5, -0.2, 0.7, -1.0, 1.0, -1.0, 1.0),
+        (8.0, 1.0, 7.0, 1.5, -1.0, 1.0, -1.0, 1.0),  # P's interval in its far tail
+        (-9.0, 0.5, -8.0, 0.6, -1.0, 1.0, -1.0, 1.0),  # the left tail
+        (0.2, 1.3, -0.4, 0.9, -math.inf, math.inf, -math.inf, math.inf),  # untruncated
+        (0.0, 1.0, 1.0, 1.0, -math.inf, 0.5, -math.inf, 0.5),  # one infinite end
+        (0.1, 0.8, 0.3, 1.1, -0.5, 0.5, -1.0, 2.0),  # P's interval inside Q's
+    ],
+)
+def test_truncated_normal_kl_matches_quadrature(m1, s1, m2, s2, l1, u1, l2, u2):
+    f64 = torch.float64
+
+    def t(x):
+        return torch.tensor([x], dtype=f64)
+
+    p = ad.TruncatedNormal(t(m1), t(s1), t(l1), t(u1))
+    q = ad.TruncatedNormal(t(m2), t(s2), t(l2), t(u2))
+    got = torch.distributions.kl_divergence(p, q)
+    assert got.shape == ()  # summed over the event dim
+    expected = _np_truncnorm_kl(m1, s1, l1, u1, m2, s2, l2, u2)
+    np.testing.assert_allclose(got.item(), expected, rtol=1e-7, atol=1e-12)
+
+
+def test_truncated_normal_kl_batch_events_support_and_gradient(device):
+    # batch [3], event [2]: the KL is summed over the event dim; zero for
+    # identical distributions; inf where P's interval leaves Q's.
+    g = torch.Generator().manual_seed(3)
+    loc1 = torch.randn(3, 2, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    scale1 = (torch.rand(3, 2, generator=g, dtype=torch.float64) + 0.5).to(device)
+    loc2 = torch.randn(3, 2, generator=g, dtype=torch.float64).to(device)
+    scale2 = (torch.rand(3, 2, generator=g, dtype=torch.float64) + 0.5).to(device)
+    low = torch.tensor([-1.0, -2.0], dtype=torch.float64, device=device)
+    high = torch.tensor([1.5, 0.5], dtype=torch.float64, device=device)
+    p = ad.TruncatedNormal(loc1, scale1, low, high)
+    q = ad.TruncatedNormal(loc2, scale2, low, high)
+    kl = torch.distributions.kl_divergence(p, q)
+    assert kl.shape == (3,)
+    for b in range(3):
+        expected = sum(
+            _np_truncnorm_kl(
+                loc1[b, e].item(), scale1[b, e].item(), low[e].item(), high[e].item(),
+                loc2[b, e].item(), scale2[b, e].item(), low[e].item(), high[e].item(),
+            )
+            for e in range(2)
+        )
+        np.testing.assert_allclose(kl[b].item(), expected, rtol=1e-7)
+    (grad,) = torch.autograd.grad(kl.sum(), loc1)
+    assert torch.isfinite(grad).all()
+    same = torch.distributions.kl_divergence(p, p)
+    np.testing.assert_allclose(same.detach().cpu().numpy(), 0.0, atol=1e-12)
+    wider = ad.TruncatedNormal(loc1.detach(), scale1, low - 1, high)
+    assert torch.isinf(torch.distributions.kl_divergence(wider, q)).all()
+    assert torch.isfinite(torch.distributions.kl_divergence(q, wider)).all()
+    # float32 parameters give a float32 result
+    p32 = ad.TruncatedNormal(loc2.float(), scale2.float(), low.float(), high.float())
+    q32 = ad.TruncatedNormal(loc1.detach().float(), scale1.float(), low.float(), high.float())
+    assert torch.distributions.kl_divergence(p32, q32).dtype == torch.float32

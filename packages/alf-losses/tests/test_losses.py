@@ -175,21 +175,82 @@ def _np_log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+def _np_split(n, name, target, inverse_after_mean=False):
+    """Two-hot target over the n bins. Without a transform or with
+    inverse_after_mean: split in the transformed space (_np_two_hot);
+    otherwise ALF's split in the original space between the nodes
+    x_i = f^-1(v_i), found by bisection: weight (t - x_lo) / (x_hi - x_lo)."""
+    if name == "identity" or inverse_after_mean:
+        return _np_two_hot(n, _np_transform(name, target))
+    v = (np.arange(n) - (n - 1) // 2).astype(float)
+    x = _np_inverse(name, v)
+    t = np.clip(target, x[0], x[-1])
+    p = np.zeros(t.shape + (n,))
+    for idx in np.ndindex(*t.shape):
+        k = min(np.searchsorted(x, t[idx], side="right") - 1, n - 2)
+        w = (t[idx] - x[k]) / (x[k + 1] - x[k])
+        p[idx + (k,)] += 1 - w
+        p[idx + (k + 1,)] += w
+    return p
+
+
+def _np_entropy(p):
+    return -np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0).sum(-1)
+
+
 @given(
     n=st.integers(2, 9),
     name=st.sampled_from(list(TRANSFORMS)),
+    inverse_after_mean=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_discrete_regression_loss_matches_cross_entropy(n, name, seed):
+def test_discrete_regression_loss_is_kl_divergence(n, name, inverse_after_mean, seed):
+    # KL(two-hot target || softmax(logits)) = cross entropy - target entropy.
     rng = np.random.RandomState(seed)
     logits = rng.standard_normal((3, 4, n))
     # Targets inside and outside the supported range.
     target = rng.uniform(-n, n, (3, 4)) * (20 if name != "identity" else 1)
-    loss = losses.DiscreteRegressionLoss(TRANSFORMS[name])
+    loss = losses.DiscreteRegressionLoss(TRANSFORMS[name], inverse_after_mean)
     out = loss(torch.tensor(logits), torch.tensor(target))
-    p = _np_two_hot(n, _np_transform(name, target))
-    expected = -(p * _np_log_softmax(logits)).sum(-1)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+    p = _np_split(n, name, target, inverse_after_mean)
+    expected = -(p * _np_log_softmax(logits)).sum(-1) - _np_entropy(p)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-9)
+
+
+def test_discrete_regression_loss_is_zero_at_the_target_distribution():
+    # The loss is a KL divergence: 0 when the prediction is the target.
+    n = 9
+    target = np.array([-3.5, 0.25, 2.0, 3.9])
+    logits = np.log(np.maximum(_np_two_hot(n, target), 1e-300))
+    out = losses.DiscreteRegressionLoss()(torch.tensor(logits), torch.tensor(target))
+    np.testing.assert_allclose(out.numpy(), 0.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", ["DiscreteRegressionLoss", "OrderedDiscreteRegressionLoss"])
+def test_discrete_regression_split_in_original_space_is_unbiased(cls):
+    # ALF splits the target between f^-1(low) and f^-1(high): for the target
+    # distribution the expectation sum_i p_i f^-1(v_i) is the target itself
+    # (a split in the transformed space gives f^-1 of a convex combination).
+    n = 21
+    transform = Log1pTransform(1.0)
+    target = np.array([100.0, 5.0, -37.5, 0.3])
+    v = (np.arange(n) - (n - 1) // 2).astype(float)
+    x = np.sign(v) * np.expm1(np.abs(v))
+    k = np.searchsorted(x, target, side="right") - 1
+    w = (target - x[k]) / (x[k + 1] - x[k])
+    p = np.zeros((len(target), n))
+    p[np.arange(len(target)), k] = 1 - w
+    p[np.arange(len(target)), k + 1] = w
+    loss = getattr(losses, cls)(transform)
+    if cls == "DiscreteRegressionLoss":
+        logits = np.log(np.maximum(p, 1e-300))
+    else:
+        ge = np.flip(np.cumsum(np.flip(p, -1), -1), -1)
+        logits = np.log(np.maximum(ge, 1e-300)) - np.log(np.maximum(1 - ge, 1e-300))
+    logits = torch.tensor(logits)
+    np.testing.assert_allclose(loss.calc_expectation(logits).numpy(), target, rtol=1e-9)
+    # ... and this prediction minimises the loss: its value there is 0.
+    np.testing.assert_allclose(loss(logits, torch.tensor(target)).numpy(), 0.0, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(TRANSFORMS))
@@ -217,50 +278,54 @@ def test_discrete_regression_expectation_of_two_hot_target_is_the_target():
     np.testing.assert_allclose(loss.calc_expectation(torch.tensor(logits)).numpy(), target)
 
 
+def _np_expected_two_hot_of_cauchy(x):
+    """E[hat_i(clip(X, x_0, x_-1))] for a standard Cauchy X by quadrature:
+    hat_i is 1 at node x_i, 0 at its neighbours, linear between."""
+    import scipy.integrate
+
+    n = len(x)
+    p = np.zeros(n)
+    p[0] += scipy.stats.cauchy.cdf(x[0])
+    p[-1] += scipy.stats.cauchy.sf(x[-1])
+    for i in range(n - 1):
+        a, b = x[i], x[i + 1]
+
+        def up(y, a=a, b=b):
+            return (y - a) / (b - a) * scipy.stats.cauchy.pdf(y)
+
+        def down(y, a=a, b=b):
+            return (b - y) / (b - a) * scipy.stats.cauchy.pdf(y)
+
+        p[i + 1] += scipy.integrate.quad(up, a, b, epsabs=0, epsrel=1e-12, limit=200)[0]
+        p[i] += scipy.integrate.quad(down, a, b, epsabs=0, epsrel=1e-12, limit=200)[0]
+    return p
+
+
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 def test_discrete_regression_initial_distribution_is_cauchy(name):
     n = 21
     bias = torch.zeros(n)
     losses.DiscreteRegressionLoss(TRANSFORMS[name]).initialize_bias(bias)
     p = torch.softmax(bias.double(), 0).numpy()
-    v = np.arange(n) - (n - 1) // 2
-    edges = np.concatenate([[-np.inf], _np_inverse(name, v[:-1] + 0.5), [np.inf]])
-    cdf = scipy.stats.cauchy.cdf(edges)
-    np.testing.assert_allclose(p, np.diff(cdf), rtol=1e-5)
+    x = _np_inverse(name, (np.arange(n) - (n - 1) // 2).astype(float))
+    np.testing.assert_allclose(p, _np_expected_two_hot_of_cauchy(x), rtol=1e-5)
 
 
 def test_discrete_regression_initial_distribution_far_tail_bins():
-    # Log1pTransform(1): the edges of the outer bins reach 1e21, where the
-    # Cauchy bin probabilities (~1e-22) are far below the resolution of
-    # atan near pi / 2; they must stay positive (a -inf bias makes the loss
-    # NaN) and accurate.
+    # Log1pTransform(1): the outer nodes reach 5e21, where the bin
+    # probabilities (~1e-44) are far below the resolution of atan near
+    # pi / 2; they must stay positive (a -inf bias makes the loss NaN) and
+    # accurate.
     n = 101
     transform = Log1pTransform(1.0)
     bias = torch.zeros(n, dtype=torch.float64)
     losses.DiscreteRegressionLoss(transform).initialize_bias(bias)
-    v = np.arange(n) - (n - 1) // 2
-    inner = np.sign(v[:-1] + 0.5) * np.expm1(np.abs(v[:-1] + 0.5))
-    low = np.concatenate([[-np.inf], inner])
-    high = np.concatenate([inner, [np.inf]])
-    # pi * P(low < X <= high) by arctan(b) - arctan(a) = arctan((b - a) / (1 + ab))
-    # (same-sign edges) and the tails arctan(1 / |x|).
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mass = np.where(
-            np.isinf(low),
-            np.arctan2(1.0, -high),
-            np.where(
-                np.isinf(high),
-                np.arctan2(1.0, low),
-                np.where(
-                    low * high > 0,
-                    np.arctan((high - low) / (1 + low * high)),
-                    np.arctan(high) - np.arctan(low),
-                ),
-            ),
-        )
+    v = (np.arange(n) - (n - 1) // 2).astype(float)
+    x = np.sign(v) * np.expm1(np.abs(v))
     assert torch.isfinite(bias).all()
-    np.testing.assert_allclose(torch.softmax(bias, 0).numpy(), mass / np.pi, rtol=1e-9)
-    target = torch.tensor([float(n // 2), 0.0], dtype=torch.float64)
+    expected = _np_expected_two_hot_of_cauchy(x)
+    np.testing.assert_allclose(torch.softmax(bias, 0).numpy(), expected, rtol=1e-7)
+    target = torch.tensor([float(x[-1]), 0.0], dtype=torch.float64)
     logits = bias.expand(2, n)
     assert torch.isfinite(losses.DiscreteRegressionLoss(transform)(logits, target)).all()
 
@@ -277,50 +342,59 @@ def test_discrete_regression_nan_target_gives_nan_loss(device, cls, name):
     target = torch.tensor([math.nan, 1.25, math.inf if name != "identity" else math.nan])
     out = cls(TRANSFORMS[name])(logits, target.to(device)).cpu()
     assert torch.isnan(out[[0, 2]]).all()
-    q = _np_two_hot(n, _np_transform(name, np.array([1.25])))
+    q = _np_split(n, name, np.array([1.25]))
     lg = logits[1:2].cpu().numpy()
     if cls is losses.DiscreteRegressionLoss:
-        expected = -(q * _np_log_softmax(lg)).sum(-1)
+        expected = -(q * _np_log_softmax(lg)).sum(-1) - _np_entropy(q)
     else:
-        expected = _np_bce_with_logits(lg, _np_ordered_target(n, _np_transform(name, 1.25))).sum(-1)
+        ge = _np_ordered_target(q)
+        expected = (_np_bce_with_logits(lg, ge) - _np_binary_entropy(ge)).sum(-1)
     np.testing.assert_allclose(out[1:2].numpy(), expected, rtol=1e-9)
 
 
-def _np_ordered_target(n, y):
-    """P(y >= v_i) under the two-hot split."""
-    return np.flip(np.cumsum(np.flip(_np_two_hot(n, y), -1), -1), -1)
+def _np_ordered_target(p):
+    """P(y >= v_i) of the two-hot target p."""
+    return np.minimum(np.flip(np.cumsum(np.flip(p, -1), -1), -1), 1.0)
 
 
 def _np_bce_with_logits(x, q):
     return np.maximum(x, 0) - x * q + np.log1p(np.exp(-np.abs(x)))
 
 
+def _np_binary_entropy(q):
+    return _np_entropy(q[..., None]) + _np_entropy(1 - q[..., None])
+
+
 @given(
     n=st.integers(2, 9),
     name=st.sampled_from(list(TRANSFORMS)),
+    inverse_after_mean=st.booleans(),
     seed=st.integers(0, 1000),
 )
-def test_ordered_discrete_regression_loss_matches_bce(n, name, seed):
+def test_ordered_discrete_regression_loss_is_binary_kl(n, name, inverse_after_mean, seed):
     rng = np.random.RandomState(seed)
     logits = 2 * rng.standard_normal((6, n))
     target = rng.uniform(-n, n, 6) * (20 if name != "identity" else 1)
-    loss = losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name])
+    loss = losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name], inverse_after_mean)
     out = loss(torch.tensor(logits), torch.tensor(target))
-    q = _np_ordered_target(n, _np_transform(name, target))
-    expected = _np_bce_with_logits(logits, q).sum(-1)
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-12)
+    q = _np_ordered_target(_np_split(n, name, target, inverse_after_mean))
+    expected = (_np_bce_with_logits(logits, q) - _np_binary_entropy(q)).sum(-1)
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("name", list(TRANSFORMS))
 @pytest.mark.parametrize("inverse_after_mean", [False, True])
 def test_ordered_discrete_regression_expectation(device, name, inverse_after_mean):
-    # Monotone P(y >= v_i) from a target distribution p: the expectation is
-    # that of p (P(y >= v_0) is taken as 1).
+    # P_i = sigmoid(logits_i) made non-increasing by a running minimum, bin
+    # probabilities P_i - P_{i+1}, the first logit included (mass 1 - P_0
+    # counts as the value 0).
     rng = np.random.RandomState(4)
     n = 7
-    p = rng.dirichlet(np.ones(n), size=5)
-    ge = np.flip(np.cumsum(np.flip(p, -1), -1), -1)
-    logits = np.log(ge) - np.log1p(-np.minimum(ge, 1 - 1e-15))
+    logits = 3 * rng.standard_normal((5, n))
+    ge = 1 / (1 + np.exp(-logits))
+    for i in range(1, n):  # running minimum, by a loop
+        ge[:, i] = np.minimum(ge[:, i], ge[:, i - 1])
+    p = ge - np.concatenate([ge[:, 1:], np.zeros((5, 1))], -1)
     v = (np.arange(n) - (n - 1) // 2).astype(float)
     if inverse_after_mean:
         expected = _np_inverse(name, (p * v).sum(-1))
@@ -329,6 +403,18 @@ def test_ordered_discrete_regression_expectation(device, name, inverse_after_mea
     loss = losses.OrderedDiscreteRegressionLoss(TRANSFORMS[name], inverse_after_mean)
     out = loss.calc_expectation(_t(logits, device)).cpu()
     np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-9)
+
+
+def test_ordered_discrete_regression_expectation_includes_the_first_logit():
+    # All P_i = 0.5 except a larger P_3: monotone cumulative probabilities
+    # cap P_3 at 0.5, and the first bin has 0.5 - 0.5 = 0; the total mass is
+    # P_0 = 0.5, all of it on the last bin (value 2 for n = 5).
+    logits = torch.tensor([[0.0, 0.0, 0.0, 5.0, 0.0]], dtype=torch.float64)
+    out = losses.OrderedDiscreteRegressionLoss().calc_expectation(logits)
+    np.testing.assert_allclose(out.numpy(), [0.5 * 2.0])
+    very_negative = torch.full((1, 5), -50.0, dtype=torch.float64)
+    out = losses.OrderedDiscreteRegressionLoss().calc_expectation(very_negative)
+    np.testing.assert_allclose(out.numpy(), [0.0], atol=1e-20)
 
 
 @pytest.mark.parametrize("name", list(TRANSFORMS))
@@ -545,3 +631,67 @@ def test_simsiam_bad_input():
     loss_fn = losses.AsymmetricSimSiamLoss(proj_net=nn.Identity(), pred_net=nn.Identity())
     with pytest.raises(ValueError, match="pred and target"):
         loss_fn(torch.zeros(2, 3, 4), torch.zeros(2, 3, 5))
+
+
+# --------------------------------------------------------------------------
+# iqn_huber_loss
+
+
+def _np_iqn_loop(value, target, next_delta_tau, tau, sum_over_quantiles, delta):
+    """The IQN quantile Huber loss by explicit loops over the pairs."""
+    batch = value.shape[:-1]
+    out = np.zeros(batch)
+    for idx in np.ndindex(*batch):
+        n, m = value.shape[-1], target.shape[-1]
+        per_quantile = []
+        for i in range(n):
+            terms = []
+            for j in range(m):
+                u = target[idx + (j,)] - value[idx + (i,)]
+                huber = 0.5 * u * u if abs(u) <= delta else delta * (abs(u) - 0.5 * delta)
+                terms.append(abs(tau[idx + (i,)] - (1.0 if u < 0 else 0.0)) * huber)
+            if next_delta_tau is None:
+                per_quantile.append(np.mean(terms))
+            else:
+                per_quantile.append(np.dot(terms, next_delta_tau[idx]))
+        out[idx] = np.sum(per_quantile) if sum_over_quantiles else np.mean(per_quantile)
+    return out
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("sum_over_quantiles", [False, True])
+@pytest.mark.parametrize("delta", [1.0, 0.3])
+def test_iqn_huber_loss_matches_loop(device, weighted, sum_over_quantiles, delta):
+    rng = np.random.RandomState(11)
+    value = rng.standard_normal((3, 2, 5))
+    target = rng.standard_normal((3, 2, 4)) * 2
+    tau = rng.uniform(0, 1, (3, 2, 5))
+    w = rng.dirichlet(np.ones(4), size=(3, 2)) if weighted else None
+    got = losses.iqn_huber_loss(
+        _t(value, device),
+        _t(target, device),
+        None if w is None else _t(w, device),
+        _t(tau, device),
+        sum_over_quantiles=sum_over_quantiles,
+        delta=delta,
+    )
+    expected = _np_iqn_loop(value, target, w, tau, sum_over_quantiles, delta)
+    assert got.shape == (3, 2)
+    np.testing.assert_allclose(got.cpu().numpy(), expected, rtol=1e-10)
+
+
+def test_iqn_huber_loss_gradient_and_errors():
+    # the quantile weight is a constant: d/dvalue of |tau - 1{u<0}| * u^2/2
+    value = torch.tensor([[0.0]], dtype=torch.float64, requires_grad=True)
+    target = torch.tensor([[0.5]], dtype=torch.float64)
+    tau = torch.tensor([[0.25]], dtype=torch.float64)
+    (g,) = torch.autograd.grad(losses.iqn_huber_loss(value, target, None, tau).sum(), value)
+    np.testing.assert_allclose(g.numpy(), [[-0.25 * 0.5]])
+    with pytest.raises(ValueError, match="delta"):
+        losses.iqn_huber_loss(value, target, None, tau, delta=0.0)
+    with pytest.raises(ValueError, match="target"):
+        losses.iqn_huber_loss(value, target[0], None, tau)
+    with pytest.raises(ValueError, match="tau"):
+        losses.iqn_huber_loss(value, target, None, torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="next_delta_tau"):
+        losses.iqn_huber_loss(value, target, torch.ones(2), tau)

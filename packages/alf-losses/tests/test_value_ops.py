@@ -219,6 +219,47 @@ def test_value_ops_on_device_and_in_blocks(device, end_prob, time_major):
         _close(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
 
 
+@pytest.mark.parametrize("time_major", [True, False])
+@pytest.mark.parametrize("quantiles", [False, True])
+def test_reward_dims_broadcast_over_step_types_and_discounts(device, time_major, quantiles):
+    # ALF: rewards and values [T, B, k] (multi-dim rewards; values may add
+    # quantiles [T, B, k, Q]) while step types and discounts stay [T, B]
+    # and apply to every reward dim.
+    rng = np.random.RandomState(7)
+    T, B, k, Q = 9, 4, 3, 2
+    _, s, d = episodes(rng, T, B, 0.2, 0.9)
+    r = rng.standard_normal((T, B, k)).astype(np.float32)
+    v = rng.standard_normal((T, B, k, Q) if quantiles else (T, B, k)).astype(np.float32)
+    args = [_to(x, device, time_major) for x in (r, v, s, d)]
+
+    def check(out, expected):
+        out = out if time_major else out.transpose(0, 1)
+        assert out.shape == expected.shape
+        _close(out, expected)
+
+    check(
+        value_ops.generalized_advantage_estimation(*args, 0.8, time_major=time_major),
+        ref_gae(r, v, s, d, 0.8),
+    )
+    check(value_ops.discounted_return(*args, time_major=time_major), ref_discounted_return(r, v, s, d))
+    if time_major:
+        check(value_ops.one_step_discounted_return(*args), ref_one_step(r, v, s, d))
+    # one trajectory: step types and discounts [T], rewards and values [T, k]
+    one = [torch.as_tensor(x[:, 0], device=device) for x in (r, v, s, d)]
+    out = value_ops.discounted_return(*one)
+    expected = ref_discounted_return(r[:, :1], v[:, :1], s[:, :1], d[:, :1])[:, 0]
+    assert out.shape == expected.shape
+    _close(out, expected)
+    # per reward dim, the same as k separate calls with [T, B] rewards
+    for j in range(k):
+        sep = [_to(x, device, time_major) for x in (r[:, :, j], v[:, :, j], s, d)]
+        joint = value_ops.generalized_advantage_estimation(*args, 0.8, time_major=time_major)
+        torch.testing.assert_close(
+            joint[:, :, j],
+            value_ops.generalized_advantage_estimation(*sep, 0.8, time_major=time_major),
+        )
+
+
 @pytest.mark.parametrize("fn", ["gae", "return"])
 def test_long_episode_gamma_lambda_one_is_float64_accurate(fn):
     # One 4096-step episode, gamma * lambda = 1: float32 results must be
@@ -376,8 +417,9 @@ def test_action_importance_ratio(device, mode, log_prob_clipping):
     )
     if log_prob_clipping > 0:
         assert (lp < -log_prob_clipping).any() and (lp > -log_prob_clipping).any()
+        # only the current policy's log-probability is clipped (ALF)
+        assert (lp_rollout < -log_prob_clipping).any()
         lp = np.clip(lp, -log_prob_clipping, log_prob_clipping)
-        lp_rollout = np.clip(lp_rollout, -log_prob_clipping, log_prob_clipping)
     expected = np.exp(lp - lp_rollout)
     expected_clipped = (
         np.clip(expected, 0.8, 1.2) if mode == "double_sided" else np.minimum(expected, 1.2)
@@ -385,6 +427,25 @@ def test_action_importance_ratio(device, mode, log_prob_clipping):
     np.testing.assert_allclose(ratio.cpu().numpy(), expected, rtol=1e-5)
     np.testing.assert_allclose(clipped.cpu().numpy(), expected_clipped, rtol=1e-5)
     assert (expected != expected_clipped).any()  # the clipping is exercised
+
+
+def test_log_prob_clipping_leaves_the_rollout_log_prob(device):
+    # A ratio of 2e5: log pi = -2 (inside the clipping range), log mu =
+    # -2 - log(2e5) = -14.2 (outside): the ratio stays 2e5 (clipping log mu
+    # as well would give exp(-2 + 10)).
+    action = torch.zeros(3, device=device)
+    target = torch.distributions.Independent(
+        torch.distributions.Normal(torch.zeros(3, 1, device=device), torch.ones(3, 1, device=device)),
+        1,
+    )
+    log_pi = -0.5 * np.log(2 * np.pi)
+    rollout_log_prob = torch.full((3,), log_pi - np.log(2e5), device=device)
+    ratio, _ = value_ops.action_importance_ratio(
+        target, None, action[:, None], "capping", alf.summary.scope("r"), 0.2,
+        log_prob_clipping=10.0, check_numerics=False, debug_summaries=False,
+        rollout_log_prob=rollout_log_prob,
+    )
+    np.testing.assert_allclose(ratio.cpu().numpy(), np.full(3, 2e5), rtol=1e-4)
 
 
 def test_action_importance_ratio_with_rollout_log_prob_and_gradient(device):

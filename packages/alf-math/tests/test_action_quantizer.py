@@ -51,18 +51,24 @@ def test_ind_to_action_gives_documented_representatives(device, method, mode, bi
 @pytest.mark.parametrize("method, mode, bins", CASES)
 @fixture_ok
 @given(u=st.lists(st.floats(0, 1), min_size=3, max_size=3))
-def test_action_to_ind_picks_nearest_representative(device, method, mode, bins, u):
+def test_action_to_ind_picks_the_bin(device, method, mode, bins, u):
     action = LB + np.array(u) * (UB - LB)
     q = ActionQuantizer(SPEC, method, bins, mode)
     ind = q.action_to_ind(torch.tensor(action, dtype=torch.float32, device=device)[None])
     assert ind.dtype == torch.int64
-    # nearest representative in the sampling space (slow reference)
     reps = np_reps(method, mode, bins)
     to_space = np_log if method == "log" else (lambda v: v)
-    dist = np.abs(to_space(reps) - to_space(action)[None])
     for d in range(3):
         chosen = int(ind[0, d])
-        assert dist[chosen, d] <= dist[:, d].min() + 1e-5
+        z, zr = to_space(np.float64(np.float32(action[d]))), to_space(reps[:, d])
+        if mode == "center":
+            # nearest representative in the sampling space (slow reference)
+            dist = np.abs(zr - z)
+            assert dist[chosen] <= dist.min() + 1e-5
+        else:
+            # ALF's floor bin: the last representative at or below the action
+            below = [i for i in range(bins) if zr[i] <= z + 1e-6]
+            assert chosen == max(below)
 
 
 def test_out_of_range_actions_map_to_edge_bins(device):
@@ -76,8 +82,10 @@ def test_batch_dims_and_scalar_spec(device):
     q = ActionQuantizer(spec, action_bins=4, rep_mode="boundary")
     a = torch.linspace(-1, 1, 12, dtype=torch.float64, device=device).reshape(3, 4)
     ind = q.action_to_ind(a)
-    expected = np.round((a.cpu().numpy() + 1) / 2 * 3)
+    # boundary mode takes the floor bin (ALF), e.g. -1 + 10/11 * 2 = 0.818 -> 2
+    expected = np.floor((np.linspace(-1, 1, 12).reshape(3, 4) + 1) / 2 * 3 + 1e-9)
     np.testing.assert_array_equal(ind.cpu().numpy(), expected)
+    assert ind[2, 2].item() == 2 and ind[2, 3].item() == 3
     assert q.ind_to_action(ind).dtype == torch.float64
 
 

@@ -136,9 +136,11 @@ def test_zero_mean_unit_std_and_clip(device):
     probe = torch.tensor([[0.0, 10.0]], device=device)
     m = np.array([2.0, 4.0])
     var = np.array([1.0, 4.0])
+    m2 = np.array([(1.0 + 9.0) / 2, (4.0 + 36.0) / 2])
     cases = {
         (True, False): (np.array([0.0, 10.0]) - m) / np.sqrt(var + EPS),
-        (False, False): np.array([0.0, 10.0]) / np.sqrt(var + EPS),
+        # without zero_mean: divided by the root of the second moment (ALF)
+        (False, False): np.array([0.0, 10.0]) / np.sqrt(m2 + EPS),
         (True, True): np.array([0.0, 10.0]) - m,
         (False, True): np.array([0.0, 10.0]),
     }
@@ -161,15 +163,49 @@ def test_constant_input_gives_zero_not_nan():
     assert torch.isfinite(out).all() and torch.all(out.abs() < 1e-2)
 
 
+@pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+def test_constant_feature_normalizes_to_zero(device, kind, param, dtype):
+    # A feature that never changes has variance 0: (x - m) / sqrt(0 + eps)
+    # with x == m is exactly 0, whatever the magnitude of m (x * s - m * s
+    # in float32 gave 0.78 for 333.3 and 16 for 9876.5). The other feature
+    # varies and is normalized as usual.
+    gen = torch.Generator().manual_seed(1)
+    for value in (333.3, 9876.5):
+        norm = make(kind, TensorSpec((2,), dtype), param, auto_update=False).to(device)
+        for _ in range(5):
+            x = torch.stack(
+                [torch.full((8,), value, dtype=torch.float64), torch.randn(8, generator=gen, dtype=torch.float64)], -1
+            )
+            norm.update(x.to(dtype).to(device))
+        out = norm.normalize(torch.tensor([[value, 0.5]], dtype=dtype, device=device))
+        # float32/16 data: exact 0; float64 data: the float64 mean is within a
+        # few ulps of x, scaled by 1 / sqrt(eps)
+        assert abs(out[0, 0].item()) <= (1e-6 if dtype == torch.float64 else 0.0)
+        assert torch.isfinite(out).all()
+
+
+def test_second_moment_scaling_without_zero_mean(device):
+    # zero_mean=False: x / sqrt(m2 + eps) (ALF), so values 15 +- 0.2 stay
+    # about 1, not (15 / 0.2).
+    norm = Normalizer(TensorSpec(()), auto_update=False, zero_mean=False).to(device)
+    data = 15 + 0.2 * torch.tensor([-1.0, 1.0, -1.0, 1.0], device=device)
+    norm.update(data)
+    m2 = float(np.mean(_np(data).astype(np.float64) ** 2))
+    out = norm.normalize(torch.tensor([15.0], device=device))
+    np.testing.assert_allclose(_np(out), [15.0 / np.sqrt(m2 + EPS)], rtol=1e-6)
+    assert abs(out.item() - 1.0) < 1e-3
+
+
 def test_gradient_flows_to_input_only():
     norm = ScalarWindowNormalizer(window_size=10, auto_update=False)
     norm.update(torch.tensor([1.0, 3.0]))  # m = 2, var = 1
     x = torch.tensor([0.5, 4.0], requires_grad=True)
-    (g,) = torch.autograd.grad(norm(x).sum(), x)
+    (g,) = torch.autograd.grad(norm.normalize(x).sum(), x)
     np.testing.assert_allclose(_np(g), np.full(2, 1 / np.sqrt(1 + EPS)), rtol=1e-6)
 
 
-def test_forward_is_normalize_and_auto_update_flag():
+def test_forward_updates_in_training_mode_only_and_auto_update_flag():
     a = ScalarAdaptiveNormalizer(speed=2.0)
     b = ScalarAdaptiveNormalizer(speed=2.0)
     x = torch.tensor([1.0, 2.0, 4.0])
@@ -177,6 +213,19 @@ def test_forward_is_normalize_and_auto_update_flag():
     manual = ScalarAdaptiveNormalizer(speed=2.0, auto_update=False)
     manual.normalize(x)
     assert torch.equal(manual.state_dict()["_mean_averager._average0"], torch.zeros(1))
+    # forward() follows the module's training mode, not auto_update (ALF):
+    # in training mode it updates even with auto_update=False ...
+    out = manual(x)
+    mean = manual.state_dict()["_mean_averager._average0"]
+    np.testing.assert_allclose(_np(mean), [np.mean([1.0, 2.0, 4.0])])
+    var = np.var([1.0, 2.0, 4.0])
+    np.testing.assert_allclose(_np(out), ([1.0, 2.0, 4.0] - _np(mean)) / np.sqrt(var + EPS), rtol=1e-6)
+    # ... and in eval mode it does not update, even with auto_update=True.
+    a.eval()
+    before = {k: v.clone() for k, v in a.state_dict().items()}
+    a(torch.tensor([100.0, 200.0]))
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, before[k]), k
 
 
 @pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])

@@ -1,6 +1,7 @@
 """Tests for alf.utils.tensor_utils against NumPy and slow per-tensor loops."""
 
 import collections
+import warnings
 
 import numpy as np
 import pytest
@@ -101,6 +102,25 @@ def test_clip_by_global_norm_use_norm(device):
     torch.testing.assert_close(clipped[0], x / 4)
     clipped, norm = tu.clip_by_global_norm([x], 1.0, use_norm=torch.tensor(0.5))
     torch.testing.assert_close(clipped[0], x)
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_clip_by_global_norm_with_nan_norm_leaves_tensors(device, in_place):
+    # ALF: a NaN global norm leaves the tensors as they are (and warns), rather
+    # than multiplying every tensor by NaN.
+    x = torch.tensor([1.0, float("nan"), 3.0], device=device)
+    y = torch.full((2, 2), 7.0, device=device)
+    before = [x.clone(), y.clone()]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clipped, norm = tu.clip_by_global_norm([x, y], 1.0, in_place=in_place)
+        clipped2, _ = tu.clip_by_global_norm([y], 1.0, use_norm=float("nan"))
+    assert torch.isnan(norm)
+    for got, want in zip(clipped, before):
+        torch.testing.assert_close(got, want, equal_nan=True)
+    torch.testing.assert_close(clipped2[0], before[1])
+    if device.type == "cpu":
+        assert sum("NaN" in str(w.message) for w in caught) == 2
 
 
 @pytest.mark.parametrize(
@@ -231,10 +251,17 @@ def test_append_coordinate(device):
     out = tu.append_coordinate(im)
     assert out.shape == (2, 5, 4, 5)
     assert torch.equal(out[:, :3], im)
-    yy, xx = np.meshgrid(np.linspace(-1, 1, 4), np.linspace(-1, 1, 5), indexing="ij")
+    # ALF's layout: y channel first, then x; spacing 2 / L from -1
+    yy, xx = np.meshgrid([-1.0, -0.5, 0.0, 0.5], [-1.0, -0.6, -0.2, 0.2, 0.6], indexing="ij")
     for b in range(2):
-        np.testing.assert_allclose(out[b, 3].cpu().numpy(), xx, atol=1e-6)
-        np.testing.assert_allclose(out[b, 4].cpu().numpy(), yy, atol=1e-6)
+        np.testing.assert_allclose(out[b, 3].cpu().numpy(), yy, atol=1e-6)
+        np.testing.assert_allclose(out[b, 4].cpu().numpy(), xx, atol=1e-6)
+    # sizes where an arange with the float step 2 / L would overshoot
+    for size in (3, 7, 49, 100):
+        out = tu.append_coordinate(torch.zeros(1, 1, size, 2, device=device))
+        np.testing.assert_allclose(
+            out[0, 1, :, 0].cpu().numpy(), -1 + 2 * np.arange(size) / size, atol=1e-6
+        )
     with pytest.raises(ValueError, match="im"):
         tu.append_coordinate(torch.zeros(3, 4, 5))
 
@@ -246,10 +273,10 @@ def test_append_coordinate_integer_image(device, dtype):
     out = tu.append_coordinate(im)
     assert out.shape == (2, 3, 3, 4) and out.dtype == torch.get_default_dtype()
     np.testing.assert_array_equal(out[:, :1].cpu().numpy(), im.cpu().numpy())
-    yy, xx = np.meshgrid(np.linspace(-1, 1, 3), np.linspace(-1, 1, 4), indexing="ij")
+    yy, xx = np.meshgrid(-1 + 2 * np.arange(3) / 3, -1 + 2 * np.arange(4) / 4, indexing="ij")
     for b in range(2):
-        np.testing.assert_allclose(out[b, 1].cpu().numpy(), xx, atol=1e-6)
-        np.testing.assert_allclose(out[b, 2].cpu().numpy(), yy, atol=1e-6)
+        np.testing.assert_allclose(out[b, 1].cpu().numpy(), yy, atol=1e-6)
+        np.testing.assert_allclose(out[b, 2].cpu().numpy(), xx, atol=1e-6)
 
 
 def test_spatial_broadcast(device):
@@ -294,9 +321,20 @@ def test_cov_integer_data(device, rowvar):
     np.testing.assert_allclose(float(tu.cov(torch.tensor(flags))), np.cov(flags), rtol=1e-6)
 
 
+@pytest.mark.parametrize("rowvar", [False, True])
+def test_cov_batched_3d(device, rowvar):
+    # [B, N, D] (or [B, D, N] with rowvar): one covariance per batch entry
+    data = np.random.default_rng(9).normal(size=(4, 6, 3))
+    got = tu.cov(torch.tensor(data, device=device), rowvar=rowvar)
+    want = np.stack([np.cov(d, rowvar=rowvar) for d in data])
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-10)
+
+
 def test_cov_errors():
     with pytest.raises(ValueError, match="data"):
-        tu.cov(torch.zeros(2, 2, 2))
+        tu.cov(torch.zeros(2, 2, 2, 2))
+    with pytest.raises(ValueError, match="observations"):
+        tu.cov(torch.zeros(2, 1, 3))
     with pytest.raises(ValueError, match="observations"):
         tu.cov(torch.zeros(1, 3))
 
@@ -461,10 +499,23 @@ def test_tensor_extend_new_dim(device):
         out = tu.tensor_extend_new_dim(x, dim, 4)
         expected = np.repeat(np.expand_dims(x.cpu().numpy(), dim), 4, axis=dim)
         np.testing.assert_array_equal(out.cpu().numpy(), expected)
+    # negative dim: the documented shape (*x.shape[:dim], n, *x.shape[dim:])
+    # with Python slicing
+    for dim in (-1, -2):
+        out = tu.tensor_extend_new_dim(x, dim, 4)
+        shape = (*x.shape[:dim], 4, *x.shape[dim:])
+        expected = np.repeat(np.expand_dims(x.cpu().numpy(), x.ndim + dim), 4, axis=x.ndim + dim)
+        assert out.shape == shape == expected.shape
+        np.testing.assert_array_equal(out.cpu().numpy(), expected)
+    assert tu.tensor_extend_new_dim(x, -1, 5).shape == (2, 5, 3)
     with pytest.raises(ValueError, match="n must"):
         tu.tensor_extend_new_dim(x, 0, -1)
     with pytest.raises(ValueError, match="dim"):
         tu.tensor_extend_new_dim(x, 3, 2)
+    with pytest.raises(ValueError, match="dim"):
+        tu.tensor_extend_new_dim(x, -3, 2)
+    with pytest.raises(TypeError, match="dim"):
+        tu.tensor_extend_new_dim(x, 1.0, 2)
 
 
 def test_to_tensor():

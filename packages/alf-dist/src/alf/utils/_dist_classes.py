@@ -205,13 +205,17 @@ class DiagMultivariateCauchy(td.Independent):
 class DiagMultivariateNormal(td.Independent):
     """Multivariate normal distribution with diagonal variance.
 
+    torch's argument validation is off for it, as in ALF, so that a zero
+    scale (e.g. from a zero-initialised network) is accepted; its log
+    probabilities are then infinite or NaN.
+
     Args:
         loc (Tensor): mean, shape ``batch_shape + [D]``.
-        scale (Tensor): standard deviation, same shape as ``loc``.
+        scale (Tensor): standard deviation (``>= 0``), same shape as ``loc``.
     """
 
     def __init__(self, loc, scale):
-        super().__init__(td.Normal(loc, scale), 1)
+        super().__init__(td.Normal(loc, scale, validate_args=False), 1, validate_args=False)
 
     @property
     def stddev(self) -> torch.Tensor:

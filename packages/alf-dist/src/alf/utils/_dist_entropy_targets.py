@@ -67,9 +67,12 @@ def calc_default_target_entropy(spec: BoundedTensorSpec, min_prob: float = 0.1) 
 
 
 def calc_default_max_entropy(spec: BoundedTensorSpec, fraction: float = 0.8) -> float:
-    """Calc default max entropy: ``fraction`` of the entropy of the uniform
-    distribution over the spec, ``sum log(M - m)`` (continuous) or
-    ``sum log(M - m + 1)`` (discrete).
+    """Calc default max entropy: ``fraction`` of the entropy ``H`` of the
+    uniform distribution over the spec, ``H = sum log(M - m)`` (continuous)
+    or ``sum log(M - m + 1)`` (discrete): ``H * fraction`` when ``H >= 0``.
+    A continuous spec narrower than 1 can have ``H < 0``, where
+    ``H * fraction`` would exceed ``H``, the largest entropy possible; there
+    the result is ``H / fraction`` (below ``H`` by the same ratio).
 
     Args:
         spec (BoundedTensorSpec): action spec.
@@ -82,7 +85,8 @@ def calc_default_max_entropy(spec: BoundedTensorSpec, fraction: float = 0.8) -> 
     low, high = _bounds(spec)
     fraction = _check_fraction(fraction, "fraction", low_open=True, high_closed=True)
     width = high - low if spec.is_continuous() else high - low + 1
-    return float(np.sum(np.log(width))) * fraction
+    max_ent = float(np.sum(np.log(width)))
+    return max_ent * fraction if max_ent >= 0 else max_ent / fraction
 
 
 def calc_default_target_entropy_quantized(

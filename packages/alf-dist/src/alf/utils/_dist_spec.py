@@ -2,7 +2,12 @@
 
 A distribution is described by a *builder* (a picklable callable) and the
 dict of its tensor parameters; ``builder(**params)`` makes an equal
-distribution. Nests of distributions and tensors convert to nests of
+distribution. Wrappers nest the parameters of what they wrap, in ALF's
+layout: a ``td.TransformedDistribution`` has ``{"params_": <base params>,
+"transforms_params_": [<tensor params of each transform>]}`` (an affine
+transform's tensor ``loc``/``scale``, ``{}`` for the others), a
+``td.MixtureSameFamily`` ``{"mixture": <mixture params>, "components":
+<component params>}``; ``td.Independent`` keeps its base's parameters. Nests of distributions and tensors convert to nests of
 parameter dicts and tensors and back (``distributions_to_params`` /
 ``params_to_distributions``), e.g. to store them in a replay buffer.
 """
@@ -60,8 +65,48 @@ def _build_independent(base_builder, reinterpreted_batch_ndims, /, **params):
     return td.Independent(base_builder(**params), reinterpreted_batch_ndims)
 
 
-def _build_transformed(base_builder, transform_builders, /, **params):
-    return td.TransformedDistribution(base_builder(**params), [b() for b in transform_builders])
+def _build_transformed(base_builder, transform_builders, /, params_, transforms_params_):
+    """ALF's layout: ``params_`` of the base distribution, one dict of
+    tensor parameters per transform in ``transforms_params_``."""
+    if len(transforms_params_) != len(transform_builders):
+        raise ValueError(
+            f"transforms_params_ must hold {len(transform_builders)} dicts (one per "
+            f"transform); got {len(transforms_params_)}"
+        )
+    transforms = [b(**p) for b, p in zip(transform_builders, transforms_params_)]
+    return td.TransformedDistribution(base_builder(**params_), transforms)
+
+
+def _build_affine_transform(cls, fixed, event_dim, cache_size, /, **params):
+    return cls(**fixed, **params, event_dim=event_dim, cache_size=cache_size)
+
+
+def _build_without_params(build, /):
+    return build()
+
+
+def _transform_builder_and_params(transform: td.Transform):
+    """``(builder, params)``: ``builder(**params)`` is a fresh copy of
+    ``transform``; ``params`` holds its tensor parameters (``loc`` and
+    ``scale`` of an affine transform when they are tensors, nothing for the
+    others)."""
+    if isinstance(transform, td.AffineTransform):
+        values = {"loc": transform.loc, "scale": transform.scale}
+        params = {k: v for k, v in values.items() if isinstance(v, torch.Tensor)}
+        fixed = {k: v for k, v in values.items() if k not in params}
+        builder = functools.partial(
+            _build_affine_transform,
+            type(transform),
+            fixed,
+            transform.event_dim,
+            transform._cache_size,
+        )
+        return builder, params
+    return functools.partial(_build_without_params, transform_builder(transform)), {}
+
+
+def _build_mixture(mixture_builder, component_builder, /, mixture, components):
+    return td.MixtureSameFamily(mixture_builder(**mixture), component_builder(**components))
 
 
 def _build_affine(base_builder, affine_loc, affine_scale, /, **params):
@@ -108,8 +153,14 @@ def _get_builder(dist: td.Distribution) -> Tuple[Callable[..., td.Distribution],
         return functools.partial(_build_affine, base_builder, dist.loc, dist.scale), params
     if cls is td.TransformedDistribution:
         base_builder, params = _get_builder(dist.base_dist)
-        builders = [transform_builder(t) for t in dist.transforms]
-        return functools.partial(_build_transformed, base_builder, builders), params
+        parts = [_transform_builder_and_params(t) for t in dist.transforms]
+        builder = functools.partial(_build_transformed, base_builder, [b for b, _ in parts])
+        return builder, {"params_": params, "transforms_params_": [p for _, p in parts]}
+    if cls is td.MixtureSameFamily:
+        mixture_builder, mixture = _get_builder(dist.mixture_distribution)
+        component_builder, components = _get_builder(dist.component_distribution)
+        builder = functools.partial(_build_mixture, mixture_builder, component_builder)
+        return builder, {"mixture": mixture, "components": components}
     raise ValueError(f"dist: unsupported distribution type {cls.__module__}.{cls.__qualname__}")
 
 
@@ -193,13 +244,16 @@ def extract_spec(nests: Any, from_dim: int = 1) -> Any:
     return nest.map_structure_with_path(_extract, nests)
 
 
-def extract_distribution_parameters(dist: td.Distribution) -> Dict[str, torch.Tensor]:
+def extract_distribution_parameters(dist: td.Distribution) -> Dict[str, Any]:
     """Extract the input parameters of a distribution.
 
     Args:
         dist (Distribution): distribution from which to extract parameters.
     Returns:
-        dict: parameter name -> Tensor (the nest of the input parameters).
+        dict: parameter name -> Tensor, or a nested dict for wrappers (see
+        the module docstring: ``params_``/``transforms_params_`` of a
+        transformed distribution, ``mixture``/``components`` of a
+        ``MixtureSameFamily``).
     Raises:
         ValueError: ``dist`` is of an unsupported type.
     """

@@ -57,7 +57,15 @@ from alf.utils._dist_transforms import (
     StableTanh,
     get_invertible,
 )
-from alf.utils.distributions import TruncatedDistribution
+
+# re-exported as ALF's dist_utils does (ALF's networks use
+# ``dist_utils.TruncatedNormal`` as a default argument)
+from alf.utils.distributions import (
+    TruncatedCauchy,
+    TruncatedDistribution,
+    TruncatedNormal,
+    TruncatedT2,
+)
 
 __all__ = [
     "AbsTransform",
@@ -83,6 +91,10 @@ __all__ = [
     "Softupper",
     "StableCauchy",
     "StableTanh",
+    "TruncatedCauchy",
+    "TruncatedDistribution",
+    "TruncatedNormal",
+    "TruncatedT2",
     "calc_default_max_entropy",
     "calc_default_target_entropy",
     "calc_default_target_entropy_quantized",
@@ -320,7 +332,8 @@ def get_base_dist(dist: td.Distribution) -> td.Distribution:
 
     Args:
         dist (Distribution): a ``td.Normal``, ``StableCauchy``/``td.Cauchy``,
-            ``td.Beta``, ``TruncatedDistribution``, or a ``td.Independent`` /
+            ``td.Beta``, ``TruncatedDistribution``, ``td.Categorical`` (returned
+            as it is, as ALF), or a ``td.Independent`` /
             ``td.TransformedDistribution`` wrapping one.
     Returns:
         The innermost base distribution (``dist`` itself when not wrapped).
@@ -329,7 +342,7 @@ def get_base_dist(dist: td.Distribution) -> td.Distribution:
     """
     if isinstance(dist, (td.Independent, td.TransformedDistribution)):
         return get_base_dist(dist.base_dist)
-    if isinstance(dist, (td.Normal, td.Cauchy, td.Beta, TruncatedDistribution)):
+    if isinstance(dist, (td.Normal, td.Cauchy, td.Beta, TruncatedDistribution, td.Categorical)):
         return dist
     raise NotImplementedError(f"get_base_dist does not support {type(dist).__name__}")
 

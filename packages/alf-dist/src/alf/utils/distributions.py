@@ -33,6 +33,7 @@ from alf.utils._dist_its import (
     t2cdf,
 )
 from alf.utils._dist_normal_tail import TAIL_START, log_mills, log_tail_ratio, tail_icdf
+from alf.utils._dist_truncated_kl import truncated_normal_kl
 
 __all__ = [
     "InverseTransformSampling",
@@ -468,3 +469,27 @@ class TruncatedT2(_FixedTruncated):
     """
 
     _standard = T2ITS
+
+
+@td.kl.register_kl(TruncatedNormal, TruncatedNormal)
+def _kl_truncated_normal_truncated_normal(p: TruncatedNormal, q: TruncatedNormal) -> torch.Tensor:
+    """Closed-form ``KL(p || q)`` of two truncated normals, ``batch_shape``
+    (summed over the event dims), registered with
+    ``torch.distributions.kl_divergence``; ``inf`` where ``p``'s interval is
+    not inside ``q``'s. See ``_dist_truncated_kl``."""
+    if p.event_shape != q.event_shape:
+        raise ValueError(
+            f"p and q must have the same event_shape; got {tuple(p.event_shape)} and "
+            f"{tuple(q.event_shape)}"
+        )
+    return truncated_normal_kl(
+        p.loc,
+        p.scale,
+        p.lower_bound,
+        p.upper_bound,
+        q.loc,
+        q.scale,
+        q.lower_bound,
+        q.upper_bound,
+        p._event_dims,
+    )

@@ -1,6 +1,7 @@
 """Element-wise losses: squared, Huber and multi-quantile Huber."""
 
 import numbers
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -9,6 +10,7 @@ __all__ = [
     "element_wise_huber_loss",
     "element_wise_squared_loss",
     "huber_function",
+    "iqn_huber_loss",
     "multi_quantile_huber_loss",
 ]
 
@@ -118,3 +120,71 @@ def multi_quantile_huber_loss(
     else:
         loss = weight * torch.where(abs_u < delta, (0.5 / delta) * u * u, abs_u - 0.5 * delta)
     return loss.mean(dim=(-2, -1))
+
+
+def iqn_huber_loss(
+    value: torch.Tensor,
+    target: torch.Tensor,
+    next_delta_tau: Optional[torch.Tensor],
+    tau: torch.Tensor,
+    sum_over_quantiles: bool = False,
+    delta: float = 1.0,
+) -> torch.Tensor:
+    """Quantile Huber loss of implicit quantile networks (Dabney et al.,
+    "Implicit Quantile Networks for Distributional Reinforcement Learning",
+    2018), used by ALF's quantile TD losses.
+
+    ``value[..., i]`` estimates the quantile ``tau[..., i]`` of the return
+    and ``target[..., j]`` are target samples (quantile values). With
+    ``u_ij = target_j - value_i``, each pair costs
+    ``|tau_i - 1{u_ij < 0}| * huber_function(u_ij, delta)`` (the weight is
+    a constant for the gradient). The pairs are reduced over the target
+    dim ``j``: a mean, or, with ``next_delta_tau`` (the probability
+    increments of the target quantiles), the sum weighted by
+    ``next_delta_tau[..., j]``; then over the quantile dim ``i``: a mean, or
+    a sum with ``sum_over_quantiles``.
+
+    Args:
+        value (Tensor): ``batch_shape + [N]``, the predicted quantile values.
+        target (Tensor): ``batch_shape + [M]``, the target quantile values.
+        next_delta_tau (Tensor | None): ``batch_shape + [M]`` weights of the
+            target quantiles (summing to 1), or None for equal weights.
+        tau (Tensor): ``batch_shape + [N]`` (or broadcastable to it), the
+            quantile fractions of ``value``, in ``[0, 1]``.
+        sum_over_quantiles (bool): sum over the ``N`` quantiles instead of
+            averaging.
+        delta (float): the Huber threshold, ``> 0``.
+
+    Returns:
+        loss of ``batch_shape``.
+
+    Raises:
+        ValueError: ``delta <= 0`` or the shapes do not match.
+    """
+    delta = _check_delta(delta, positive=True)
+    if value.ndim < 1 or target.ndim != value.ndim or target.shape[:-1] != value.shape[:-1]:
+        raise ValueError(
+            "value and target must have shapes batch_shape + [N] and batch_shape + [M]; "
+            f"got {tuple(value.shape)} and {tuple(target.shape)}"
+        )
+    try:
+        tau = torch.broadcast_to(tau, value.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"tau must broadcast to value's shape {tuple(value.shape)}; got {tuple(tau.shape)}"
+        ) from None
+    if next_delta_tau is not None and next_delta_tau.shape != target.shape:
+        raise ValueError(
+            f"next_delta_tau must have target's shape {tuple(target.shape)}; "
+            f"got {tuple(next_delta_tau.shape)}"
+        )
+    # [..., N, M]: quantile i of value against target sample j
+    u = target.unsqueeze(-2) - value.unsqueeze(-1)
+    with torch.no_grad():
+        weight = (tau.unsqueeze(-1) - (u < 0).to(u.dtype)).abs()
+    loss = weight * huber_function(u, delta)
+    if next_delta_tau is None:
+        loss = loss.mean(dim=-1)
+    else:
+        loss = (loss * next_delta_tau.unsqueeze(-2)).sum(dim=-1)
+    return loss.sum(dim=-1) if sum_over_quantiles else loss.mean(dim=-1)

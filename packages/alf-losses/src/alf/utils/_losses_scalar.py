@@ -144,6 +144,13 @@ class _DiscreteRegressionLossBase(ScalarPredictionLoss):
     def _two_hot(self, logits: torch.Tensor, target: torch.Tensor):
         """Index of the lower bin and weight of the upper bin, target shape.
 
+        The bins are found in the transformed space. Without a transform or
+        with ``inverse_after_mean`` the weight is ``y - floor(y)`` of the
+        transformed (clipped) target ``y``; otherwise the target ``t`` is
+        split in the original space between ``x_lo = f^-1(v_lo)`` and
+        ``x_hi = f^-1(v_lo + 1)``: weight ``(t - x_lo) / (x_hi - x_lo)``,
+        which keeps ``sum_i P_i f^-1(v_i)`` an unbiased expectation.
+
         A NaN (transformed) target gets bin 0 and a NaN weight, so that its
         loss is NaN (rather than an out-of-range index)."""
         n = self._num_bins(logits)
@@ -153,9 +160,24 @@ class _DiscreteRegressionLossBase(ScalarPredictionLoss):
                 f"got {tuple(target.shape)}"
             )
         low_value = -((n - 1) // 2)
-        y = self._forward(target.to(logits.dtype)).clamp(low_value, n // 2) - low_value
+        target = target.to(logits.dtype)
+        y = self._forward(target).clamp(low_value, n // 2) - low_value
         low = y.floor().clamp(max=n - 2).nan_to_num(nan=0.0)
-        return low.long(), y - low
+        if self._transform is None or self._inverse_after_mean:
+            return low.long(), y - low
+        x_lo = self._inverse(low + low_value)
+        x_hi = self._inverse(low + (low_value + 1))
+        t = target.clamp(self._inverse(logits.new_tensor(low_value)),
+                         self._inverse(logits.new_tensor(n // 2)))
+        # (y - y) is NaN exactly where the transformed target is NaN
+        w_high = ((t - x_lo) / (x_hi - x_lo)).clamp(0.0, 1.0) + (y - y)
+        return low.long(), w_high
+
+    @staticmethod
+    def _target_entropy(w_high: torch.Tensor) -> torch.Tensor:
+        """Entropy of the two-hot target ``(1 - w, w)``, ``0 log 0 = 0``."""
+        w_low = 1 - w_high
+        return -(torch.special.xlogy(w_high, w_high) + torch.special.xlogy(w_low, w_low))
 
 
 class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
@@ -165,8 +187,12 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
     (transformed) target equals ``v_i = i - (n - 1) // 2``, ``n =
     logits.shape[-1]``; the target is assumed to be in ``[-(n-1)//2, n//2]``.
     A non-integer target ``y`` is split into mass ``y - floor(y)`` at
-    ``floor(y) + 1`` and ``1 + floor(y) - y`` at ``floor(y)``; the loss is the
-    cross entropy to that two-hot distribution.
+    ``floor(y) + 1`` and ``1 + floor(y) - y`` at ``floor(y)`` (with a
+    transform and ``inverse_after_mean=False`` the split is made in the
+    original space, ``(t - f^-1(low)) / (f^-1(high) - f^-1(low))``, as ALF
+    does, so that the expectation is unbiased). The loss is the KL divergence
+    from that two-hot distribution to ``P``: the cross entropy minus the
+    entropy of the two-hot target (0 for a target on a bin).
 
     ``DiscreteRegressionLoss(SqrtLinearTransform(0.001), inverse_after_mean=True)``
     is the loss used by the MuZero paper.
@@ -178,7 +204,7 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
     """
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross entropy to the two-hot target.
+        """KL divergence from the two-hot target to ``softmax(logits)``.
 
         Args:
             logits (Tensor): ``[..., n]``.
@@ -191,7 +217,8 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
         log_p = F.log_softmax(logits, dim=-1)
         log_p_low = log_p.gather(-1, low.unsqueeze(-1)).squeeze(-1)
         log_p_high = log_p.gather(-1, (low + 1).unsqueeze(-1)).squeeze(-1)
-        return -((1 - w_high) * log_p_low + w_high * log_p_high)
+        cross_entropy = -((1 - w_high) * log_p_low + w_high * log_p_high)
+        return cross_entropy - self._target_entropy(w_high)
 
     def calc_expectation(self, logits: torch.Tensor) -> torch.Tensor:
         """Calculate the expected prediction in the untransformed domain.
@@ -210,28 +237,49 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
         return (p * self._inverse(v)).sum(-1)
 
     def initialize_bias(self, bias: torch.Tensor) -> None:
-        """Initialize the bias of the last FC layer so that the initial
+        r"""Initialize the bias of the last FC layer so that the initial
         prediction in the original domain of the target is approximately
-        Cauchy, :math:`p(x) \\propto \\frac{1}{1+x^2}`.
+        Cauchy, :math:`p(x) \propto \frac{1}{1+x^2}`.
 
-        Bin ``i`` gets the Cauchy probability of the values that round to it
-        in the transformed domain, ``(f^-1(v_i - 0.5), f^-1(v_i + 0.5)]``, the
-        end bins the tails; the bias is its log. A bin on one side of 0 takes
-        the difference of the tail probabilities ``atan2(1, |x|)`` of its
-        edges, which keeps far bins (probabilities far below the float64
-        resolution of ``atan`` near ``pi / 2``) accurate and finite.
+        ``softmax(bias)`` is the expected two-hot target of a standard
+        Cauchy variable ``X`` clipped to ``[x_0, x_{n-1}]``, where
+        ``x_i = f^-1(v_i)`` and the target is split between neighbouring
+        ``x_i`` linearly in the original space (the split this loss uses by
+        default): ``P_i = E[max(0, 1 - |X - x_i| / (x_{i±1} - x_i))]``, the
+        end bins adding the tails beyond them. It is computed in float64 in
+        closed form from ``atan`` and ``log(1 + x^2)``.
 
         Args:
             bias (Tensor): ``[n]``, initialized in place.
         """
         n = self._num_bins(bias, "bias")
         v = self._support(n, torch.empty(0, dtype=torch.float64))
-        inf = torch.tensor([math.inf], dtype=torch.float64)
-        edges = torch.cat([-inf, self._inverse(v[:-1] + 0.5), inf])
-        low, high = edges[:-1], edges[1:]
-        one = torch.ones_like(low)
-        # pi * P(low < X <= high), with atan2(1, x) = pi * P(X > x).
-        mass = torch.where(
+        x = self._inverse(v)
+        a, b = x[:-1], x[1:]
+        mass = _cauchy_mass(a, b)
+        # E[X 1(a < X <= b)] - a P(a < X <= b) = E[(X - a) 1(a < X <= b)]
+        first = (_half_log1p_square(b) - _half_log1p_square(a)) / math.pi - a * mass
+        upper = (first / (b - a)).clamp(min=0.0).minimum(mass)
+        lower = mass - upper
+        one = torch.ones(1, dtype=torch.float64)
+        p = torch.zeros(n, dtype=torch.float64)
+        p[:-1] += lower
+        p[1:] += upper
+        p[0] += torch.atan2(one, -x[0])[0] / math.pi  # P(X <= x_0)
+        p[-1] += torch.atan2(one, x[-1])[0] / math.pi  # P(X > x_{n-1})
+        with torch.no_grad():
+            bias.copy_(torch.log(p.clamp(min=torch.finfo(torch.float64).tiny)))
+
+
+def _cauchy_mass(low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """``P(low < X <= high)`` of a standard Cauchy ``X``, elementwise, float64.
+
+    An interval on one side of 0 takes the difference of the tail
+    probabilities ``atan2(1, |x|) / pi``, which keeps far intervals (far
+    below the float64 resolution of ``atan`` near ``pi / 2``) accurate."""
+    one = torch.ones_like(low)
+    return (
+        torch.where(
             low >= 0,
             torch.atan2(one, low) - torch.atan2(one, high),
             torch.where(
@@ -240,8 +288,18 @@ class DiscreteRegressionLoss(_DiscreteRegressionLossBase):
                 torch.atan(high) - torch.atan(low),
             ),
         )
-        with torch.no_grad():
-            bias.copy_(torch.log(mass))
+        / math.pi
+    )
+
+
+def _half_log1p_square(x: torch.Tensor) -> torch.Tensor:
+    """``log(1 + x^2) / 2`` without overflow for large ``|x|``."""
+    a = x.abs()
+    big = a > 1
+    safe = torch.where(big, a, torch.ones_like(a))
+    return torch.where(
+        big, torch.log(safe) + 0.5 * torch.log1p(safe**-2), 0.5 * torch.log1p(x * x)
+    )
 
 
 class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
@@ -252,9 +310,10 @@ class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
     (``n = logits.shape[-1]``); the target is assumed to be in
     ``[-(n-1)//2, n//2]`` and split into two bins as for
     ``DiscreteRegressionLoss``, which gives the probabilities
-    ``q_i = P(target >= v_i)`` (1 up to ``floor(y)``, ``y - floor(y)`` at
-    ``floor(y) + 1``, 0 above). The loss is the binary cross entropy between
-    ``P`` and ``q`` summed over the ``n`` bins.
+    ``q_i = P(target >= v_i)`` (1 up to ``floor(y)``, the weight of the upper
+    bin at ``floor(y) + 1``, 0 above). The loss is the KL divergence between
+    the Bernoulli distributions ``q`` and ``P`` summed over the ``n`` bins
+    (the binary cross entropy minus the entropy of ``q``).
 
     Args:
         transform (InvertibleTransform): the transformation applied to the
@@ -263,7 +322,7 @@ class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
     """
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Binary cross entropy to ``P(target >= v_i)``, summed over bins.
+        """Binary KL divergence from ``P(target >= v_i)``, summed over bins.
 
         Args:
             logits (Tensor): ``[..., n]``.
@@ -274,17 +333,20 @@ class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
         """
         low, w_high = self._two_hot(logits, target)
         i = torch.arange(logits.shape[-1], device=logits.device)
-        low, w_high = low.unsqueeze(-1), w_high.unsqueeze(-1)
-        q = torch.where(i <= low, 1.0, torch.where(i == low + 1, w_high, 0.0)).to(logits.dtype)
+        low1, w1 = low.unsqueeze(-1), w_high.unsqueeze(-1)
+        q = torch.where(i <= low1, 1.0, torch.where(i == low1 + 1, w1, 0.0)).to(logits.dtype)
         bce = F.binary_cross_entropy_with_logits(logits, q, reduction="none")
-        return bce.sum(-1)
+        return bce.sum(-1) - self._target_entropy(w_high)
 
     def calc_expectation(self, logits: torch.Tensor) -> torch.Tensor:
         """Calculate the expected prediction in the untransformed domain.
 
-        With ``P_i = sigmoid(logits_i)`` and ``P_0`` taken as 1,
-        ``E[y] = v_0 + sum_{i>=1} P_i`` in the transformed domain and
-        ``E[f^-1(y)] = f^-1(v_0) + sum_{i>=1} P_i (f^-1(v_i) - f^-1(v_{i-1}))``.
+        ``P_i = sigmoid(logits_i)`` is made non-increasing by a cumulative
+        minimum (``P_i <- min_{j <= i} P_j``); bin ``i`` then has probability
+        ``p_i = P_i - P_{i+1}`` (``P_n = 0``), and the expectation is
+        ``sum_i p_i f^-1(v_i)`` (``f^-1(sum_i p_i v_i)`` with
+        ``inverse_after_mean``). The first logit is included: the mass
+        ``1 - P_0`` counts as the value 0.
 
         Args:
             logits (Tensor): raw model prediction, ``[..., n]``.
@@ -293,17 +355,17 @@ class OrderedDiscreteRegressionLoss(_DiscreteRegressionLossBase):
             ``[...]``.
         """
         n = self._num_bins(logits)
-        p = torch.sigmoid(logits[..., 1:])
+        ge = torch.sigmoid(logits).cummin(dim=-1).values
+        p = ge - F.pad(ge[..., 1:], (0, 1))
         v = self._support(n, logits)
         if self._inverse_after_mean:
-            return self._inverse(v[0] + p.sum(-1))
-        x = self._inverse(v)
-        return x[0] + (p * (x[1:] - x[:-1])).sum(-1)
+            return self._inverse((p * v).sum(-1))
+        return (p * self._inverse(v)).sum(-1)
 
     def initialize_bias(self, bias: torch.Tensor) -> None:
-        """Initialize the bias of the last FC layer so that the initial
+        r"""Initialize the bias of the last FC layer so that the initial
         prediction in the original domain of the target is approximately
-        Cauchy, :math:`p(x) \\propto \\frac{1}{1+x^2}`.
+        Cauchy, :math:`p(x) \propto \frac{1}{1+x^2}`.
 
         ``sigmoid(bias_i)`` is the Cauchy probability ``P(X >= f^-1(v_i))``.
 

@@ -1,7 +1,7 @@
 """Various functions/classes related to loss computation.
 
 * element-wise: ``element_wise_huber_loss``, ``element_wise_squared_loss``,
-  ``huber_function``, ``multi_quantile_huber_loss``;
+  ``huber_function``, ``multi_quantile_huber_loss``, ``iqn_huber_loss``;
 * per-sample: ``MeanSquaredLoss``;
 * scalar prediction with a target transform: ``ScalarPredictionLoss`` and
   ``SquareLoss``, ``DiscreteRegressionLoss``,
@@ -17,6 +17,7 @@ from alf.utils._losses_elementwise import (
     element_wise_huber_loss,
     element_wise_squared_loss,
     huber_function,
+    iqn_huber_loss,
     multi_quantile_huber_loss,
 )
 from alf.utils._losses_matching import BipartiteMatchingLoss
@@ -41,6 +42,7 @@ __all__ = [
     "element_wise_huber_loss",
     "element_wise_squared_loss",
     "huber_function",
+    "iqn_huber_loss",
     "multi_quantile_huber_loss",
 ]
 

@@ -2,7 +2,9 @@
 generalized advantage estimation and importance ratios.
 
 Shape legend: ``T`` steps per trajectory, ``B`` trajectories, ``Q`` quantiles
-of a value distribution. Inputs are time major (``[T, B]``) unless
+of a value distribution, ``R`` trailing reward dims (multi-dimensional
+rewards: rewards and values ``[T, B, *R]`` while step types and discounts stay
+``[T, B]`` and apply to every reward dim, as in ALF). Inputs are time major (``[T, B]``) unless
 ``time_major=False`` says they are ``[B, T]``; ``[T]`` (a single trajectory)
 is accepted too.
 
@@ -54,7 +56,9 @@ def _check_inputs(
     rewards: Any, values: Any, step_types: Any, discounts: Any, time_major: bool
 ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Validate the four sequences and return them time major, each with a
-    batch dim (``[T, B]``, values ``[T, B]`` or ``[T, B, Q]``)."""
+    batch dim: step types and discounts ``[T, B]`` followed by singleton dims
+    up to the rank of the rewards ``[T, B, *R]`` (``R`` the trailing reward
+    dims, often none), values ``[T, B, *R]`` or ``[T, B, *R, Q]``."""
     for name, x in (
         ("rewards", rewards),
         ("values", values),
@@ -64,14 +68,20 @@ def _check_inputs(
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
     layout = "[T, B]" if time_major else "[B, T]"
-    if rewards.ndim not in (1, 2):
-        raise ValueError(f"rewards must have shape {layout} or [T]; got {tuple(rewards.shape)}")
-    for name, x in (("step_types", step_types), ("discounts", discounts)):
-        if x.shape != rewards.shape:
-            raise ValueError(
-                f"{name} must have the shape of rewards {tuple(rewards.shape)}; "
-                f"got {tuple(x.shape)}"
-            )
+    if step_types.ndim not in (1, 2):
+        raise ValueError(
+            f"step_types must have shape {layout} or [T]; got {tuple(step_types.shape)}"
+        )
+    if discounts.shape != step_types.shape:
+        raise ValueError(
+            f"discounts must have the shape of step_types {tuple(step_types.shape)}; "
+            f"got {tuple(discounts.shape)}"
+        )
+    if rewards.shape[: step_types.ndim] != step_types.shape:
+        raise ValueError(
+            f"rewards must have the shape of step_types {tuple(step_types.shape)}, optionally "
+            f"followed by reward dims; got {tuple(rewards.shape)}"
+        )
     if values.shape[: rewards.ndim] != rewards.shape or values.ndim > rewards.ndim + 1:
         raise ValueError(
             f"values must have the shape of rewards {tuple(rewards.shape)}, optionally "
@@ -79,9 +89,10 @@ def _check_inputs(
         )
     if not values.is_floating_point():
         raise TypeError(f"values must be a floating point tensor; got {values.dtype}")
-    if rewards.ndim == 1:
-        rewards, step_types, discounts = (x.unsqueeze(1) for x in (rewards, step_types, discounts))
-        values = values.unsqueeze(1)
+    if step_types.ndim == 1:
+        rewards, values, step_types, discounts = (
+            x.unsqueeze(1) for x in (rewards, values, step_types, discounts)
+        )
     elif not time_major:
         rewards, values, step_types, discounts = (
             x.transpose(0, 1) for x in (rewards, values, step_types, discounts)
@@ -91,12 +102,19 @@ def _check_inputs(
             f"the sequence length (time dim of rewards, values, step_types and discounts) "
             f"must be at least 2; got {rewards.shape[0]}"
         )
+    extra = rewards.ndim - step_types.ndim
+    if extra:
+        # broadcast over the reward dims as ALF does (views, no copies)
+        step_types = step_types.reshape(*step_types.shape, *(1,) * extra)
+        discounts = discounts.reshape(*discounts.shape, *(1,) * extra)
     return rewards, values, step_types, discounts
 
 
-def _restore_layout(result: torch.Tensor, rewards: torch.Tensor, time_major: bool) -> torch.Tensor:
+def _restore_layout(
+    result: torch.Tensor, step_types: torch.Tensor, time_major: bool
+) -> torch.Tensor:
     """Undo the layout change of ``_check_inputs`` on a ``[T-1, B, ...]`` result."""
-    if rewards.ndim == 1:
+    if step_types.ndim == 1:
         return result.squeeze(1)
     if not time_major:
         return result.transpose(0, 1)
@@ -128,17 +146,19 @@ def discounted_return(
     ``step_types[t] == LAST``, else ``Q[t] = r[t+1] + d[t+1] * Q[t+1]``.
 
     Args:
-        rewards (Tensor): ``[T, B]`` (or ``[T]``), float.
-        values (Tensor): ``[T, B]`` (or ``[T]``), or ``[T, B, Q]`` (or
-            ``[T, Q]``) for quantiles of value distributions.
+        rewards (Tensor): ``[T, B]`` (or ``[T]``), float, or ``[T, B, *R]``
+            (``[T, *R]``) for multi-dimensional rewards.
+        values (Tensor): the shape of ``rewards``, or that followed by ``Q``
+            (``[T, B, Q]``, ``[T, Q]``, ``[T, B, *R, Q]``) for quantiles of
+            value distributions.
         step_types (Tensor): ``[T, B]`` (or ``[T]``), int, ``StepType`` values.
         discounts (Tensor): ``[T, B]`` (or ``[T]``), float.
-        time_major (bool): False means the tensors are ``[B, T]`` (values
-            ``[B, T]`` or ``[B, T, Q]``).
+        time_major (bool): False means the tensors are ``[B, T, ...]``.
 
     Returns:
         The returns, detached, dtype of ``values``: ``[T-1, B]`` (or
-        ``[T-1]``, ``[T-1, B, Q]``); ``[B, T-1]`` when ``time_major`` is False.
+        ``[T-1]``, ``[T-1, B, *R, Q]``: the shape of ``values`` with ``T-1``
+        steps); ``[B, T-1, ...]`` when ``time_major`` is False.
 
     Raises:
         TypeError: an input is not a tensor, or ``values`` is not floating.
@@ -147,7 +167,7 @@ def discounted_return(
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
         result = _scan_by_blocks(_return_coefficients, r, v, st, d, None, v[-1].to(torch.float64))
-    return _restore_layout(result, rewards, time_major)
+    return _restore_layout(result, step_types, time_major)
 
 
 def generalized_advantage_estimation(
@@ -172,9 +192,10 @@ def generalized_advantage_estimation(
         A[t] = delta[t] + td_lambda * d[t+1] * A[t+1]    otherwise
 
     Args:
-        rewards (Tensor): ``[T, B]`` (or ``[T]``), float.
-        values (Tensor): ``[T, B]`` (or ``[T]``), or ``[T, B, Q]`` for
-            quantiles (rewards, discounts and step types apply to every
+        rewards (Tensor): ``[T, B]`` (or ``[T]``), float, or ``[T, B, *R]``
+            (``[T, *R]``) for multi-dimensional rewards.
+        values (Tensor): the shape of ``rewards``, or that followed by ``Q``
+            for quantiles (rewards, discounts and step types apply to every
             quantile).
         step_types (Tensor): ``[T, B]`` (or ``[T]``), int, ``StepType`` values.
         discounts (Tensor): ``[T, B]`` (or ``[T]``), float.
@@ -182,8 +203,9 @@ def generalized_advantage_estimation(
         time_major (bool): False means the tensors are ``[B, T]``.
 
     Returns:
-        The advantages, detached, dtype of ``values``: ``[T-1, B]`` (or
-        ``[T-1]``, ``[T-1, B, Q]``); ``[B, T-1]`` when ``time_major`` is False.
+        The advantages, detached, dtype of ``values``: the shape of
+        ``values`` with ``T-1`` steps (``[T-1, B]``, ``[T-1]``,
+        ``[T-1, B, *R, Q]``); ``[B, T-1, ...]`` when ``time_major`` is False.
 
     Raises:
         TypeError: an input is not a tensor, or ``values`` is not floating.
@@ -199,7 +221,7 @@ def generalized_advantage_estimation(
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
         result = _scan_by_blocks(_advantage_coefficients, r, v, st, d, float(td_lambda), None)
-    return _restore_layout(result, rewards, time_major)
+    return _restore_layout(result, step_types, time_major)
 
 
 def one_step_discounted_return(
@@ -214,9 +236,10 @@ def one_step_discounted_return(
     step of its episode; otherwise ``return[t] = d[t] * v[t]``.
 
     Args:
-        rewards (Tensor): ``[T, B]`` (or ``[T]``), time major, float.
-        values (Tensor): ``[T, B]`` (or ``[T]``), or ``[T, B, Q]`` (or
-            ``[T, Q]``) for quantiles of value distributions.
+        rewards (Tensor): ``[T, B]`` (or ``[T]``), time major, float, or
+            ``[T, B, *R]`` for multi-dimensional rewards.
+        values (Tensor): the shape of ``rewards``, or that followed by ``Q``
+            for quantiles of value distributions.
         step_types (Tensor): ``[T, B]`` (or ``[T]``), int.
         discounts (Tensor): ``[T, B]`` (or ``[T]``), float.
 
@@ -233,7 +256,7 @@ def one_step_discounted_return(
             r, st, d = r.unsqueeze(-1), st.unsqueeze(-1), d.unsqueeze(-1)
         discounted = d * v
         result = torch.where(st[:-1] == _LAST, discounted[:-1], r[1:] + discounted[1:])
-    return _restore_layout(result.to(values.dtype), rewards, True)
+    return _restore_layout(result.to(values.dtype), step_types, True)
 
 
 def _not_last(st, keep):
@@ -381,8 +404,10 @@ def action_importance_ratio(
         scope (alf.summary.scope): entered to write the summaries.
         importance_ratio_clipping (float): epsilon of the clipped surrogate PPO
             objective.
-        log_prob_clipping (float): if > 0, both log-probabilities are clipped to
-            ``[-log_prob_clipping, log_prob_clipping]`` to prevent inf / NaN.
+        log_prob_clipping (float): if > 0, the log-probability of ``action``
+            under the current policy (``action_distribution``) is clipped to
+            ``[-log_prob_clipping, log_prob_clipping]`` to prevent inf / NaN;
+            the rollout log-probability is used as it is (as ALF).
         check_numerics (bool): raise if a log-probability or the ratio is not
             finite (for debugging).
         debug_summaries (bool): write summaries (clip fraction, mean and
@@ -416,7 +441,6 @@ def action_importance_ratio(
     action_log_prob = dist_utils.compute_log_probability(action_distribution, action)
     if log_prob_clipping > 0.0:
         action_log_prob = action_log_prob.clamp(-log_prob_clipping, log_prob_clipping)
-        rollout_log_prob = rollout_log_prob.clamp(-log_prob_clipping, log_prob_clipping)
     if check_numerics:
         _check_finite("action_log_prob", action_log_prob)
         _check_finite("rollout_log_prob", rollout_log_prob)

@@ -31,8 +31,10 @@ class ActionQuantizer:
       with ``bin_size = (ub - lb) / bins``;
     * ``"boundary"``: ``linspace(lb, ub, bins)``.
 
-    ``action_to_ind`` returns the index of the nearest representative (in
-    the sampling space), ``ind_to_action`` the representative of an index
+    ``action_to_ind`` returns the index of the bin holding the action (in
+    the sampling space): with ``"center"`` the nearest representative, with
+    ``"boundary"`` the floor bin, the last representative at or below the
+    action (as ALF). ``ind_to_action`` gives the representative of an index
     mapped back to action space.
 
     Args:
@@ -108,7 +110,10 @@ class ActionQuantizer:
         )
 
     def action_to_ind(self, action: torch.Tensor) -> torch.Tensor:
-        """Index of the bin representative nearest to each action element.
+        """Index of the bin of each action element: the nearest
+        representative (``"center"``) or the last representative at or
+        below it (``"boundary"``, as ALF). A representative itself, after a
+        round trip through the spec dtype, maps back to its own index.
 
         Actions outside the spec map to the first/last bin.
 
@@ -137,7 +142,14 @@ class ActionQuantizer:
             z = _SYMLOG.transform(z)
         # A zero-width dimension (lb == ub) has every action in bin 0.
         safe_step = torch.where(step > 0, step, torch.ones_like(step))
-        ind = torch.round((z - first) / safe_step)
+        q = (z - first) / safe_step
+        ind = torch.round(q)
+        if self._rep_mode == "boundary":
+            # floor, except within the rounding error of the action's dtype
+            # below a representative (ind_to_action rounds it to that dtype)
+            tol = 8 * torch.finfo(action.dtype if action.is_floating_point() else torch.float64).eps
+            tol = tol * (z.abs() + first.abs()) / safe_step
+            ind = torch.where((ind - q).abs() <= tol, ind, q.floor())
         return ind.clamp(0, self._action_bins - 1).to(torch.int64)
 
     def ind_to_action(self, action_ind: torch.Tensor) -> torch.Tensor:

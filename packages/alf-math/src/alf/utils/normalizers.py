@@ -18,7 +18,9 @@ means). The subclasses differ only in the weights: exponential
 (``WindowNormalizer``); the base ``Normalizer`` weights all samples equally.
 
 A value is normalized as :math:`(x - m) / \sqrt{\mathrm{var} + \epsilon}`
-elementwise, where leaves have shape ``[B1, B2, ...] + spec.shape``; for an
+elementwise (:math:`x / \sqrt{m_2 + \epsilon}` with ``zero_mean=False``, as
+ALF; :math:`x - m` is formed before scaling, so a feature that never changes
+normalizes to exactly 0), where leaves have shape ``[B1, B2, ...] + spec.shape``; for an
 update the outer dims ``[B1, B2, ...]`` are averaged first (one update adds
 one sample). All leaves of one dtype are processed as one ``[N, D]`` matrix,
 so ``update``/``normalize`` cost a few kernels whatever the number of leaves
@@ -118,7 +120,9 @@ class Normalizer(nn.Module):
         auto_update (bool): if True, every ``normalize()`` first updates the
             statistics with its input; otherwise call ``update()``.
         zero_mean (bool): whether to subtract the mean; if False the value is
-            only divided by the standard deviation.
+            only divided by the root of the second moment,
+            :math:`\sqrt{m_2 + \epsilon}` (as ALF: the variance is taken
+            around 0).
         unit_std (bool): assume a unit standard deviation: the value is only
             shifted by the mean.
         variance_epsilon (float): ``>= 0``, added to the variance before its
@@ -188,9 +192,12 @@ class Normalizer(nn.Module):
         self._m2_averager._update_means([m2 for _, m2 in moments])
 
     def _group_stats(self, index: int):
-        """float64 ``(mean, variance)`` of dtype group ``index``, each ``[D]``."""
+        """float64 ``(mean, variance)`` of dtype group ``index``, each ``[D]``
+        (with ``zero_mean=False`` the variance around 0, ``m2``)."""
         mean = self._mean_averager._group_average(index)
         m2 = self._m2_averager._group_average(index)
+        if not self._zero_mean:
+            return mean, m2
         # m2 - m^2 can come out slightly negative through rounding
         var = torch.addcmul(m2, mean, mean, value=-1.0).relu_()
         return mean, var
@@ -213,8 +220,10 @@ class Normalizer(nn.Module):
         r"""Normalize a tensor with mean and variance.
 
         Computes :math:`(x - m) / \sqrt{\mathrm{var} + \epsilon}` (only
-        :math:`x - m` with ``unit_std``; :math:`m = 0` without ``zero_mean``),
-        after updating the statistics with ``tensor`` when ``auto_update``.
+        :math:`x - m` with ``unit_std``; :math:`x / \sqrt{m_2 + \epsilon}`
+        without ``zero_mean``), after updating the statistics with ``tensor``
+        when ``auto_update``. A feature that has never changed (variance 0)
+        normalizes to 0.
 
         Args:
             tensor (nested Tensor): each leaf can have arbitrary outer dims
@@ -233,6 +242,11 @@ class Normalizer(nn.Module):
         inputs = self._layout.group_inputs(leaves)
         if self._auto_update:
             self._update_from(inputs)
+        return self._normalize_inputs(inputs, leaves, clip_value)
+
+    def _normalize_inputs(self, inputs: List[Any], leaves: List[Any], clip_value: float) -> Any:
+        """Normalized nest of the group ``inputs`` of checked ``leaves`` (no
+        update)."""
         outputs = []
         stats = []
         for index, x in enumerate(inputs):
@@ -263,15 +277,10 @@ class Normalizer(nn.Module):
         self, mean: torch.Tensor, var: torch.Tensor, dtype: torch.dtype
     ) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """``(shift, scale)``, ``[D]`` each in ``dtype`` or None when not
-        applied, such that the normalized value is ``x * scale + shift``;
+        applied, such that the normalized value is ``(x + shift) * scale``;
         formed in float64 from the float64 statistics."""
         scale = None if self._unit_std else torch.rsqrt(var + self._variance_epsilon)
-        if not self._zero_mean:
-            shift = None
-        elif scale is None:
-            shift = -mean
-        else:
-            shift = -mean * scale
+        shift = -mean if self._zero_mean else None
         return (
             None if shift is None else shift.to(dtype),
             None if scale is None else scale.to(dtype),
@@ -281,17 +290,18 @@ class Normalizer(nn.Module):
     def _normalize_matrix(
         x: torch.Tensor, shift: Any, scale: Any, clip_value: float
     ) -> torch.Tensor:
-        """``x * scale + shift`` of an ``[N, D]`` matrix (``[D]`` shift and
+        """``(x + shift) * scale`` of an ``[N, D]`` matrix (``[D]`` shift and
         scale, each possibly None), computed in ``_accumulation_dtype(x.dtype)``
-        and returned in ``x.dtype``."""
+        and returned in ``x.dtype``. The shift comes first: ``x * s - m * s``
+        in float32 cancels to noise of the order of ``ulp(x * s)`` where the
+        variance is tiny (a constant 333.3 gave 0.78)."""
         out = x.to(_accumulation_dtype(x.dtype))
-        if scale is None:
-            out = out + shift if shift is not None else out.clone()
+        if shift is not None:
+            out = out + shift
+        if scale is not None:
+            out = out * scale if shift is None else out.mul_(scale)
         elif shift is None:
-            out = out * scale
-        else:
-            # x * s + (-m * s) in one fused kernel
-            out = torch.addcmul(shift, out, scale)
+            out = out.clone()
         if clip_value > 0:
             out = out.clamp_(-clip_value, clip_value)
         return out.to(x.dtype)
@@ -313,8 +323,20 @@ class Normalizer(nn.Module):
                     alf.summary.scalar(f"{prefix}std.{i}", flat_std[i])
 
     def forward(self, input: Any) -> Any:
-        """Same as ``normalize(input)``."""
-        return self.normalize(input)
+        """Normalize ``input``, first updating the statistics with it when the
+        module is in training mode (``self.training``, as ALF; ``auto_update``
+        only concerns ``normalize()``).
+
+        Args:
+            input (nested Tensor): as for ``normalize``.
+        Returns:
+            nested Tensor: the normalized input (no clipping).
+        """
+        leaves = self._layout.leaves(input)
+        inputs = self._layout.group_inputs(leaves)
+        if self.training:
+            self._update_from(inputs)
+        return self._normalize_inputs(inputs, leaves, -1.0)
 
 
 class EMNormalizer(Normalizer):

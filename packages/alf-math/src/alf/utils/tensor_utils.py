@@ -7,6 +7,7 @@ Shape legend: ``B`` batch, ``C`` channels, ``H``/``W`` image height/width,
 """
 
 import numbers
+import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -96,9 +97,11 @@ class BatchSquash:
 def append_coordinate(im: torch.Tensor) -> torch.Tensor:
     """Append two coordinate channels to a channel-first image batch.
 
-    Channel ``C`` holds the x coordinate (varying along ``W``) and channel
-    ``C + 1`` the y coordinate (varying along ``H``), each evenly spaced
-    from -1 to 1.
+    Channel ``C`` holds the y coordinate (varying along ``H``) and channel
+    ``C + 1`` the x coordinate (varying along ``W``), as ALF (so CoordConv
+    models trained with ALF keep working). The coordinates are evenly spaced
+    from -1 with ALF's ``arange`` spacing: along a dim of size ``L``,
+    ``-1 + 2 i / L`` for ``i = 0 .. L - 1`` (the last is ``1 - 2 / L``).
 
     Args:
         im (Tensor): shape ``[B, C, H, W]``, any real dtype.
@@ -115,10 +118,12 @@ def append_coordinate(im: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"im must have shape [B, C, H, W]; got {tuple(im.shape)}")
     b, _, h, w = im.shape
     dtype = im.dtype if im.dtype.is_floating_point else torch.get_default_dtype()
-    ys = torch.linspace(-1, 1, h, dtype=dtype, device=im.device)
-    xs = torch.linspace(-1, 1, w, dtype=dtype, device=im.device)
+    # -1 + 2 i / L from integer i: exactly L values (an arange with the
+    # float step 2 / L can give L + 1 through rounding)
+    ys = torch.arange(h, dtype=dtype, device=im.device).mul_(2.0 / h).sub_(1.0)
+    xs = torch.arange(w, dtype=dtype, device=im.device).mul_(2.0 / w).sub_(1.0)
     grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-    coords = torch.stack([grid_x, grid_y]).unsqueeze(0).expand(b, 2, h, w)
+    coords = torch.stack([grid_y, grid_x]).unsqueeze(0).expand(b, 2, h, w)
     return torch.cat([im.to(dtype), coords], dim=1)
 
 
@@ -289,8 +294,10 @@ def clip_by_global_norm(
         t <- t * clip_norm / max(global_norm, clip_norm)
         global_norm = sqrt(sum_t ||t||_2^2)
 
-    Tensors are untouched when ``global_norm <= clip_norm``. ``None`` leaves
-    are ignored (and stay ``None``). The norms and the scaling use fused
+    Tensors are untouched when ``global_norm <= clip_norm``, and, as ALF,
+    when the global norm is NaN (a ``RuntimeWarning`` is issued for a norm on
+    the CPU; for a CUDA norm the warning would cost a device synchronisation,
+    so none is issued). ``None`` leaves are ignored (and stay ``None``). The norms and the scaling use fused
     ``torch._foreach_*`` kernels (one per device and dtype), so clipping
     hundreds of tensors costs a few kernel launches, not hundreds.
 
@@ -331,6 +338,17 @@ def clip_by_global_norm(
     norm_t = norm.to(device=leaves[0].device, dtype=acc)
     clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
     factor = _clip_factor(norm_t, clip)
+    # a NaN norm leaves the tensors as they are (ALF); a CUDA norm is not
+    # read (that would synchronise the device)
+    if norm_t.device.type != "cpu":
+        factor = torch.where(torch.isnan(norm_t), torch.ones_like(factor), factor)
+    elif bool(torch.isnan(norm_t)):
+        warnings.warn(
+            "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        factor = torch.ones_like(factor)
     scaled: List[Optional[torch.Tensor]] = [None] * len(leaves)
     for idx, group in _groups(leaves):
         group_factor = factor.to(device=group[0].device, dtype=group[0].dtype)
@@ -386,26 +404,36 @@ def clip_by_norms(tensors: Any, clip_norm: Scalar, in_place: bool = False) -> An
 
 
 def cov(data: torch.Tensor, rowvar: bool = False) -> torch.Tensor:
-    """Unbiased sample covariance matrix (as ``numpy.cov``).
+    """Unbiased sample covariance matrix (as ``numpy.cov``), or a batch of
+    them for 3-D data (as ALF).
 
     Args:
-        data (Tensor): 1-D ``[N]`` (one variable, N observations) or 2-D.
-        rowvar (bool): for 2-D data, if True each row is a variable and each
-            column an observation (``[D, N]``); otherwise each column is a
-            variable (``[N, D]``).
+        data (Tensor): 1-D ``[N]`` (one variable, N observations), 2-D, or a
+            3-D batch ``[B, N, D]`` (``[B, D, N]`` with ``rowvar``).
+        rowvar (bool): if True each row is a variable and each column an
+            observation (``[D, N]``); otherwise each column is a variable
+            (``[N, D]``).
 
     Returns:
-        Tensor of shape ``[D, D]``, squeezed (a scalar for one variable);
-        ``data.dtype`` for floating data, torch's default float dtype for
-        integer or bool data.
+        Tensor of shape ``[D, D]``, squeezed (a scalar for one variable), or
+        ``[B, D, D]`` for 3-D data (not squeezed); ``data.dtype`` for
+        floating data, torch's default float dtype for integer or bool data.
 
     Raises:
-        ValueError: ``data`` is not 1-D or 2-D or has fewer than 2 observations.
+        ValueError: ``data`` is not 1-D, 2-D or 3-D or has fewer than 2
+            observations.
     """
-    if data.ndim not in (1, 2):
-        raise ValueError(f"data must be 1-D or 2-D; got shape {tuple(data.shape)}")
+    if data.ndim not in (1, 2, 3):
+        raise ValueError(f"data must be 1-D, 2-D or 3-D; got shape {tuple(data.shape)}")
     if not (data.dtype.is_floating_point or data.dtype.is_complex):
         data = data.to(torch.get_default_dtype())
+    if data.ndim == 3:
+        x = data if rowvar else data.transpose(1, 2)  # [B, D, N]
+        n = x.shape[2]
+        if n < 2:
+            raise ValueError(f"data must hold at least 2 observations; got {n}")
+        x = x - x.mean(dim=2, keepdim=True)
+        return x @ x.transpose(1, 2).conj() / (n - 1)
     x = data.reshape(1, -1) if data.ndim == 1 else (data if rowvar else data.t())
     n = x.shape[1]
     if n < 2:
@@ -601,7 +629,11 @@ def tensor_extend_new_dim(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
 
     Args:
         x (Tensor): any tensor.
-        dim (int): position of the new dimension, in ``[0, x.ndim]``.
+        dim (int): position of the new dimension, in ``[-x.ndim, x.ndim]``;
+            a negative ``dim`` follows the documented formula with Python
+            slicing, i.e. the new dim goes before ``x``'s dim ``dim``
+            (position ``x.ndim + dim``; ``-1`` inserts before the last dim,
+            unlike ``unsqueeze(-1)``).
         n (int): number of replicas (``>= 0``).
 
     Returns:
@@ -613,8 +645,11 @@ def tensor_extend_new_dim(x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
     """
     if not isinstance(n, (int, np.integer)) or n < 0:
         raise ValueError(f"n must be a non-negative int; got {n!r}")
-    if not 0 <= dim <= x.ndim:
-        raise ValueError(f"dim must be in [0, {x.ndim}]; got {dim}")
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an int; got {type(dim).__name__}")
+    if not -x.ndim <= dim <= x.ndim:
+        raise ValueError(f"dim must be in [{-x.ndim}, {x.ndim}]; got {dim}")
+    dim = int(dim) + x.ndim if dim < 0 else int(dim)
     return x.unsqueeze(dim).expand(*x.shape[:dim], int(n), *x.shape[dim:])
 
 
