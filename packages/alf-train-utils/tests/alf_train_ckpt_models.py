@@ -141,7 +141,7 @@ def saver(ckpt_dir, started, seed, die_at, hidden, max_to_keep):
     """
     from alf.utils.checkpoint_utils import Checkpointer
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(1)  # see save_once()
     alg = new_alg(seed, hidden)
     ck = Checkpointer(ckpt_dir, alg=alg, max_to_keep=max_to_keep)
     step = max(ck.load(), 0)
@@ -161,6 +161,11 @@ def saver(ckpt_dir, started, seed, die_at, hidden, max_to_keep):
 def save_once(ckpt_dir, step, hidden, max_to_keep):
     """Child that resumes, saves ``step`` cleanly and exits."""
     from alf.utils.checkpoint_utils import Checkpointer
+
+    # as in saver(): the parent may have used OpenMP before forking, and an
+    # OpenMP parallel region in the forked child would hang (libgomp is not
+    # fork-safe); one thread keeps torch out of OpenMP
+    torch.set_num_threads(1)
 
     alg = new_alg(0, hidden)
     ck = Checkpointer(ckpt_dir, alg=alg, max_to_keep=max_to_keep)
