@@ -678,8 +678,7 @@ def typecheck(session: nox.Session) -> None:
 
     Every package is installed (editable, with its dependencies) so that mypy sees
     torch, numpy and matplotlib's own annotations; MYPYPATH lists each src/ folder so
-    the shared ``alf`` namespace resolves across packages. Torch-free packages are
-    checked a second time as their oldest tested CPython (``--python-version``).
+    the shared ``alf`` namespace resolves across packages.
     """
     editable = [arg for pkg in PACKAGES.values() for arg in ("-e", str(pkg.path))]
     _pip_install(session, "mypy", *editable)
@@ -695,20 +694,6 @@ def typecheck(session: nox.Session) -> None:
         *(str(p.src.relative_to(ROOT)) for p in PACKAGES.values()),
         env=env,
     )
-    for pkg in PACKAGES.values():
-        oldest = min(pkg.test_pythons, key=lambda v: tuple(map(int, v.split("."))))
-        if not pkg.uses_torch and oldest != "3.11":
-            _step(
-                session,
-                f"mypy --python-version {oldest} ({pkg.name})",
-                "mypy",
-                "--cache-dir",
-                cache,
-                "--python-version",
-                oldest,
-                str(pkg.src.relative_to(ROOT)),
-                env=env,
-            )
 
 
 @nox.session

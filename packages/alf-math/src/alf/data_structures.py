@@ -1,7 +1,7 @@
 """Core data structures: step types, time steps, algorithm steps, loss info."""
 
 import collections
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,8 @@ __all__ = [
 def namedtuple(typename: str, field_names: Sequence[str], default_value: Any = None):
     """A ``collections.namedtuple`` class whose fields all default to
     ``default_value`` (so ``LossInfo(loss=x)`` leaves the others at it)."""
-    cls = collections.namedtuple(typename, field_names)
+    make: Callable[..., Any] = collections.namedtuple  # a class made at run time
+    cls = make(typename, field_names)
     cls.__new__.__defaults__ = (default_value,) * len(cls._fields)
     return cls
 
@@ -44,7 +45,7 @@ class StepType:
 
 
 class TimeStep(
-    namedtuple(
+    collections.namedtuple(
         "TimeStep",
         [
             "step_type",
@@ -56,7 +57,7 @@ class TimeStep(
             "untransformed",
             "env_info",
         ],
-        default_value=(),
+        defaults=((), (), (), (), (), (), (), ()),
     )
 ):
     """What an environment returns at each step.

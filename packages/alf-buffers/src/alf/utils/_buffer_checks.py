@@ -278,12 +278,12 @@ def _compile_flattener(template: Any) -> _Flattener:
         return mapping
     if kind is list or kind is tuple or nest.is_namedtuple(template):
         size = len(template)
-        parts = [_compile_flattener(child) for child in template]
+        elements = [_compile_flattener(child) for child in template]
 
         def sequence(value, out):
             if type(value) is not kind or len(value) != size:
                 return False
-            return all([part(child, out) for part, child in zip(parts, value)])
+            return all([part(child, out) for part, child in zip(elements, value)])
 
         return sequence
     return _refuse

@@ -211,7 +211,9 @@ def scalar(
         return
     else:
         value = _scalar_value(data)
-    _default_writer.add_scalar(tag, value, global_step=_step(step))
+    writer = _default_writer
+    if writer is not None:  # should_record_summaries() said so, or an average completed
+        writer.add_scalar(tag, value, global_step=_step(step))
 
 
 def histogram(
@@ -224,7 +226,10 @@ def histogram(
     if not should_record_summaries():
         return
     values = _float64_values(data)
-    _default_writer.add_histogram(_full_name(name), values, global_step=_step(step), bins=bins)
+    writer = _default_writer
+    if writer is None:  # should_record_summaries() rules this out
+        return
+    writer.add_histogram(_full_name(name), values, global_step=_step(step), bins=bins)
 
 
 def text(name: str, data: Any, step: Optional[Union[int, torch.Tensor]] = None) -> None:
@@ -233,4 +238,7 @@ def text(name: str, data: Any, step: Optional[Union[int, torch.Tensor]] = None) 
         return
     if isinstance(data, (list, tuple)):
         data = "\n".join(str(d) for d in data)
-    _default_writer.add_text(_full_name(name), str(data), global_step=_step(step))
+    writer = _default_writer
+    if writer is None:  # should_record_summaries() rules this out
+        return
+    writer.add_text(_full_name(name), str(data), global_step=_step(step))
