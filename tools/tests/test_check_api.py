@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import check_api
 import pytest
 
@@ -470,7 +472,10 @@ def test_public_names_must_report_a_public_module(repo):
         "make.__module__ = 'alf.utils.x' (pickles and reprs name __module__)",
     ]
     # Re-homed names pass; so do names of other public modules (ours or the stdlib's).
-    repo.write(repo.root / "packages/alf-x/src/alf/utils/x.py", public + REHOME)
+    repo.write(
+        repo.root / "packages/alf-x/src/alf/utils/x.py",
+        textwrap.dedent(public) + textwrap.dedent(REHOME),
+    )
     assert check_api.check(repo.root).problems == []
 
 
