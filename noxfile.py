@@ -505,7 +505,9 @@ def lint(session: nox.Session) -> None:
 
     Every step runs even when an earlier one fails; the session fails if any did.
     """
-    _pip_install(session, "ruff", "pytest", "packaging")
+    # check_api's rule 4 imports the public modules: every package is installed.
+    editable = [arg for pkg in PACKAGES.values() for arg in ("-e", str(pkg.path))]
+    _pip_install(session, "ruff", "pytest", "packaging", *editable)
     names = list(session.posargs)
     unknown = [n for n in names if n not in PACKAGES]
     if unknown:

@@ -545,3 +545,18 @@ def test_simsiam_bad_input():
     loss_fn = losses.AsymmetricSimSiamLoss(proj_net=nn.Identity(), pred_net=nn.Identity())
     with pytest.raises(ValueError, match="pred and target"):
         loss_fn(torch.zeros(2, 3, 4), torch.zeros(2, 3, 5))
+
+
+def test_public_names_report_the_losses_module():
+    import inspect
+    import pickle
+
+    from alf.utils import losses
+
+    for name in losses.__all__:
+        obj = getattr(losses, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "alf.utils.losses", name
+    data = pickle.dumps([losses.SquareLoss, losses.element_wise_huber_loss])
+    assert b"_losses_" not in data
+    assert pickle.loads(data) == [losses.SquareLoss, losses.element_wise_huber_loss]
