@@ -475,5 +475,5 @@ class TruncatedT2(_FixedTruncated):
 for _name in __all__:
     _obj = globals()[_name]
     if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
-        _obj.__module__ = __name__
+        _obj.__module__ = "alf.utils.distributions"  # not __name__: "__main__" under python -m
 del _name, _obj

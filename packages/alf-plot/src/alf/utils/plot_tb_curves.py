@@ -453,5 +453,13 @@ def _normalize(curve, y0, y1):
 for _name in __all__:
     _obj = globals()[_name]
     if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
-        _obj.__module__ = __name__
+        _obj.__module__ = "alf.utils.plot_tb_curves"  # not __name__: "__main__" under python -m
 del _name, _obj
+
+
+if __name__ == "__main__":  # python -m alf.utils.plot_tb_curves: the alf-plot command
+    import sys
+
+    from alf.utils._plot_cli import main
+
+    sys.exit(main())
