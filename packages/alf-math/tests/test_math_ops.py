@@ -688,3 +688,29 @@ def test_sqrt_linear_inverse_large_y(dtype, eps, ys, device):
     y0 = torch.zeros(2, dtype=dtype, device=device, requires_grad=True)
     (grad,) = torch.autograd.grad(transform.inverse_transform(y0).sum(), y0)
     assert torch.isfinite(grad).all()
+
+
+@pytest.mark.parametrize("fn", [math_ops.softlower, math_ops.softupper])
+def test_hinge_softness_accepts_numpy_scalars_and_one_element_tensors(fn):
+    x = torch.linspace(-3, 3, 7, dtype=torch.float64)
+    expected = fn(x, 0.0, 0.5)
+    for s in (np.float32(0.5), np.float64(0.5), torch.tensor(0.5), torch.tensor([0.5])):
+        torch.testing.assert_close(fn(x, 0.0, s), expected)
+
+
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        (True, TypeError),
+        ("0.5", TypeError),
+        (0.5j, TypeError),
+        (torch.tensor([0.5, 1.0]), TypeError),
+        (torch.tensor(True), TypeError),
+        (float("nan"), ValueError),
+        (np.float32("-inf"), ValueError),
+        (torch.tensor(0.0), ValueError),
+    ],
+)
+def test_hinge_softness_refusals(value, error):
+    with pytest.raises(error, match="hinge_softness must be a positive finite number"):
+        math_ops.softclip(torch.zeros(2), 0.0, 1.0, value)
