@@ -328,3 +328,49 @@ def test_softplus_with_numpy_softness_matches_formula():
     expected = 0.5 * np.logaddexp(0, x.numpy() / 0.5)
     np.testing.assert_allclose(du.Softplus(s)(x).numpy(), expected, rtol=1e-12)
     np.testing.assert_allclose(math_ops.softlower(x, 0.0, s).numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: du.Softplus(0.5, cache_size=c),
+        lambda c: du.StableTanh(cache_size=c),
+        lambda c: du.AffineTransform(1.0, 2.0, cache_size=c),
+        lambda c: du.ExpTransform(cache_size=c),
+    ],
+)
+def test_with_cache_keeps_the_parameters(make):
+    t = make(1)
+    assert t.with_cache(1) is t
+    fresh = t.with_cache(0)
+    assert type(fresh) is type(t) and fresh._cache_size == 0
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    torch.testing.assert_close(fresh(x), t(x))
+    torch.testing.assert_close(fresh.inv(t(x)), x)
+
+
+def test_softclip_equality_compares_bounds_by_identity():
+    low, high = torch.zeros(2), torch.ones(2)
+    assert du.Softclip(low, high, 0.5) == du.Softclip(low, high, 0.5)
+    assert du.Softclip(low, high, 0.5) != du.Softclip(torch.zeros(2), high, 0.5)
+    assert du.Softclip(low, high, 0.5) != du.Softclip(low, high, 0.25)
+    assert du.Softclip(0.0, 1.0) != du.Softplus()
+
+
+def test_transform_builder_rebuilds_compose_independent_and_plain_transforms():
+    x = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2)
+    compose = td.ComposeTransform([du.Softplus(0.5), td.AffineTransform(1.0, 3.0)])
+    independent = td.IndependentTransform(du.StableTanh(), 1)
+    plain = td.SigmoidTransform()
+    for t in (compose, independent, plain):
+        rebuilt = transform_builder(t)()
+        torch.testing.assert_close(rebuilt(x), t(x))
+    assert transform_builder(plain)() is plain  # nothing to rebuild
+    fresh = transform_builder(compose)()
+    assert fresh is not compose and fresh.parts[0] is not compose.parts[0]
+    # 3 * softplus_0.5(x) + 1 and the event-summed tanh Jacobian, by hand
+    expected = 1 + 3 * 0.5 * np.logaddexp(0, x.numpy() / 0.5)
+    np.testing.assert_allclose(fresh(x).numpy(), expected, rtol=1e-12)
+    ind = transform_builder(independent)()
+    ladj = ind.log_abs_det_jacobian(x, ind(x)).numpy()
+    np.testing.assert_allclose(ladj, np.log(1 - np.tanh(x.numpy()) ** 2).sum(-1), rtol=1e-10)
