@@ -167,7 +167,7 @@ class _RebuildableTransform(td.Transform):
     def __eq__(self, other):
         return isinstance(other, type(self)) and other._args() == self._args()
 
-    def with_cache(self, cache_size=1):
+    def with_cache(self, cache_size: int = 1) -> td.Transform:
         if self._cache_size == cache_size:
             return self
         rebuild: Callable[..., td.Transform] = type(self)
