@@ -77,9 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--known", nargs="+", required=True, help="every package of the repo")
     parser.add_argument("--expect", nargs="*", default=[], help="the packages that must be here")
     parser.add_argument("--import", dest="modules", nargs="*", default=[], help="modules to import")
+    parser.add_argument(
+        "--path", action="append", help="look for distributions here only (default: sys.path)"
+    )
     args = parser.parse_args(argv)
     expect = {_normalize(n) for n in args.expect}
-    found = installed(args.known)
+    found = installed(args.known, path=args.path)
     problems = [
         f"{n}: installed, but not required by what was asked for"
         for n in sorted(set(found) - expect)

@@ -43,11 +43,11 @@ def test_records_and_markers(tmp_path):
     assert check_install.untyped_modules(found["alf-dist"]) == ["alf/utils/dist_utils.py"]
 
 
-def test_main_reports_unexpected_and_missing_packages(tmp_path, monkeypatch, capsys):
+def test_main_reports_unexpected_and_missing_packages(tmp_path, capsys):
     install(tmp_path, "alf-math", ["alf/py.typed", "alf/m.py"])
     install(tmp_path, "alf-plot", ["alf/utils/py.typed", "alf/utils/p.py"])
-    monkeypatch.syspath_prepend(str(tmp_path))
-    known = ["--known", "alf-math", "alf-plot", "alf-dist"]
+    # --path: only this folder (the test environment may hold the real packages)
+    known = ["--path", str(tmp_path), "--known", "alf-math", "alf-plot", "alf-dist"]
     assert check_install.main([*known, "--expect", "alf-math", "alf-plot"]) == 0
     assert "exactly alf-math, alf-plot installed" in capsys.readouterr().out
     assert check_install.main([*known, "--expect", "alf-math", "alf-dist"]) == 1
