@@ -3,13 +3,16 @@
 The package table is read from ``packages/*/pyproject.toml`` (see
 ``tools/workspace.py``); every per-package session is generated from it.
 
-    nox -s tests isolated lowest lint     what CI runs (.ci/run)
+    nox -s tests isolated lowest subset typecheck lint     what CI runs (.ci/run)
     nox -s "tests(alf-math-cpu)"          one package, one torch flavour
+    nox -s "tests(alf-plot-none-py3.9)"   the torch-free package on one CPython
     nox -s "isolated(alf-dist)"           one package's wheel, installed alone
     nox -s "lowest(alf-plot)"             one package with its dependencies at their floors
     nox -t alf-math                       tests and isolated of one package (-t cpu: all cpu tests)
     nox -s lint -- alf-math               ruff + dependency check for one package
-    nox -s build                          every wheel into dist/ (-- NAME ... for some)
+    nox -s build                          every wheel and sdist into dist/ (-- NAME ... for some)
+    nox -s subset                         each package installed alone from dist/, as documented
+    nox -s typecheck                      mypy over every package's src/
     nox -s bench -- bench_buffers         benchmarks (not part of CI)
 
 Add ``-r`` to reuse the test virtualenvs between runs (``isolated`` always starts
@@ -34,7 +37,7 @@ import nox.command
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT / "tools"))
 
-from check_wheels import check_wheels, shipped_modules  # noqa: E402
+from check_wheels import check_sdist, check_wheels, shipped_modules  # noqa: E402
 from floors import FloorError, floor_pins  # noqa: E402
 from workspace import (  # noqa: E402
     DEFAULT_TEST_REQUIREMENTS,
@@ -45,13 +48,16 @@ from workspace import (  # noqa: E402
 )
 
 CONSTRAINTS = ROOT / "constraints.txt"
+DIST = ROOT / "dist"
+#: Branch coverage of a package's own src/ below this (percent) fails its tests session.
+COVERAGE_FLOOR = 90
 RESULTS = ROOT / ".nox" / "_results"
 TORCH_PIN = "torch==2.13.0"
 CUDA_INDEX = os.environ.get("ALF_TORCH_CUDA_INDEX", "https://download.pytorch.org/whl/cu126")
 
 PACKAGES: dict[str, Package] = discover_packages(ROOT)
 
-nox.options.sessions = ["tests", "isolated", "lowest", "lint"]
+nox.options.sessions = ["tests", "isolated", "lowest", "subset", "typecheck", "lint"]
 nox.options.error_on_external_run = True
 # uv creates the venvs and installs into them, hard-linking every file from its
 # cache: torch is unpacked once on disk instead of once per session. Without uv
@@ -61,14 +67,83 @@ if os.environ.get("ALF_NOX_REPORT"):
     nox.options.report = os.environ["ALF_NOX_REPORT"]
 
 
+def _python_version_of(exe: str) -> str | None:
+    """``"3.11"`` for a working interpreter, None where it does not run (pyenv shims
+    refuse versions that are not active)."""
+    try:
+        proc = subprocess.run(
+            [exe, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _python_candidates(version: str) -> list[str]:
+    """Where a CPython ``version`` interpreter may be: nox's own, PATH, pyenv, /usr."""
+    found = [sys.executable]
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        found.append(on_path)
+    roots = [os.environ.get("PYENV_ROOT", ""), str(Path.home() / ".pyenv")]
+    for root in filter(None, roots):
+        exes = Path(root, "versions").glob(f"{version}.*/bin/python{version}")
+
+        def patch(exe: Path) -> int:
+            tail = exe.parent.parent.name.split(".")[2]
+            return int(tail) if tail.isdigit() else -1
+
+        found += [str(e) for e in sorted(exes, key=patch, reverse=True)]
+    found += [f"/usr/local/bin/python{version}", f"/usr/bin/python{version}"]
+    return found
+
+
+def find_python(version: str) -> str | None:
+    """The absolute path of a working CPython ``version`` interpreter, or None."""
+    for exe in _python_candidates(version):
+        if Path(exe).is_file() and _python_version_of(exe) == version:
+            return str(Path(exe).absolute())
+    return None
+
+
+#: Every CPython version some test session runs, mapped to its interpreter (None: missing).
+PYTHONS: dict[str, str | None] = {
+    v: find_python(v) for v in sorted({v for p in PACKAGES.values() for v in p.test_pythons})
+}
+
+
+def _missing_python(version: str) -> str:
+    return (
+        f"CPython {version} not found (looked for a working python{version} on PATH, "
+        f"under $PYENV_ROOT/versions and ~/.pyenv/versions, and in /usr/local/bin, /usr/bin)"
+    )
+
+
 def _test_matrix() -> list:
-    """(package, torch flavour) pairs: cpu and cuda for torch packages, none for the others."""
+    """(python, package, torch flavour) triples: cpu and cuda for torch packages (on the
+    one CPython they are tested on), none for the others (on every CPython of
+    ``Package.test_pythons``; ``-py3.X`` in the id). A missing interpreter gives
+    ``python=False``: the session then skips, saying which one it looked for."""
     params = []
     for pkg in PACKAGES.values():
-        for flavour in ("cpu", "cuda") if pkg.uses_torch else ("none",):
-            params.append(
-                nox.param(pkg.name, flavour, id=f"{pkg.name}-{flavour}", tags=[pkg.name, flavour])
-            )
+        several = len(pkg.test_pythons) > 1
+        for version in pkg.test_pythons:
+            python = PYTHONS[version] or False
+            for flavour in ("cpu", "cuda") if pkg.uses_torch else ("none",):
+                ident = f"{pkg.name}-{flavour}" + (f"-py{version}" if several else "")
+                params.append(
+                    nox.param(
+                        python,
+                        pkg.name,
+                        flavour,
+                        version,
+                        id=ident,
+                        tags=[pkg.name, flavour, f"py{version}"],
+                    )
+                )
     return params
 
 
@@ -162,7 +237,12 @@ def _check_torch(session: nox.Session, pkg: Package, flavour: str) -> None:
 
 
 def _run_pytest(
-    session: nox.Session, pkg: Package, tests: Path, config: Path, env: dict[str, str]
+    session: nox.Session,
+    pkg: Package,
+    tests: Path,
+    config: Path,
+    env: dict[str, str],
+    extra: tuple[str, ...] = (),
 ) -> None:
     """Run ``tests`` with pytest in one process, writing a JUnit report for .ci/run.
 
@@ -186,6 +266,7 @@ def _run_pytest(
         f"--junitxml={junit}",
         "-o",
         "junit_family=xunit2",
+        *extra,
         str(tests),
         *session.posargs,
         env=env,
@@ -201,38 +282,53 @@ def _install_from_folders(session: nox.Session, pkg: Package, *pip_args: str) ->
     _pip_install(session, *pip_args, *editable, "-e", *_test_requirements(pkg, str(pkg.path)))
 
 
-def _run_source_tests(session: nox.Session, pkg: Package, device: str) -> None:
-    """Run ``pkg``'s tests from the repository root with ``ALF_TEST_DEVICE=device``."""
+def _run_source_tests(
+    session: nox.Session, pkg: Package, device: str, coverage: bool = False
+) -> None:
+    """Run ``pkg``'s tests from the repository root with ``ALF_TEST_DEVICE=device``.
+
+    ``coverage``: measure branch coverage of the package's own ``src/`` (pytest-cov,
+    which the caller installed) and fail below :data:`COVERAGE_FLOOR` percent.
+    """
     session.chdir(ROOT)
-    _run_pytest(
-        session,
-        pkg,
-        pkg.tests.relative_to(ROOT),
-        ROOT / "pyproject.toml",
-        {"ALF_TEST_DEVICE": device},
-    )
+    env = {"ALF_TEST_DEVICE": device}
+    extra: tuple[str, ...] = ()
+    if coverage:
+        env["COVERAGE_FILE"] = str(Path(session.create_tmp()).resolve() / ".coverage")
+        extra = (
+            f"--cov={pkg.src}",
+            "--cov-branch",
+            "--cov-report=term-missing:skip-covered",
+            f"--cov-fail-under={COVERAGE_FLOOR}",
+        )
+    _run_pytest(session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", env, extra)
 
 
 @nox.session
-@nox.parametrize(("package", "torch"), _test_matrix())
-def tests(session: nox.Session, package: str, torch: str) -> None:
+@nox.parametrize(("python", "package", "torch", "version"), _test_matrix())
+def tests(session: nox.Session, package: str, torch: str, version: str) -> None:
     """Run one package's suite with only the package, its declared dependencies and test tools.
 
     Siblings are installed from their folders (editable). ``torch``: ``cpu`` pins
     torch 2.13.0 (the local CPU wheel), ``cuda`` installs torch 2.13.0 from the
     PyTorch CUDA index and sets ALF_TEST_DEVICE=cuda (skipped where nvidia-smi finds
     no GPU), ``none`` is the flavour of torch-free packages and asserts torch is absent.
+    ``version``: the CPython the venv is made with (skipped, with the places looked
+    at, where no such interpreter is found). pytest runs under pytest-cov: branch
+    coverage of the package's src/, failing below COVERAGE_FLOOR percent.
     """
     pkg = PACKAGES[package]
+    if session.python is False:
+        session.skip(_missing_python(version))
     if torch == "cuda":
         reason = _no_gpu_reason()
         if reason:
             session.skip(f"no CUDA GPU on this machine: {reason}")
         # Installed first, from the CUDA index; the later -c constraints.txt install keeps it.
         _pip_install(session, "--index-url", CUDA_INDEX, TORCH_PIN)
-    _install_from_folders(session, pkg)
+    _install_from_folders(session, pkg, "pytest-cov")
     _check_torch(session, pkg, torch)
-    _run_source_tests(session, pkg, "cuda" if torch == "cuda" else "cpu")
+    _run_source_tests(session, pkg, "cuda" if torch == "cuda" else "cpu", coverage=True)
 
 
 def _third_party_requirements(pkg: Package) -> list[str]:
@@ -280,45 +376,67 @@ def gpu(session: nox.Session, package: str) -> None:
     _run_source_tests(session, pkg, "cuda")
 
 
-def _build_wheel(session: nox.Session, pkg: Package, out: Path) -> Path:
-    """Build ``pkg``'s wheel into ``out`` (replacing older ones) and check its namespaces."""
+def _build(session: nox.Session, pkg: Package, out: Path, sdist: bool = False) -> list[Path]:
+    """Build ``pkg``'s wheel (and, with ``sdist``, its sdist first, then the wheel from
+    that sdist) into ``out``, replacing older ones; return ``[wheel]`` or ``[wheel, sdist]``."""
     out.mkdir(parents=True, exist_ok=True)
-    for old in out.glob(f"{pkg.wheel_prefix}*.whl"):
+    sdist_prefix = pkg.wheel_prefix
+    for old in [*out.glob(f"{pkg.wheel_prefix}*.whl"), *out.glob(f"{sdist_prefix}*.tar.gz")]:
         old.unlink()
     if _uses_uv(session):
+        kind = [] if sdist else ["--wheel"]
         session.run(
-            "uv",
-            "build",
-            "--wheel",
-            "--out-dir",
-            str(out),
-            str(pkg.path),
-            silent=True,
-            external=True,
+            "uv", "build", *kind, "--out-dir", str(out), str(pkg.path), silent=True, external=True
         )
     else:
-        session.run(
-            "python",
-            "-m",
-            "pip",
-            "wheel",
-            "--disable-pip-version-check",
-            "--no-deps",
-            "-c",
-            str(CONSTRAINTS),
-            "-w",
-            str(out),
-            str(pkg.path),
-            silent=True,
-        )
+        if sdist:
+            _pip_install(session, "build")
+            session.run("python", "-m", "build", "--outdir", str(out), str(pkg.path), silent=True)
+        else:
+            session.run(
+                "python",
+                "-m",
+                "pip",
+                "wheel",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "-c",
+                str(CONSTRAINTS),
+                "-w",
+                str(out),
+                str(pkg.path),
+                silent=True,
+            )
     wheels = sorted(out.glob(f"{pkg.wheel_prefix}*.whl"))
-    if len(wheels) != 1:
-        session.error(f"expected one {pkg.name} wheel in {out}, found {[w.name for w in wheels]}")
-    problems = check_wheels(wheels)
+    sdists = sorted(out.glob(f"{sdist_prefix}*.tar.gz")) if sdist else []
+    if len(wheels) != 1 or len(sdists) != (1 if sdist else 0):
+        found = [p.name for p in wheels + sdists]
+        session.error(
+            f"expected one {pkg.name} wheel{' and sdist' if sdist else ''}, found {found}"
+        )
+    return wheels + sdists
+
+
+def _check_archives(session: nox.Session, archives: list[Path]) -> None:
+    """tools/check_wheels.py's rules over wheels (together) and sdists; fail on a problem."""
+    problems = check_wheels([a for a in archives if a.suffix == ".whl"])
+    for sdist in (a for a in archives if a.suffix != ".whl"):
+        problems += check_sdist(sdist)
     if problems:
-        session.error("wheel check failed:\n  " + "\n  ".join(problems))
-    session.log(f"built {wheels[0].name}: namespaces are PEP 420, py.typed shipped")
-    return wheels[0]
+        session.error("archive check failed:\n  " + "\n  ".join(problems))
+    session.log(
+        "checked " + ", ".join(a.name for a in archives) + ": PEP 420 namespaces, LICENSE, "
+        "py.typed on every module's path, no file shipped twice"
+    )
+
+
+def _build_all(session: nox.Session, names: list[str], out: Path) -> list[Path]:
+    """Wheels and sdists of ``names`` into ``out``, checked together."""
+    archives = [a for n in names for a in _build(session, PACKAGES[n], out, sdist=True)]
+    _check_archives(
+        session, sorted(out.glob("*.whl")) + [a for a in archives if a.suffix != ".whl"]
+    )
+    return archives
 
 
 @nox.session(reuse_venv=False)
@@ -335,11 +453,11 @@ def isolated(session: nox.Session, package: str) -> None:
     wheel_dir = tmp / "wheels"
     shutil.rmtree(wheel_dir, ignore_errors=True)
     sibling_wheels = [
-        str(_build_wheel(session, PACKAGES[s], wheel_dir))
-        for s in sibling_closure(PACKAGES, package)
+        _build(session, PACKAGES[s], wheel_dir)[0] for s in sibling_closure(PACKAGES, package)
     ]
-    wheel = _build_wheel(session, pkg, wheel_dir)
-    _pip_install(session, *sibling_wheels, *_test_requirements(pkg, str(wheel)))
+    [wheel] = _build(session, pkg, wheel_dir)
+    _check_archives(session, [*sibling_wheels, wheel])
+    _pip_install(session, *map(str, sibling_wheels), *_test_requirements(pkg, str(wheel)))
     _check_torch(session, pkg, "cpu" if pkg.uses_torch else "none")
 
     run_dir = tmp / "run"
@@ -387,7 +505,9 @@ def lint(session: nox.Session) -> None:
 
     Every step runs even when an earlier one fails; the session fails if any did.
     """
-    _pip_install(session, "ruff", "pytest", "packaging")
+    # check_api's rule 4 imports the public modules: every package is installed.
+    editable = [arg for pkg in PACKAGES.values() for arg in ("-e", str(pkg.path))]
+    _pip_install(session, "ruff", "pytest", "packaging", *editable)
     names = list(session.posargs)
     unknown = [n for n in names if n not in PACKAGES]
     if unknown:
@@ -415,17 +535,167 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def build(session: nox.Session) -> None:
-    """Build wheels into dist/ and check them (``-- NAME ...`` for some packages only)."""
+    """Build every package's sdist and wheel into dist/, check them, ``twine check`` them.
+
+    ``-- NAME ...`` builds some packages only (the check still covers every wheel in
+    dist/). dist/ is then the wheelhouse of the README's install commands.
+    """
     names = list(session.posargs) or list(PACKAGES)
     unknown = [n for n in names if n not in PACKAGES]
     if unknown:
         session.error(f"unknown package(s) {unknown}; known: {list(PACKAGES)}")
-    dist = ROOT / "dist"
-    wheels = [_build_wheel(session, PACKAGES[n], dist) for n in names]
-    problems = check_wheels(sorted(dist.glob("*.whl")))
-    if problems:
-        session.error("wheels in dist/ conflict:\n  " + "\n  ".join(problems))
-    session.log("dist/: " + ", ".join(w.name for w in wheels))
+    _pip_install(session, "twine")
+    archives = _build_all(session, names, DIST)
+    _step(session, "twine check", "twine", "check", "--strict", *map(str, archives))
+    session.log("dist/: " + ", ".join(a.name for a in archives))
+
+
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def install_command(name: str) -> list[str]:
+    """The README's command that installs package ``name`` (and the siblings it requires)
+    from the wheelhouse ``dist/`` that ``nox -s build`` makes; run from the repository root."""
+    return ["pip", "install", "-c", "constraints.txt", "--find-links", "dist", name]
+
+
+def _subset_install(session: nox.Session, venv: Path, names: list[str]) -> None:
+    """Run the README's install command for ``names`` into ``venv``, from the repository root.
+
+    With ``ALF_SUBSET_INSTALLER=pip`` it is run literally by the venv's pip; by default
+    the same arguments go to uv's pip interface (``uv pip install --python VENV ...``),
+    which hard-links torch from uv's cache instead of unpacking it into every venv.
+    """
+    args = install_command(names[0])[1:-1] + names
+    session.chdir(ROOT)
+    if os.environ.get("ALF_SUBSET_INSTALLER", "uv") == "pip":
+        session.run(str(_venv_python(venv)), "-m", "pip", *args, external=True)
+    else:
+        links = [arg for loc in FIND_LINKS for arg in ("--find-links", loc)]
+        session.run(
+            "uv",
+            "pip",
+            *args[:1],
+            "--python",
+            str(_venv_python(venv)),
+            *links,
+            *args[1:],
+            external=True,
+        )
+
+
+def _make_venv(session: nox.Session, venv: Path, python: str) -> None:
+    shutil.rmtree(venv, ignore_errors=True)
+    if os.environ.get("ALF_SUBSET_INSTALLER", "uv") == "pip":
+        session.run(python, "-m", "venv", str(venv), external=True, silent=True)
+    else:
+        session.run("uv", "venv", "--python", python, str(venv), external=True, silent=True)
+
+
+@nox.session(reuse_venv=False)
+def subset(session: nox.Session) -> None:
+    """Each package installed alone from the wheelhouse, by the README's one command.
+
+    Builds dist/ as ``nox -s build`` does, then for every package: a fresh venv, the
+    documented ``pip install -c constraints.txt --find-links dist NAME`` (see
+    ``_subset_install`` for the installer), every module of the package and of its
+    siblings imported from site-packages, and no sibling installed that it does not
+    require. Last, every package in one venv, uninstalled one by one (dependents
+    first): after each uninstall, every remaining distribution still has every file
+    its RECORD lists and a py.typed marker on the path of each of its modules.
+    """
+    if not shutil.which("uv") and os.environ.get("ALF_SUBSET_INSTALLER", "uv") != "pip":
+        session.error("uv is not on PATH (pip install uv, or set ALF_SUBSET_INSTALLER=pip)")
+    archives = _build_all(session, list(PACKAGES), DIST)
+    wheels = {
+        n: w
+        for n in PACKAGES
+        for w in archives
+        if w.name.startswith(PACKAGES[n].wheel_prefix) and w.suffix == ".whl"
+    }
+    tmp = Path(session.create_tmp()).resolve()
+    check = str(ROOT / "tools" / "check_install.py")
+    known = ["--known", *PACKAGES]
+    for name, pkg in PACKAGES.items():
+        version = "3.11" if "3.11" in pkg.test_pythons else pkg.test_pythons[0]
+        python = PYTHONS.get(version) or find_python(version)
+        if python is None:
+            session.error(_missing_python(version))
+        venv = tmp / f"venv-{name}"
+        _make_venv(session, venv, python)
+        session.log(f"{name}: " + " ".join(install_command(name)))
+        _subset_install(session, venv, [name])
+        expected = [*sibling_closure(PACKAGES, name), name]
+        modules = [m for n in expected for m in shipped_modules(wheels[n])]
+        session.chdir(tmp)
+        _step(
+            session,
+            f"{name} installed alone",
+            str(_venv_python(venv)),
+            check,
+            *known,
+            "--expect",
+            *expected,
+            "--import",
+            *modules,
+            external=True,
+        )
+        shutil.rmtree(venv, ignore_errors=True)
+    venv = tmp / "venv-all"
+    python = PYTHONS.get("3.11") or find_python("3.11")
+    if python is None:
+        session.error(_missing_python("3.11"))
+    _make_venv(session, venv, python)
+    _subset_install(session, venv, list(PACKAGES))
+    remaining = list(PACKAGES)
+    for name in reversed(list(PACKAGES)):
+        session.chdir(ROOT)
+        if os.environ.get("ALF_SUBSET_INSTALLER", "uv") == "pip":
+            session.run(
+                str(_venv_python(venv)), "-m", "pip", "uninstall", "-y", name, external=True
+            )
+        else:
+            session.run(
+                "uv", "pip", "uninstall", "--python", str(_venv_python(venv)), name, external=True
+            )
+        remaining.remove(name)
+        session.chdir(tmp)
+        _step(
+            session,
+            f"after uninstalling {name}",
+            str(_venv_python(venv)),
+            check,
+            *known,
+            "--expect",
+            *remaining,
+            external=True,
+        )
+    shutil.rmtree(venv, ignore_errors=True)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over every package's src/ (configured in the root pyproject.toml).
+
+    Every package is installed (editable, with its dependencies) so that mypy sees
+    torch, numpy and matplotlib's own annotations; MYPYPATH lists each src/ folder so
+    the shared ``alf`` namespace resolves across packages.
+    """
+    editable = [arg for pkg in PACKAGES.values() for arg in ("-e", str(pkg.path))]
+    _pip_install(session, "mypy", *editable)
+    session.chdir(ROOT)
+    env = {"MYPYPATH": os.pathsep.join(str(p.src) for p in PACKAGES.values())}
+    cache = str(Path(session.create_tmp()).resolve() / "mypy_cache")
+    _step(
+        session,
+        "mypy",
+        "mypy",
+        "--cache-dir",
+        cache,
+        *(str(p.src.relative_to(ROOT)) for p in PACKAGES.values()),
+        env=env,
+    )
 
 
 @nox.session

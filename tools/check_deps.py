@@ -19,8 +19,21 @@ For each package under ``packages/`` (or only the ones named) this reads every
   ``[tool.alf-check-deps] allow-unused = [...]`` of the package's pyproject);
 * no dependency is an exact pin (``==``), none is named ``alf``, and each sibling
   requirement admits the sibling's current version;
-* neither ``src/alf/__init__.py`` nor ``src/alf/utils/__init__.py`` exists, the
-  package ships ``src/alf/py.typed``, and no two packages ship the same file;
+* neither ``src/alf/__init__.py`` nor ``src/alf/utils/__init__.py`` exists and no
+  two packages ship the same file (``py.typed`` markers included);
+* every module is typed: a PEP 561 ``py.typed`` marker lies in one of the folders
+  on its path (``alf/``, ``alf/utils/``, ...), shipped by the package itself or by
+  a sibling it requires (mypy accepts a marker in any folder on a module's path;
+  so uninstalling one package never untypes another);
+* the release metadata is complete and truthful: ``LICENSE`` in the repository
+  root and the same file in the package folder (listed in ``license-files``, so
+  the wheel and sdist carry it), an SPDX ``license`` with its ``License ::``
+  classifier, ``authors``, ``[project.urls]``, one ``Development Status ::``
+  classifier, ``Typing :: Typed``, and ``requires-python`` plus the
+  ``Programming Language :: Python :: 3.X`` classifiers naming exactly the
+  CPython versions the test matrix runs the package on
+  (``workspace.Package.test_pythons``); ``torch`` requirements start at
+  :data:`TORCH_FLOOR` or later (the first torch built against NumPy 2);
 * a regular subpackage of the namespace (a folder with an ``__init__.py``, such
   as ``alf/nest/``) belongs to the package shipping its ``__init__.py``: no
   other package ships a file inside it (Python would never find that file),
@@ -51,6 +64,7 @@ from workspace import (  # noqa: E402
     package_checker_parser,
     regular_package_problems,
     requirement_name,
+    sibling_closure,
 )
 
 try:
@@ -60,6 +74,8 @@ except ModuleNotFoundError:  # Python < 3.11
 
 __all__ = [
     "IMPORT_TO_DIST",
+    "LICENSE_CLASSIFIERS",
+    "TORCH_FLOOR",
     "ImportRef",
     "check",
     "collect_imports",
@@ -90,6 +106,15 @@ IMPORT_TO_DIST: dict[str, tuple[str, ...]] = {
     "typing_extensions": ("typing-extensions",),
     "yaml": ("pyyaml",),
 }
+
+#: The ``License ::`` classifier that goes with each SPDX ``license`` a package may declare.
+LICENSE_CLASSIFIERS: dict[str, str] = {
+    "Apache-2.0": "License :: OSI Approved :: Apache Software License",
+}
+
+#: The lowest torch a package may admit: torch 2.3 is the first release built
+#: against NumPy 2, and every package admits NumPy 2.
+TORCH_FLOOR = "2.3"
 
 #: The namespaces shared by all distributions: they belong to nobody.
 NAMESPACES = frozenset({"alf", "alf.utils"})
@@ -219,11 +244,10 @@ def module_owners(packages: dict[str, Package]) -> tuple[dict[str, str], list[st
             if not path.is_file() or "__pycache__" in path.parts:
                 continue
             rel = path.relative_to(pkg.src).as_posix()
-            if rel != "alf/py.typed":
-                if rel in files:
-                    problems.append(f"{pkg.name}: src/{rel} is also shipped by {files[rel]}")
-                else:
-                    files[rel] = pkg.name
+            if rel in files:
+                problems.append(f"{pkg.name}: src/{rel} is also shipped by {files[rel]}")
+            else:
+                files[rel] = pkg.name
             if path.name == "__init__.py":
                 folder = rel.rsplit("/", 1)[0]
                 if folder.replace("/", ".") not in NAMESPACES:
@@ -297,7 +321,7 @@ def _spec_problems(pkg: Package, packages: dict[str, Package]) -> list[str]:
             problems.append(f"{pkg.name}: depends on a distribution named 'alf' ({req!r})")
         if "==" in req:
             problems.append(
-                f"{pkg.name}: dependency {req!r} is an exact pin; use a range (torch>=2.1)"
+                f"{pkg.name}: dependency {req!r} is an exact pin; use a range (torch>=2.3)"
             )
         if name in packages:
             try:
@@ -320,15 +344,149 @@ def _spec_problems(pkg: Package, packages: dict[str, Package]) -> list[str]:
     return problems
 
 
-def _layout_problems(pkg: Package) -> list[str]:
+def _markers(pkg: Package) -> set[str]:
+    """Folders (``alf``, ``alf/utils``) in which ``pkg`` ships a ``py.typed`` marker."""
+    if not pkg.src.is_dir():
+        return set()
+    return {
+        p.parent.relative_to(pkg.src).as_posix()
+        for p in pkg.src.rglob("py.typed")
+        if "__pycache__" not in p.parts
+    }
+
+
+def _layout_problems(pkg: Package, packages: dict[str, Package]) -> list[str]:
     problems = [
         f"{pkg.name}: src/{init} must not exist (PEP 420 namespace)"
         for init in NAMESPACE_INIT_FILES
         if (pkg.src / init).exists()
     ]
-    if not (pkg.src / "alf" / "py.typed").is_file():
-        problems.append(f"{pkg.name}: src/alf/py.typed (PEP 561 marker) is missing")
+    markers = set(_markers(pkg))
+    for sib in sibling_closure(packages, pkg.name):
+        markers |= _markers(packages[sib])
+    untyped = []
+    for file in _python_files(pkg.src):
+        folders = file.relative_to(pkg.src).parent.parts
+        chain = {"/".join(folders[: i + 1]) for i in range(len(folders))}
+        if not chain & markers:
+            untyped.append(file.relative_to(pkg.path).as_posix())
+    if untyped:
+        problems.append(
+            f"{pkg.name}: no py.typed marker on the path of {', '.join(untyped[:5])}"
+            + (f" and {len(untyped) - 5} more" if len(untyped) > 5 else "")
+            + " (ship one in a folder above them, or require a sibling that does)"
+        )
     return problems
+
+
+def _python_classifier_versions(classifiers: list[str]) -> set[str]:
+    prefix = "Programming Language :: Python :: "
+    out = set()
+    for c in classifiers:
+        if c.startswith(prefix):
+            version = c[len(prefix) :]
+            if version.count(".") == 1 and all(p.isdigit() for p in version.split(".")):
+                out.add(version)
+    return out
+
+
+def _metadata_problems(pkg: Package, root: Path) -> list[str]:
+    """License, authors, URLs, classifiers and Python versions of one package."""
+    project = _pyproject(pkg).get("project", {})
+    name = pkg.name
+    problems = []
+    root_license = root / "LICENSE"
+    if not root_license.is_file():
+        problems.append("the repository has no LICENSE file at its root")
+    own = pkg.path / "LICENSE"
+    if not own.is_file():
+        problems.append(
+            f"{name}: no LICENSE in the package folder (poetry-core ships only files "
+            "inside it; copy the repository's LICENSE)"
+        )
+    elif root_license.is_file() and own.read_bytes() != root_license.read_bytes():
+        problems.append(f"{name}: LICENSE differs from the repository's LICENSE")
+    if "LICENSE" not in project.get("license-files", []):
+        problems.append(f'{name}: [project] license-files must list "LICENSE"')
+    spdx = project.get("license")
+    classifiers = list(project.get("classifiers", []))
+    if not isinstance(spdx, str) or spdx not in LICENSE_CLASSIFIERS:
+        problems.append(
+            f"{name}: [project] license must be an SPDX expression of "
+            f"{sorted(LICENSE_CLASSIFIERS)}; got {spdx!r}"
+        )
+    elif LICENSE_CLASSIFIERS[spdx] not in classifiers:
+        problems.append(f"{name}: classifiers lack {LICENSE_CLASSIFIERS[spdx]!r} (license {spdx})")
+    others = [c for c in classifiers if c.startswith("License ::")]
+    if isinstance(spdx, str) and [c for c in others if c != LICENSE_CLASSIFIERS.get(spdx)]:
+        problems.append(f"{name}: License classifiers {others} do not match license {spdx!r}")
+    authors = project.get("authors")
+    if not authors or not all(isinstance(a, dict) and a.get("name") for a in authors):
+        problems.append(f"{name}: [project] authors must list at least one author with a name")
+    urls = project.get("urls")
+    if not isinstance(urls, dict) or not urls:
+        problems.append(f"{name}: [project.urls] is missing or empty")
+    if len([c for c in classifiers if c.startswith("Development Status ::")]) != 1:
+        problems.append(f"{name}: classifiers need exactly one 'Development Status :: ...'")
+    if "Typing :: Typed" not in classifiers:
+        problems.append(f"{name}: classifiers lack 'Typing :: Typed'")
+    tested = set(pkg.test_pythons)
+    claimed = _python_classifier_versions(classifiers)
+    if claimed != tested:
+        problems.append(
+            f"{name}: Python classifiers {sorted(claimed, key=_version_key)} differ from the "
+            f"versions its tests run on {sorted(tested, key=_version_key)}"
+        )
+    requires = project.get("requires-python")
+    try:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+    except ImportError:  # the lint session installs packaging
+        return problems
+    try:
+        spec = SpecifierSet(requires or "")
+    except InvalidSpecifier:
+        spec = None
+    lowest = min(tested, key=_version_key)
+    major, minor = _version_key(lowest)
+    below = f"{major}.{minor - 1}"
+    if (
+        not requires
+        or spec is None
+        or not all(spec.contains(v) for v in tested)
+        or spec.contains(below)
+    ):
+        problems.append(
+            f"{name}: requires-python {requires!r} must admit the tested versions "
+            f"{sorted(tested, key=_version_key)} and nothing older (write '>={lowest}')"
+        )
+    for req in pkg.dependencies:
+        if requirement_name(req) == "torch":
+            problems += _torch_floor_problems(name, req)
+    return problems
+
+
+def _version_key(version: str) -> tuple[int, int]:
+    major, minor = version.split(".")
+    return int(major), int(minor)
+
+
+def _torch_floor_problems(name: str, requirement: str) -> list[str]:
+    try:
+        from packaging.requirements import Requirement
+        from packaging.version import Version
+    except ImportError:  # the lint session installs packaging
+        return []
+    floors = [
+        Version(s.version)
+        for s in Requirement(requirement).specifier
+        if s.operator in (">=", "~=", "==") and "*" not in s.version
+    ]
+    if not floors or max(floors) < Version(TORCH_FLOOR):
+        return [
+            f"{name}: {requirement!r} admits torch older than {TORCH_FLOOR}, built without "
+            f"NumPy 2 support; write torch>={TORCH_FLOOR}"
+        ]
+    return []
 
 
 def check(root: Path, selected: list[str] | None = None) -> tuple[list[str], int]:
@@ -408,7 +566,8 @@ def check(root: Path, selected: list[str] | None = None) -> tuple[list[str], int
                 f"{name}: declares {dep} but src/ never imports it (remove it, or list it in "
                 "[tool.alf-check-deps] allow-unused)"
             )
-        mine += _spec_problems(pkg, packages) + _layout_problems(pkg)
+        mine += _spec_problems(pkg, packages) + _layout_problems(pkg, packages)
+        mine += _metadata_problems(pkg, root)
         if name in chosen:
             problems += mine
     cycle = find_cycle(import_graph)

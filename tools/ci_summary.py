@@ -1,6 +1,6 @@
 """Summarize a nox run for CI: one line per package, one for lint, and a closing count.
 
-Usage (called by ``.ci/run`` after ``nox -s tests isolated lowest lint``)::
+Usage (called by ``.ci/run`` after its nox command)::
 
     python tools/ci_summary.py REPORT.json RESULTS_DIR
 
@@ -59,8 +59,9 @@ def summarize(report: dict, results: Path) -> tuple[list[str], tuple[int, int, i
             if not counts or counts[1] == 0:
                 failed += 1
         label = name.split("(")[0]
+        python = re.search(r"-py(\d+\.\d+)\)$", name)
         if args.get("torch"):
-            label += f"[{args['torch']}]"
+            label += f"[{args['torch']}" + (f" py{python.group(1)}" if python else "") + "]"
         shown = {"success": "passed", "aborted": "failed"}.get(result, result)
         text = f"{label} {shown}"
         if counts:

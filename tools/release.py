@@ -11,6 +11,8 @@ Usage::
   section is added above the newest release, saying that it only bumps the version.
 * Siblings whose requirement on PACKAGE would exclude the new version are listed,
   so that their ranges can be widened in the same change.
+* The artifacts to publish are then built by ``nox -s build -- PACKAGE``: the sdist and
+  the wheel in ``dist/``, checked by ``tools/check_wheels.py`` and ``twine check``.
 
 Versions are ``MAJOR.MINOR.PATCH``. ``major`` resets minor and patch, ``minor``
 resets patch. The date defaults to today (local time).
@@ -141,6 +143,10 @@ def release(root: Path, package: str, part: str, date: str, dry_run: bool = Fals
         pyproject.write_text(new_pyproject, encoding="utf-8")
         changelog.write_text(new_changelog, encoding="utf-8")
         lines.append(f"updated {pyproject.relative_to(root)} and {changelog.relative_to(root)}")
+        lines.append(
+            f"next: nox -s build -- {name} (sdist and wheel into dist/, checked and passed "
+            "through twine check --strict), then upload those two files"
+        )
     return lines
 
 

@@ -21,6 +21,8 @@ except ModuleNotFoundError:  # Python < 3.11
 __all__ = [
     "DEFAULT_TEST_REQUIREMENTS",
     "NAMESPACE_INIT_FILES",
+    "TORCH_FREE_PYTHONS",
+    "TORCH_PYTHONS",
     "Package",
     "WorkspaceError",
     "discover_packages",
@@ -38,6 +40,13 @@ DEFAULT_TEST_REQUIREMENTS = ("pytest", "hypothesis")
 
 #: Files that would turn the shared PEP 420 namespaces into regular packages.
 NAMESPACE_INIT_FILES = ("alf/__init__.py", "alf/utils/__init__.py")
+
+#: The CPython versions the ``tests`` sessions run a package on, and therefore the
+#: versions its ``requires-python`` and classifiers may claim. torch packages: the
+#: one CPython the local torch CPU wheel is built for (cp311). Torch-free packages:
+#: every CPython from 3.9 to 3.13 (the CI machine has each as a pyenv interpreter).
+TORCH_PYTHONS = ("3.11",)
+TORCH_FREE_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 
 _NAME_RE = re.compile(r"^\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)")
 
@@ -107,6 +116,11 @@ class Package:
     def has_test_extra(self) -> bool:
         """Whether the package declares a ``test`` optional-dependency group."""
         return "test" in self.extras
+
+    @property
+    def test_pythons(self) -> tuple[str, ...]:
+        """The CPython versions (``"3.11"``) the test matrix runs this package on."""
+        return TORCH_PYTHONS if self.uses_torch else TORCH_FREE_PYTHONS
 
     @property
     def wheel_prefix(self) -> str:

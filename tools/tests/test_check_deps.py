@@ -26,7 +26,7 @@ def problems(repo, *names):
 def math_pkg(repo):
     return repo.package(
         "alf-math",
-        ["torch>=2.1", "numpy>=1.22"],
+        ["torch>=2.3", "numpy>=1.22"],
         modules={"alf/utils/math_ops.py": MATH_OPS},
         tests={"test_math_ops.py": "import numpy\nimport pytest\nimport hypothesis\n"},
     )
@@ -35,7 +35,7 @@ def math_pkg(repo):
 def test_clean_repository_passes(repo, math_pkg):
     repo.package(
         "alf-dist",
-        ["alf-math>=0.1,<0.2", "torch>=2.1"],
+        ["alf-math>=0.1,<0.2", "torch>=2.3"],
         modules={
             "alf/utils/dist_utils.py": """
                 import torch
@@ -140,6 +140,7 @@ def test_test_imports_need_dependencies_or_test_extra(repo, math_pkg):
         "alf-plot",
         ["numpy"],
         modules={"alf/utils/p.py": "import numpy\n"},
+        py_typed="alf/utils",
         tests={
             "test_p.py": "import scipy\nimport hypothesis\ntry:\n    import torch\nexcept ImportError:\n    torch = None\n"
         },
@@ -166,12 +167,107 @@ def test_namespace_init_files_and_py_typed(repo):
         "alf-math",
         ["numpy"],
         modules={"alf/__init__.py": "", "alf/utils/__init__.py": "", "alf/x.py": "import numpy\n"},
-        py_typed=False,
+        py_typed=None,
     )
     found = problems(repo)
     assert any("src/alf/__init__.py must not exist" in p for p in found)
     assert any("src/alf/utils/__init__.py must not exist" in p for p in found)
-    assert any("src/alf/py.typed (PEP 561 marker) is missing" in p for p in found)
+    assert any("no py.typed marker on the path of" in p and "src/alf/x.py" in p for p in found)
+
+
+def test_py_typed_from_a_required_sibling_or_a_deeper_folder(repo, math_pkg):
+    # alf-dist ships no marker: alf-math's alf/py.typed covers it (it requires alf-math).
+    repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={"alf/utils/d.py": "import alf.utils.math_ops\n"},
+    )
+    # alf-plot requires no sibling: its own marker in alf/utils/ covers alf/utils/p.py.
+    repo.package(
+        "alf-plot", ["numpy"], modules={"alf/utils/p.py": "import numpy\n"}, py_typed="alf/utils"
+    )
+    assert problems(repo) == []
+    # ... but not a module above that folder, and not another package's marker it does not require.
+    repo.package(
+        "alf-plot",
+        ["numpy"],
+        modules={"alf/utils/p.py": "import numpy\n", "alf/q.py": "import numpy\n"},
+        py_typed="alf/utils",
+    )
+    [line] = problems(repo, "alf-plot")
+    assert "alf-plot: no py.typed marker on the path of src/alf/q.py" in line
+
+
+def test_one_marker_shipped_by_two_packages(repo, math_pkg):
+    repo.package("alf-plot", ["numpy"], modules={"alf/utils/p.py": "import numpy\n"})
+    [line] = problems(repo, "alf-plot")
+    assert "alf-plot: src/alf/py.typed is also shipped by alf-math" in line
+
+
+def test_complete_metadata_is_required(repo):
+    repo.package("alf-plot", ["numpy"], modules={"alf/p.py": "import numpy\n"}, metadata=False)
+    found = "\n".join(problems(repo))
+    for expected in (
+        "alf-plot: no LICENSE in the package folder",
+        'license-files must list "LICENSE"',
+        "license must be an SPDX expression of ['Apache-2.0']; got None",
+        "authors must list at least one author",
+        "[project.urls] is missing or empty",
+        "exactly one 'Development Status :: ...'",
+        "classifiers lack 'Typing :: Typed'",
+        "Python classifiers [] differ from the versions its tests run on "
+        "['3.9', '3.10', '3.11', '3.12', '3.13']",
+        "requires-python None must admit the tested versions",
+    ):
+        assert expected in found
+    (repo.root / "LICENSE").unlink()
+    assert "the repository has no LICENSE file at its root" in "\n".join(problems(repo))
+
+
+def edit_pyproject(path, old, new):
+    pyproject = path / "pyproject.toml"
+    text = pyproject.read_text()
+    assert old in text
+    pyproject.write_text(text.replace(old, new))
+
+
+def test_metadata_must_be_truthful(repo, math_pkg):
+    assert problems(repo) == []
+    (math_pkg / "LICENSE").write_text("MIT License\n")
+    edit_pyproject(
+        math_pkg,
+        '"Programming Language :: Python :: 3.11"',
+        '"Programming Language :: Python :: 3.12"',
+    )
+    edit_pyproject(math_pkg, 'requires-python = ">=3.11"', 'requires-python = ">=3.9"')
+    edit_pyproject(
+        math_pkg,
+        '"License :: OSI Approved :: Apache Software License"',
+        '"License :: OSI Approved :: MIT License"',
+    )
+    edit_pyproject(math_pkg, '"torch>=2.3"', '"torch>=2.1"')
+    found = "\n".join(problems(repo))
+    assert "alf-math: LICENSE differs from the repository's LICENSE" in found
+    assert "Python classifiers ['3.12'] differ from the versions its tests run on ['3.11']" in found
+    assert (
+        "requires-python '>=3.9' must admit the tested versions ['3.11'] and nothing older" in found
+    )
+    assert "classifiers lack 'License :: OSI Approved :: Apache Software License'" in found
+    assert "do not match license 'Apache-2.0'" in found
+    assert "'torch>=2.1' admits torch older than 2.3" in found
+
+
+def test_torch_free_package_claims_every_tested_python(repo, math_pkg):
+    # A package requiring a torch package is tested on 3.11 only, whatever it imports itself.
+    path = repo.package(
+        "alf-dist",
+        ["alf-math>=0.1,<0.2"],
+        modules={"alf/utils/d.py": "import alf.utils.math_ops\n"},
+    )
+    assert problems(repo, "alf-dist") == []
+    edit_pyproject(path, 'requires-python = ">=3.11"', 'requires-python = ">=3.11,<3.11"')
+    [line] = problems(repo, "alf-dist")
+    assert "requires-python '>=3.11,<3.11' must admit the tested versions" in line
 
 
 def test_same_file_in_two_packages(repo, math_pkg):
@@ -230,7 +326,7 @@ def test_a_regular_subpackage_of_the_namespace_is_accepted(repo, math_pkg):
     # alf/nest/ is a regular package (ALF's layout) inside the alf namespace
     repo.package(
         "alf-math",
-        ["torch>=2.1", "numpy>=1.22"],
+        ["torch>=2.3", "numpy>=1.22"],
         modules={
             "alf/utils/math_ops.py": MATH_OPS,
             "alf/nest/__init__.py": "from alf.nest.nest import flatten\nfrom alf.nest import utils\n",
@@ -259,7 +355,7 @@ def test_a_regular_subpackage_of_the_namespace_is_accepted(repo, math_pkg):
 def test_a_regular_subpackage_admits_no_other_distribution(repo, math_pkg):
     repo.package(
         "alf-math",
-        ["torch>=2.1", "numpy>=1.22"],
+        ["torch>=2.3", "numpy>=1.22"],
         modules={
             "alf/utils/math_ops.py": MATH_OPS,
             "alf/nest/__init__.py": "",

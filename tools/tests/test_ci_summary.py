@@ -33,7 +33,7 @@ def test_summary_counts_tests_and_failed_sessions(tmp_path, capsys):
             ),
             entry("isolated(alf-math)", "success", {"package": "alf-math"}),
             entry(
-                "tests(alf-plot-none)",
+                "tests(alf-plot-none-py3.9)",
                 "failed",
                 {"package": "alf-plot", "torch": "none"},
                 "no tests",
@@ -51,7 +51,8 @@ def test_summary_counts_tests_and_failed_sessions(tmp_path, capsys):
         for line in out
     )
     assert any(
-        line.startswith("ci: alf-plot") and "tests[none] failed: no tests" in line for line in out
+        line.startswith("ci: alf-plot") and "tests[none py3.9] failed: no tests" in line
+        for line in out
     )
 
 

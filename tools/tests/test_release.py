@@ -90,3 +90,15 @@ def test_release_errors_leave_files_alone(repo, capsys):
     assert "date must be YYYY-MM-DD" in capsys.readouterr().err
     assert release.main(["nope", "patch", "--root", str(repo.root)]) == 1
     assert (math / "pyproject.toml").read_text() == before
+
+
+def test_release_points_at_the_build_of_the_artifacts(repo):
+    math = repo.package("alf-math", ["torch>=2.3"])
+    (math / "CHANGELOG.md").write_text(CHANGELOG)
+    lines = release.release(repo.root, "alf-math", "patch", "2026-12-03")
+    assert lines[-1].startswith("next: nox -s build -- alf-math (sdist and wheel into dist/")
+    # the bump keeps the release metadata the dependency check guards
+    import check_deps
+
+    found, _ = check_deps.check(repo.root)
+    assert not [p for p in found if "LICENSE" in p or "classifier" in p or "requires-python" in p]

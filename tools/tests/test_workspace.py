@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from workspace import (
+    TORCH_FREE_PYTHONS,
+    TORCH_PYTHONS,
     WorkspaceError,
     discover_packages,
     find_cycle,
@@ -65,3 +67,14 @@ def test_unreadable_pyproject_is_reported(repo):
     (path / "pyproject.toml").write_text("[project\nname=")
     with pytest.raises(WorkspaceError, match="cannot be read"):
         discover_packages(repo.root)
+
+
+def test_test_pythons_follow_torch(repo):
+    repo.package("alf-math", ["torch>=2.3"])
+    repo.package("alf-dist", ["alf-math>=0.1,<0.2"])
+    repo.package("alf-plot", ["numpy"], py_typed="alf/utils")
+    found = discover_packages(repo.root)
+    assert found["alf-math"].test_pythons == found["alf-dist"].test_pythons == TORCH_PYTHONS
+    assert found["alf-plot"].test_pythons == TORCH_FREE_PYTHONS
+    assert TORCH_PYTHONS == ("3.11",)
+    assert TORCH_FREE_PYTHONS == ("3.9", "3.10", "3.11", "3.12", "3.13")

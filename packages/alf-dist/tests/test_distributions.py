@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torch.distributions as td
-from scipy import stats
+from scipy import integrate, special, stats
 
 from alf.utils import dist_utils as du
 
@@ -74,9 +74,25 @@ def test_beta_mode_and_kl():
     b = torch.tensor([2.0, 3.0, 0.5, 0.8, 1.0])
     np.testing.assert_allclose(du.Beta(a, b).mode.numpy(), [2 / 3, 0.0, 1.0, 0.0, 1.0], rtol=1e-6)
     p, q = du.Beta(a, b), du.Beta(b, a)
-    np.testing.assert_allclose(
-        td.kl_divergence(p, q).numpy(), td.kl_divergence(td.Beta(a, b), td.Beta(b, a)).numpy()
+    # closed form: ln B(a2, b2) - ln B(a1, b1) + (a1 - a2) psi(a1) + (b1 - b2) psi(b1)
+    #              + (a2 - a1 + b2 - b1) psi(a1 + b1)
+    a1, b1, a2, b2 = (v.double().numpy() for v in (a, b, b, a))
+    closed = (
+        special.betaln(a2, b2)
+        - special.betaln(a1, b1)
+        + (a1 - a2) * special.digamma(a1)
+        + (b1 - b2) * special.digamma(b1)
+        + (a2 - a1 + b2 - b1) * special.digamma(a1 + b1)
     )
+    kl = td.kl_divergence(p, q)
+    assert kl.shape == (5,)
+    np.testing.assert_allclose(kl.numpy(), closed, rtol=1e-5, atol=1e-6)
+
+    # and one case by numerical integration of p log(p / q) over (0, 1)
+    def integrand(x):
+        return stats.beta(3, 2).pdf(x) * (stats.beta(3, 2).logpdf(x) - stats.beta(2, 3).logpdf(x))
+
+    np.testing.assert_allclose(kl[0].item(), integrate.quad(integrand, 0, 1)[0], rtol=1e-5)
     expanded = p.expand((2, 5))
     assert isinstance(expanded, du.Beta) and expanded.batch_shape == (2, 5)
 

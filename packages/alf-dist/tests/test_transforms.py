@@ -19,6 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alf.utils import dist_utils as du
+from alf.utils import math_ops
 from alf.utils._dist_transforms import transform_builder
 
 
@@ -279,3 +280,97 @@ def test_softclip_inverse_gradient_is_finite_near_the_bounds():
     xd = low + np.log(np.expm1(yd - low)) - np.log(-np.expm1(yd - high))
     dydx = 1 / (1 + np.exp(-(xd - low))) - 1 / (1 + np.exp(-(xd - high)))
     np.testing.assert_allclose(grad.double().numpy(), 1 / dydx, rtol=1e-4)
+
+
+# One validator (alf.utils._math_checks) decides hinge_softness for math_ops and dist_utils.
+SOFTNESS_USERS = [
+    lambda s: math_ops.softlower(torch.zeros(2), 0.0, s),
+    lambda s: math_ops.softclip(torch.zeros(2), 0.0, 1.0, s),
+    lambda s: du.Softplus(s),
+    lambda s: du.Softclip(0.0, 1.0, s),
+    lambda s: du.SoftclipTF(0.0, 1.0, s),
+    lambda s: du.Softlower(0.0, s),
+]
+
+
+@pytest.mark.parametrize("use", SOFTNESS_USERS)
+@pytest.mark.parametrize(
+    "value", [0.5, 2, np.float32(0.5), np.float64(0.25), np.int64(3), torch.tensor(0.5)]
+)
+def test_hinge_softness_accepted_alike(use, value):
+    use(value)
+
+
+@pytest.mark.parametrize("use", SOFTNESS_USERS)
+@pytest.mark.parametrize(
+    "value, error",
+    [
+        (float("inf"), ValueError),
+        (float("nan"), ValueError),
+        (0.0, ValueError),
+        (-1, ValueError),
+        (np.float32("inf"), ValueError),
+        (True, TypeError),
+        ("1", TypeError),
+        (1j, TypeError),
+        (torch.tensor([0.5, 1.0]), TypeError),
+    ],
+)
+def test_hinge_softness_refused_alike_when_built(use, value, error):
+    # refused on construction (Softclip(0, 1, inf) used to fail only at its first call)
+    with pytest.raises(error, match="hinge_softness"):
+        use(value)
+
+
+def test_softplus_with_numpy_softness_matches_formula():
+    x = torch.linspace(-5, 5, 11, dtype=torch.float64)
+    s = np.float32(0.5)
+    expected = 0.5 * np.logaddexp(0, x.numpy() / 0.5)
+    np.testing.assert_allclose(du.Softplus(s)(x).numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(math_ops.softlower(x, 0.0, s).numpy(), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda c: du.Softplus(0.5, cache_size=c),
+        lambda c: du.StableTanh(cache_size=c),
+        lambda c: du.AffineTransform(1.0, 2.0, cache_size=c),
+        lambda c: du.ExpTransform(cache_size=c),
+    ],
+)
+def test_with_cache_keeps_the_parameters(make):
+    t = make(1)
+    assert t.with_cache(1) is t
+    fresh = t.with_cache(0)
+    assert type(fresh) is type(t) and fresh._cache_size == 0
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)
+    torch.testing.assert_close(fresh(x), t(x))
+    torch.testing.assert_close(fresh.inv(t(x)), x)
+
+
+def test_softclip_equality_compares_bounds_by_identity():
+    low, high = torch.zeros(2), torch.ones(2)
+    assert du.Softclip(low, high, 0.5) == du.Softclip(low, high, 0.5)
+    assert du.Softclip(low, high, 0.5) != du.Softclip(torch.zeros(2), high, 0.5)
+    assert du.Softclip(low, high, 0.5) != du.Softclip(low, high, 0.25)
+    assert du.Softclip(0.0, 1.0) != du.Softplus()
+
+
+def test_transform_builder_rebuilds_compose_independent_and_plain_transforms():
+    x = torch.linspace(-1, 1, 6, dtype=torch.float64).reshape(3, 2)
+    compose = td.ComposeTransform([du.Softplus(0.5), td.AffineTransform(1.0, 3.0)])
+    independent = td.IndependentTransform(du.StableTanh(), 1)
+    plain = td.SigmoidTransform()
+    for t in (compose, independent, plain):
+        rebuilt = transform_builder(t)()
+        torch.testing.assert_close(rebuilt(x), t(x))
+    assert transform_builder(plain)() is plain  # nothing to rebuild
+    fresh = transform_builder(compose)()
+    assert fresh is not compose and fresh.parts[0] is not compose.parts[0]
+    # 3 * softplus_0.5(x) + 1 and the event-summed tanh Jacobian, by hand
+    expected = 1 + 3 * 0.5 * np.logaddexp(0, x.numpy() / 0.5)
+    np.testing.assert_allclose(fresh(x).numpy(), expected, rtol=1e-12)
+    ind = transform_builder(independent)()
+    ladj = ind.log_abs_det_jacobian(x, ind(x)).numpy()
+    np.testing.assert_allclose(ladj, np.log(1 - np.tanh(x.numpy()) ** 2).sum(-1), rtol=1e-10)

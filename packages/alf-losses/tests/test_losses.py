@@ -695,3 +695,18 @@ def test_iqn_huber_loss_gradient_and_errors():
         losses.iqn_huber_loss(value, target, None, torch.zeros(3, 2))
     with pytest.raises(ValueError, match="next_delta_tau"):
         losses.iqn_huber_loss(value, target, torch.ones(2), tau)
+
+
+def test_public_names_report_the_losses_module():
+    import inspect
+    import pickle
+
+    from alf.utils import losses
+
+    for name in losses.__all__:
+        obj = getattr(losses, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "alf.utils.losses", name
+    data = pickle.dumps([losses.SquareLoss, losses.element_wise_huber_loss])
+    assert b"_losses_" not in data
+    assert pickle.loads(data) == [losses.SquareLoss, losses.element_wise_huber_loss]

@@ -232,3 +232,33 @@ def test_reader_warnings_are_one_line(runs, capsys):
     assert main(argv + [str(runs / "ppo/*/eval")]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"alf-plot: warning: {path}: record at byte")
+
+
+def test_python_m_runs_the_command_with_documented_exit_statuses(runs):
+    cmd = [sys.executable, "-m", "alf.utils.plot_tb_curves"]
+    shown = subprocess.run(cmd + ["--help"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and "usage: alf-plot" in shown.stdout
+    assert "--method" in shown.stdout and "--output" in shown.stdout
+    # a usage error (unknown option, missing argument): argparse's status 2 and usage
+    usage = subprocess.run(cmd + ["--no-such-option"], capture_output=True, text=True, timeout=300)
+    assert usage.returncode == 2 and "usage: alf-plot" in usage.stderr
+    assert "alf-plot: error: " in usage.stderr and "Traceback" not in usage.stderr
+    missing = subprocess.run(cmd + ["-o", str(runs / "o.png")], capture_output=True, text=True)
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    # a failure while running (a tag no run has): one error line and status 1
+    eval_dir = str(runs / "sac/seed0/eval")
+    failed = subprocess.run(
+        cmd + ["-o", str(runs / "o.png"), "-t", "nope", "-m", "A", eval_dir],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().splitlines()[-1].startswith("alf-plot: error: ")
+    done = subprocess.run(
+        cmd + ["-o", str(runs / "ok.png"), "-r", "env_steps_return", "-m", "A", eval_dir],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0 and (runs / "ok.png").is_file()

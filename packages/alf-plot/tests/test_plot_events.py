@@ -102,9 +102,7 @@ def test_legacy_file_without_version_purges_out_of_order_steps(tmp_path):
         ("brain.Event:unreadable", list(range(30))),  # no number: treated as an old file
     ],
 )
-def test_file_version_header_selects_purge_logic_like_accumulator(
-    tmp_path, header, expected_steps
-):
+def test_file_version_header_selects_purge_logic_like_accumulator(tmp_path, header, expected_steps):
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
 

@@ -196,3 +196,19 @@ def test_statistics_at_extreme_magnitudes(a):
     c = MeanCurve.from_curves(x, [[6 * a, 6 * a], [6 * a, 6 * a]], "minmax")
     np.testing.assert_allclose(c.y, [6 * a, 6 * a], rtol=1e-12)
     assert c.ay == pytest.approx(6 * a, rel=1e-12)
+
+
+def test_public_names_report_the_plot_tb_curves_module():
+    import inspect
+    import pickle
+
+    from alf.utils import plot_tb_curves
+
+    for name in plot_tb_curves.__all__:
+        obj = getattr(plot_tb_curves, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert obj.__module__ == "alf.utils.plot_tb_curves", name
+    curve = plot_tb_curves.MeanCurve(x=[1.0], y=[2.0], name="a")
+    data = pickle.dumps(curve)
+    assert b"_plot_tb_" not in data
+    assert pickle.loads(data) == curve

@@ -2,8 +2,9 @@
 experiences, and the functions that make time steps (``restart``,
 ``transition``, ``termination``, ``truncation``) and their spec."""
 
+import collections
 import collections.abc
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -50,7 +51,8 @@ def namedtuple(
         TypeError: ``default_values`` names a field the tuple lacks or has
             more values than fields.
     """
-    cls = collections.namedtuple(typename, field_names)
+    make: Callable[..., Any] = collections.namedtuple  # a class made at run time
+    cls = make(typename, field_names)
     cls.__new__.__defaults__ = (default_value,) * len(cls._fields)
     if isinstance(default_values, collections.abc.Mapping):
         prototype = cls(**default_values)
@@ -79,7 +81,7 @@ class StepType:
 
 
 class TimeStep(
-    namedtuple(
+    collections.namedtuple(
         "TimeStep",
         [
             "step_type",
@@ -91,7 +93,7 @@ class TimeStep(
             "untransformed",
             "env_info",
         ],
-        default_value=(),
+        defaults=((), (), (), (), (), (), (), ()),
     )
 ):
     """What an environment returns at each step.

@@ -288,7 +288,11 @@ def _bound_array(value: Any, name: str, shape: torch.Size, dtype: torch.dtype) -
     if raw.dtype.kind in "fc" and np.isnan(raw).any():
         raise ValueError(f"{name} must not be NaN; got {value!r}")
     if np_dtype.kind in "biu":
-        info = (0, 1) if np_dtype.kind == "b" else (np.iinfo(np_dtype).min, np.iinfo(np_dtype).max)
+        if np_dtype.kind == "b":
+            info = (0, 1)
+        else:
+            iinfo = np.iinfo(np_dtype.name)  # an integer dtype here
+            info = (int(iinfo.min), int(iinfo.max))
         integral = raw.dtype.kind in "biu" or bool(np.all(raw == np.round(raw)))
         if not integral or np.any(raw < info[0]) or np.any(raw > info[1]):
             raise ValueError(
@@ -361,12 +365,12 @@ class BoundedTensorSpec(TensorSpec):
         if isinstance(spec, BoundedTensorSpec):
             return BoundedTensorSpec(spec.shape, spec.dtype, spec.minimum, spec.maximum)
         if spec.dtype.is_floating_point:
-            info = torch.finfo(spec.dtype)
-        elif spec.dtype == torch.bool:
+            finfo = torch.finfo(spec.dtype)
+            return BoundedTensorSpec(spec.shape, spec.dtype, finfo.min, finfo.max)
+        if spec.dtype == torch.bool:
             return BoundedTensorSpec(spec.shape, spec.dtype, False, True)
-        else:
-            info = torch.iinfo(spec.dtype)
-        return BoundedTensorSpec(spec.shape, spec.dtype, info.min, info.max)
+        iinfo = torch.iinfo(spec.dtype)
+        return BoundedTensorSpec(spec.shape, spec.dtype, iinfo.min, iinfo.max)
 
     @property
     def minimum(self) -> np.ndarray:

@@ -32,8 +32,8 @@ def _compile(node: Any) -> Packer:
         return lambda flat: flat[i]
     kind = type(node)
     if kind is dict:
-        parts = [(key, _compile(child)) for key, child in node.items()]
-        return lambda flat: {key: part(flat) for key, part in parts}
+        items = [(key, _compile(child)) for key, child in node.items()]
+        return lambda flat: {key: part(flat) for key, part in items}
     if kind is list or kind is tuple or nest.is_namedtuple(node):
         parts = [_compile(child) for child in node]
         if kind is list:

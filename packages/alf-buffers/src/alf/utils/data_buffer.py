@@ -32,7 +32,7 @@ or, for all environments at one common slot, with plain slices.
 
 import contextlib
 import functools
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Tuple
 
 import numpy as np
 import torch
@@ -145,6 +145,17 @@ class RingBuffer(nn.Module):
             argument is not an int.
     """
 
+    # Registered buffers (see __init__) and what _refresh derives from them: NumPy
+    # arrays on the CPU, tensors elsewhere for the positions and their helpers.
+    _current_pos: torch.Tensor
+    _current_size: torch.Tensor
+    _storage: List[torch.Tensor]
+    _pos: Any
+    _size: Any
+    _row_base: Any
+    _steps: Any
+    _count_nonzero: Callable[..., Any]
+
     def __init__(
         self,
         data_spec: Any,
@@ -189,7 +200,7 @@ class RingBuffer(nn.Module):
 
     # ---- cached views of the registered buffers ---------------------------
     # attributes rebuilt by _refresh (never pickled)
-    _DERIVED = (
+    _DERIVED: Tuple[str, ...] = (
         "_storage",
         "_flat_storage",
         "_leaf_shapes",
@@ -213,20 +224,20 @@ class RingBuffer(nn.Module):
         them with ``_ALL`` or with ``_env_index(env_ids)`` works alike.
         """
         rows = self._num_envs * self._max_length
-        self._storage = [self._buffers[n] for n in self._buffer_names]
+        self._storage = [self.get_buffer(n) for n in self._buffer_names]
         self._flat_storage = [s.view((rows,) + tuple(s.shape[2:])) for s in self._storage]
         self._leaf_shapes = [tuple(s.shape[2:]) for s in self._storage]
-        self._device = self._buffers["_current_pos"].device
+        self._device = self._current_pos.device
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
         if self._device.type == "cpu":
-            self._pos = self._buffers["_current_pos"].numpy()
-            self._size = self._buffers["_current_size"].numpy()
+            self._pos = self._current_pos.numpy()
+            self._size = self._current_size.numpy()
             self._row_base = np.arange(self._num_envs, dtype=np.int64) * self._max_length
             self._steps = np.arange(self._max_length, dtype=np.int64)
             self._count_nonzero = np.count_nonzero
         else:
-            self._pos = self._buffers["_current_pos"]
-            self._size = self._buffers["_current_size"]
+            self._pos = self._current_pos
+            self._size = self._current_size
             self._row_base = self._all_env_ids * self._max_length
             self._steps = torch.arange(self._max_length, device=self._device)
             self._count_nonzero = torch.count_nonzero
@@ -676,7 +687,7 @@ class DataBuffer(RingBuffer):
             name=name,
         )
 
-    _DERIVED = RingBuffer._DERIVED + ("_rings",)
+    _DERIVED: Tuple[str, ...] = RingBuffer._DERIVED + ("_rings",)
 
     def _refresh(self) -> None:
         super()._refresh()

@@ -28,6 +28,8 @@ class OUProcess(nn.Module):
         TypeError: ``initial_value`` is not a floating tensor.
     """
 
+    _x: torch.Tensor
+
     def __init__(self, initial_value: torch.Tensor, damping: float = 0.15, stddev: float = 0.2):
         if not isinstance(initial_value, torch.Tensor) or not initial_value.is_floating_point():
             raise TypeError(f"initial_value must be a floating Tensor; got {initial_value!r}")

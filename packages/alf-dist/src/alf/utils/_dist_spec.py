@@ -116,49 +116,48 @@ def _build_affine(base_builder, affine_loc, affine_scale, /, **params):
 def _get_builder(dist: td.Distribution) -> Tuple[Callable[..., td.Distribution], Dict[str, Any]]:
     """``(builder, params)`` with ``builder(**params)`` equal to ``dist``."""
     cls = type(dist)
+    d: Any = dist  # dispatched on its exact type below
     if cls in (
         td.Categorical,
         td.OneHotCategorical,
         td.OneHotCategoricalStraightThrough,
         OneHotCategoricalStraightThrough,
     ):
-        inner = dist if cls is td.Categorical else dist._categorical
+        inner = d if cls is td.Categorical else d._categorical
         return cls, _categorical_params(inner)
     if cls is OneHotCategoricalGumbelSoftmax:
-        builder = functools.partial(cls, hard_sample=dist.hard_sample, tau=dist.tau)
-        return builder, _categorical_params(dist._categorical)
+        builder = functools.partial(cls, hard_sample=d.hard_sample, tau=d.tau)
+        return builder, _categorical_params(d._categorical)
     if cls in (td.Normal, td.Cauchy, StableCauchy):
-        return cls, {"loc": dist.loc, "scale": dist.scale}
+        return cls, {"loc": d.loc, "scale": d.scale}
     if cls is DiagMultivariateNormal:
-        return cls, {"loc": dist.base_dist.loc, "scale": dist.base_dist.scale}
+        return cls, {"loc": d.base_dist.loc, "scale": d.base_dist.scale}
     if cls is DiagMultivariateCauchy:
-        return cls, {"loc": dist.loc, "scale": dist.scale}
+        return cls, {"loc": d.loc, "scale": d.scale}
     if cls in (td.Beta, Beta):
-        return cls, _beta_params(dist)
+        return cls, _beta_params(d)
     if cls is DiagMultivariateBeta:
-        return cls, _beta_params(dist.base_dist)
+        return cls, _beta_params(d.base_dist)
     if isinstance(dist, TruncatedDistribution):
-        bounds = {"lower_bound": dist.lower_bound, "upper_bound": dist.upper_bound}
+        bounds: Dict[str, Any] = {"lower_bound": d.lower_bound, "upper_bound": d.upper_bound}
         if cls is TruncatedDistribution:
-            bounds["its"] = dist.its
-        return functools.partial(cls, **bounds), {"loc": dist.loc, "scale": dist.scale}
+            bounds["its"] = d.its
+        return functools.partial(cls, **bounds), {"loc": d.loc, "scale": d.scale}
     if cls is td.Independent:
-        base_builder, params = _get_builder(dist.base_dist)
-        builder = functools.partial(
-            _build_independent, base_builder, dist.reinterpreted_batch_ndims
-        )
+        base_builder, params = _get_builder(d.base_dist)
+        builder = functools.partial(_build_independent, base_builder, d.reinterpreted_batch_ndims)
         return builder, params
     if cls is AffineTransformedDistribution:
-        base_builder, params = _get_builder(dist.base_dist)
-        return functools.partial(_build_affine, base_builder, dist.loc, dist.scale), params
+        base_builder, params = _get_builder(d.base_dist)
+        return functools.partial(_build_affine, base_builder, d.loc, d.scale), params
     if cls is td.TransformedDistribution:
-        base_builder, params = _get_builder(dist.base_dist)
-        parts = [_transform_builder_and_params(t) for t in dist.transforms]
+        base_builder, params = _get_builder(d.base_dist)
+        parts = [_transform_builder_and_params(t) for t in d.transforms]
         builder = functools.partial(_build_transformed, base_builder, [b for b, _ in parts])
         return builder, {"params_": params, "transforms_params_": [p for _, p in parts]}
     if cls is td.MixtureSameFamily:
-        mixture_builder, mixture = _get_builder(dist.mixture_distribution)
-        component_builder, components = _get_builder(dist.component_distribution)
+        mixture_builder, mixture = _get_builder(d.mixture_distribution)
+        component_builder, components = _get_builder(d.component_distribution)
         builder = functools.partial(_build_mixture, mixture_builder, component_builder)
         return builder, {"mixture": mixture, "components": components}
     raise ValueError(f"dist: unsupported distribution type {cls.__module__}.{cls.__qualname__}")

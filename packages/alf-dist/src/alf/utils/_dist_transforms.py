@@ -11,7 +11,7 @@ they accept tensors of any shape and floating dtype and keep shape and dtype.
 
 import functools
 import math
-from typing import Any, Callable, Union
+from typing import TYPE_CHECKING, Callable, Union
 
 import torch
 import torch.distributions as td
@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch.distributions import constraints
 
 from alf.utils import math_ops
+from alf.utils._math_checks import check_hinge_softness
 
 __all__ = [
     "get_invertible",
@@ -41,17 +42,8 @@ __all__ = [
 Scalar = Union[float, torch.Tensor]
 
 
-def _check_softness(hinge_softness: Any) -> float:
-    if isinstance(hinge_softness, torch.Tensor):
-        if hinge_softness.numel() != 1:
-            raise ValueError(
-                f"hinge_softness must be a positive scalar; got a tensor of shape "
-                f"{tuple(hinge_softness.shape)}"
-            )
-        hinge_softness = hinge_softness.item()
-    if not isinstance(hinge_softness, (int, float)) or not hinge_softness > 0:
-        raise ValueError(f"hinge_softness must be a positive number; got {hinge_softness!r}")
-    return float(hinge_softness)
+# One validator for math_ops and dist_utils: the same values are accepted and refused.
+_check_softness = check_hinge_softness
 
 
 def _check_low_high(low: Scalar, high: Scalar) -> None:
@@ -125,7 +117,13 @@ SigmoidTransform = _module_level(get_invertible(td.SigmoidTransform), "SigmoidTr
 SoftmaxTransform = _module_level(get_invertible(td.SoftmaxTransform), "SoftmaxTransform")
 
 
-class AffineTransform(get_invertible(td.AffineTransform)):
+if TYPE_CHECKING:  # mypy cannot follow a base class made at run time
+    _InvertibleAffine = td.AffineTransform
+else:
+    _InvertibleAffine = get_invertible(td.AffineTransform)
+
+
+class AffineTransform(_InvertibleAffine):
     """``y = loc + scale * x`` with the cache on and a builder.
 
     Overwrites PyTorch's ``AffineTransform`` to provide a builder compatible
@@ -169,14 +167,16 @@ class _RebuildableTransform(td.Transform):
     def __eq__(self, other):
         return isinstance(other, type(self)) and other._args() == self._args()
 
-    def with_cache(self, cache_size=1):
+    def with_cache(self, cache_size: int = 1) -> td.Transform:
         if self._cache_size == cache_size:
             return self
-        return type(self)(*self._args(), cache_size=cache_size)
+        rebuild: Callable[..., td.Transform] = type(self)
+        return rebuild(*self._args(), cache_size=cache_size)
 
     def get_builder(self) -> Callable[[], td.Transform]:
         """A callable creating a fresh transform configured like this one."""
-        return functools.partial(type(self), *self._args(), cache_size=self._cache_size)
+        rebuild: Callable[..., td.Transform] = type(self)
+        return functools.partial(rebuild, *self._args(), cache_size=self._cache_size)
 
 
 class Softplus(_RebuildableTransform):
@@ -383,13 +383,12 @@ def SoftclipTF(low, high, hinge_softness=1.0) -> td.ComposeTransform:
     width = torch.as_tensor(high - low, dtype=torch.float64 if numbers else None)
     # high - softupper(low, high) = s * softplus((high - low) / s)
     scale = width / (s * F.softplus(width / s))
-    if numbers:
-        scale = scale.item()
+    factor: Scalar = scale.item() if numbers else scale
     return td.ComposeTransform(
         [
             Softlower(low, hinge_softness=s),
             Softupper(high, hinge_softness=s),
-            AffineTransform(loc=high * (1 - scale), scale=scale),
+            AffineTransform(loc=high * (1 - factor), scale=factor),
         ]
     )
 

@@ -419,3 +419,12 @@ def get_rmode(dist: td.Distribution) -> torch.Tensor:
     if isinstance(dist, td.TransformedDistribution):
         return _transformed_mode(dist, get_rmode(dist.base_dist))
     return _continuous_mode(dist, "get_rmode")
+
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.dist_utils"  # not __name__: "__main__" under python -m
+del _name, _obj

@@ -113,19 +113,19 @@ class TruncatedDistribution(td.Distribution):
         its_cls = its if isinstance(its, type) else type(its)
         if not issubclass(its_cls, InverseTransformSampling):
             raise TypeError(f"its must be an InverseTransformSampling; got {its!r}")
-        loc = torch.as_tensor(loc)
-        if not loc.dtype.is_floating_point:
-            loc = loc.to(torch.get_default_dtype())
-        scale = torch.as_tensor(scale, dtype=loc.dtype, device=loc.device)
+        loc_t = torch.as_tensor(loc)
+        if not loc_t.dtype.is_floating_point:
+            loc_t = loc_t.to(torch.get_default_dtype())
+        scale_t = torch.as_tensor(scale, dtype=loc_t.dtype, device=loc_t.device)
         try:
-            loc, scale = torch.broadcast_tensors(loc, scale)
+            loc_t, scale_t = torch.broadcast_tensors(loc_t, scale_t)
         except RuntimeError:
             raise ValueError(
-                f"loc and scale must broadcast; got shapes {tuple(loc.shape)} and "
-                f"{tuple(scale.shape)}"
+                f"loc and scale must broadcast; got shapes {tuple(loc_t.shape)} and "
+                f"{tuple(scale_t.shape)}"
             ) from None
-        lower = torch.as_tensor(lower_bound, dtype=loc.dtype, device=loc.device)
-        upper = torch.as_tensor(upper_bound, dtype=loc.dtype, device=loc.device)
+        lower = torch.as_tensor(lower_bound, dtype=loc_t.dtype, device=loc_t.device)
+        upper = torch.as_tensor(upper_bound, dtype=loc_t.dtype, device=loc_t.device)
         try:
             lower, upper = torch.broadcast_tensors(lower, upper)
         except RuntimeError:
@@ -140,13 +140,13 @@ class TruncatedDistribution(td.Distribution):
             )
         event_shape = lower.shape
         n = len(event_shape)
-        if loc.dim() < n or loc.shape[loc.dim() - n :] != event_shape:
+        if loc_t.dim() < n or loc_t.shape[loc_t.dim() - n :] != event_shape:
             raise ValueError(
                 f"loc must have shape batch_shape + event_shape with event_shape "
-                f"{tuple(event_shape)} (the bounds' shape); got {tuple(loc.shape)}"
+                f"{tuple(event_shape)} (the bounds' shape); got {tuple(loc_t.shape)}"
             )
-        self._loc = loc
-        self._scale = scale
+        self._loc = loc_t
+        self._scale = scale_t
         self._lower_bound = lower.contiguous()
         self._upper_bound = upper.contiguous()
         center = (lower + upper) * 0.5
@@ -157,8 +157,8 @@ class TruncatedDistribution(td.Distribution):
         # the Cauchy mass as one angle needs finite bounds (see _params)
         self._cauchy = issubclass(its_cls, CauchyITS) and self._finite_bounds
         self._event_dims = tuple(range(-n, 0))
-        self._standardized = None
-        super().__init__(loc.shape[: loc.dim() - n], event_shape, validate_args=validate_args)
+        self._standardized: Optional[_Params] = None
+        super().__init__(loc_t.shape[: loc_t.dim() - n], event_shape, validate_args=validate_args)
 
     @property
     def loc(self) -> torch.Tensor:
@@ -493,3 +493,12 @@ def _kl_truncated_normal_truncated_normal(p: TruncatedNormal, q: TruncatedNormal
         q.upper_bound,
         p._event_dims,
     )
+
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.distributions"  # not __name__: "__main__" under python -m
+del _name, _obj

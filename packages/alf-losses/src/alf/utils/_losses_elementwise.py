@@ -1,10 +1,11 @@
 """Element-wise losses: squared, Huber and multi-quantile Huber."""
 
-import numbers
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
+
+from alf.utils._math_checks import is_real
 
 __all__ = [
     "element_wise_huber_loss",
@@ -45,8 +46,9 @@ def element_wise_squared_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def _check_delta(delta, positive: bool) -> float:
-    if isinstance(delta, bool) or not isinstance(delta, numbers.Real):
+    if not is_real(delta):
         raise TypeError(f"delta must be a number; got {type(delta).__name__}")
+    delta = float(delta)
     if not (delta > 0 if positive else delta >= 0):
         raise ValueError(f"delta must be {'> 0' if positive else '>= 0'}; got {delta!r}")
     return float(delta)

@@ -93,11 +93,11 @@ class BipartiteMatchingLoss:
         costs = matching_cost_mat.detach().to("cpu", torch.float64).numpy()
         if not np.isfinite(costs).all():
             raise ValueError("matching_cost_mat must be finite; got NaN or Inf entries")
-        matching = np.empty(costs.shape[:2], dtype=np.int64)
+        columns = np.empty(costs.shape[:2], dtype=np.int64)
         for b, cost in enumerate(costs):
             # Rows come back sorted 0..N-1, so the columns are the mapping.
-            matching[b] = linear_sum_assignment(cost)[1]
-        matching = torch.from_numpy(matching).to(cost_mat.device)
+            columns[b] = linear_sum_assignment(cost)[1]
+        matching = torch.from_numpy(columns).to(cost_mat.device)
         loss = cost_mat.gather(2, matching.unsqueeze(-1)).squeeze(-1)
         if self._reduction == "mean":
             loss = loss.mean(-1)

@@ -1,6 +1,6 @@
 """The asymmetric SimSiam representation loss."""
 
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +33,7 @@ def _mlp(
 ) -> nn.Sequential:
     """``Flatten -> [Linear -> BatchNorm1d -> ReLU] * len(hidden_sizes) ->
     Linear (-> BatchNorm1d)``."""
-    layers = [nn.Flatten()]
+    layers: List[nn.Module] = [nn.Flatten()]
     sizes = [input_size, *hidden_sizes]
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):
         layers += [nn.Linear(n_in, n_out), nn.BatchNorm1d(n_out), nn.ReLU()]

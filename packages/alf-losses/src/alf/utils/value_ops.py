@@ -20,7 +20,6 @@ with ``O(log T)`` vectorized tensor ops (see ``_losses_scan``) rather than one
 Python step per time step, and the result is cast to the dtype of ``values``.
 """
 
-import numbers
 from typing import Any, Optional, Tuple
 
 import torch
@@ -36,6 +35,7 @@ from alf.utils._losses_scan import (
     solve_backward_recurrence_,
     workspace,
 )
+from alf.utils._math_checks import is_real
 
 __all__ = [
     "action_importance_ratio",
@@ -212,11 +212,7 @@ def generalized_advantage_estimation(
         ValueError: shapes disagree, ``T < 2`` or ``td_lambda`` is outside
             ``[0, 1]``.
     """
-    if (
-        isinstance(td_lambda, bool)
-        or not isinstance(td_lambda, numbers.Real)
-        or not 0.0 <= td_lambda <= 1.0
-    ):
+    if not is_real(td_lambda) or not 0.0 <= float(td_lambda) <= 1.0:
         raise ValueError(f"td_lambda must be a number in [0, 1]; got {td_lambda!r}")
     r, v, st, d = _check_inputs(rewards, values, step_types, discounts, time_major)
     with torch.no_grad():
@@ -431,7 +427,7 @@ def action_importance_ratio(
         ("importance_ratio_clipping", importance_ratio_clipping),
         ("log_prob_clipping", log_prob_clipping),
     ):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0:
+        if not is_real(value) or not float(value) >= 0:
             raise ValueError(f"{name} must be a number >= 0; got {value!r}")
     if rollout_log_prob is None:
         rollout_log_prob = dist_utils.compute_log_probability(rollout_action_distribution, action)

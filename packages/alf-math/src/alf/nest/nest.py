@@ -182,8 +182,9 @@ def _rebuild(template: Any, values: Sequence[Any]) -> Any:
             return type(template)(template.default_factory, ((k, result[k]) for k in template))
         if isinstance(template, collections.OrderedDict):
             return type(template)((k, result[k]) for k in template)
+        make: Callable[..., Any] = type(template)  # a Mapping subclass
         try:
-            return type(template)(result)
+            return make(result)
         except TypeError:
             return result
     if is_namedtuple(template):

@@ -1,11 +1,10 @@
 """Action Quantizer: map continuous actions to bin indices and back."""
 
-import numbers
-
 import numpy as np
 import torch
 
 from alf.tensor_specs import BoundedTensorSpec
+from alf.utils._math_checks import is_integral
 from alf.utils.math_ops import Log1pTransform
 
 __all__ = ["ActionQuantizer"]
@@ -68,11 +67,7 @@ class ActionQuantizer:
         if rep_mode not in _REP_MODES:
             raise ValueError(f"rep_mode must be one of {_REP_MODES}; got {rep_mode!r}")
         min_bins = 2 if rep_mode == "boundary" else 1
-        if (
-            not isinstance(action_bins, numbers.Integral)
-            or isinstance(action_bins, bool)
-            or action_bins < min_bins
-        ):
+        if not is_integral(action_bins) or action_bins < min_bins:
             raise ValueError(
                 f"action_bins must be an int >= {min_bins} for rep_mode={rep_mode!r}; "
                 f"got {action_bins!r}"
@@ -86,15 +81,15 @@ class ActionQuantizer:
         self._sampling_method = sampling_method
         self._rep_mode = rep_mode
         self._action_bins = int(action_bins)
-        lb, ub = torch.as_tensor(lb), torch.as_tensor(ub)
+        low, high = torch.as_tensor(lb), torch.as_tensor(ub)
         if sampling_method == "log":
-            lb, ub = _SYMLOG.transform(lb), _SYMLOG.transform(ub)
+            low, high = _SYMLOG.transform(low), _SYMLOG.transform(high)
         if rep_mode == "center":
-            step = (ub - lb) / action_bins
-            first = lb + step / 2
+            step = (high - low) / action_bins
+            first = low + step / 2
         else:
-            step = (ub - lb) / (action_bins - 1)
-            first = lb
+            step = (high - low) / (action_bins - 1)
+            first = low
         self._first = first
         self._step = step
 

@@ -21,14 +21,14 @@ of elements of all leaves of one dtype.
 """
 
 import math
-import numbers
-from typing import Any, List, Sequence, Union
+from typing import Any, List, Sequence, Union, cast
 
 import torch
 from torch import nn
 
 import alf.nest
 from alf.tensor_specs import TensorSpec
+from alf.utils._math_checks import is_integral, is_real
 
 __all__ = [
     "AdaptiveAverager",
@@ -39,6 +39,11 @@ __all__ = [
     "WindowAverager",
     "average_outer_dims",
 ]
+
+
+def _buffer(module: nn.Module, name: str) -> torch.Tensor:
+    """The buffer ``module`` registered as ``name`` (registered buffers here are never None)."""
+    return cast(torch.Tensor, module._buffers[name])
 
 
 def _accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -115,7 +120,7 @@ class _FlatLayout:
 
     def __init__(self, tensor_spec: Any, arg_name: str = "tensor_spec"):
         flat = alf.nest.flatten_with_path(tensor_spec)
-        groups = {}
+        groups: dict = {}
         for index, (path, spec) in enumerate(flat):
             where = f" at '{path}'" if path else ""
             if not isinstance(spec, TensorSpec):
@@ -151,7 +156,7 @@ class _FlatLayout:
     def group_inputs(self, leaves: Sequence[torch.Tensor]) -> List[Any]:
         """For each dtype group: an ``[N, D]`` matrix when all its leaves share
         their outer dims, else a list of per-leaf ``[N_i, numel_i]`` matrices."""
-        out = []
+        out: List[Any] = []
         for g in self.groups:
             mats = []
             outer = None
@@ -216,6 +221,7 @@ class _FlatLayout:
         form (``[N, D]`` matrices or per-leaf lists)."""
         result: List[Any] = [None] * len(self.specs)
         for g, out in zip(self.groups, outputs):
+            parts: Sequence[Any]
             if isinstance(out, list):
                 parts = out
             elif len(g.numels) > 1:
@@ -240,16 +246,16 @@ def _check_update_rate(update_rate: Any) -> None:
                 f"tensor of shape {list(update_rate.shape)} and dtype {update_rate.dtype}"
             )
         return
-    if isinstance(update_rate, bool) or not isinstance(update_rate, numbers.Real):
+    if not is_real(update_rate):
         raise TypeError(f"update_rate must be a float; got {type(update_rate).__name__}")
-    if not 0.0 < update_rate <= 1.0:
+    if not 0.0 < float(update_rate) <= 1.0:
         raise ValueError(f"update_rate must be in (0, 1]; got {update_rate}")
 
 
 def _check_speed(speed: Any) -> float:
-    if isinstance(speed, bool) or not isinstance(speed, numbers.Real):
+    if not is_real(speed):
         raise TypeError(f"speed must be a float; got {type(speed).__name__}")
-    if not 0 < speed < math.inf:
+    if not 0 < float(speed) < math.inf:
         raise ValueError(f"speed must be positive and finite; got {speed}")
     return float(speed)
 
@@ -283,6 +289,8 @@ class EMAverager(nn.Module):
         ValueError: ``update_rate`` is outside ``(0, 1]``.
     """
 
+    _mass: torch.Tensor
+
     def __init__(
         self, tensor_spec: Any, update_rate: Union[float, torch.Tensor], name: str = "EMAverager"
     ):
@@ -293,7 +301,7 @@ class EMAverager(nn.Module):
         self._tensor_spec = tensor_spec
         self._layout = _FlatLayout(tensor_spec)
         self._update_rate = update_rate
-        self._average_names = []
+        self._average_names: List[str] = []
         for i, g in enumerate(self._layout.groups):
             acc = _accumulation_dtype(g.dtype)
             self.register_buffer(f"_average{i}", torch.zeros(g.total, dtype=acc))
@@ -324,20 +332,20 @@ class EMAverager(nn.Module):
         if isinstance(rate, torch.Tensor):
             rate64 = rate.reshape(()).to(device=mass.device, dtype=torch.float64)
             for name, m in zip(self._average_names, means):
-                buf = self._buffers[name]
+                buf = _buffer(self, name)
                 buf.lerp_(m.to(buf.dtype), rate64.to(buf.dtype))
             mass.mul_(1.0 - rate64).add_(rate64)
         else:
             rate = float(rate)
             for name, m in zip(self._average_names, means):
-                buf = self._buffers[name]
+                buf = _buffer(self, name)
                 buf.lerp_(m.to(buf.dtype), rate)
             mass.mul_(1.0 - rate).add_(rate)
 
     def _group_average(self, index: int) -> torch.Tensor:
         """``[D]`` current average of dtype group ``index`` (in the buffer's
         dtype)."""
-        buf = self._buffers[self._average_names[index]]
+        buf = _buffer(self, self._average_names[index])
         # mass is 0 only before the first update, when buf is 0 too; the 0-d
         # float64 mass does not promote buf's dtype
         return buf / self._mass.clamp(min=1e-30)
@@ -402,6 +410,8 @@ class AdaptiveAverager(EMAverager):
         ValueError: ``speed`` is not positive and finite.
     """
 
+    _total_steps: torch.Tensor
+
     def __init__(self, tensor_spec: Any, speed: float = 10.0, name: str = "AdaptiveAverager"):
         speed = _check_speed(speed)
         # The rate of the first update is speed / speed = 1; later rates come
@@ -436,7 +446,7 @@ class ScalarAdaptiveAverager(AdaptiveAverager):
 
 
 def _check_window_size(window_size: Any) -> int:
-    if isinstance(window_size, bool) or not isinstance(window_size, numbers.Integral):
+    if not is_integral(window_size):
         raise TypeError(f"window_size must be an int; got {type(window_size).__name__}")
     if window_size < 1:
         raise ValueError(f"window_size must be >= 1; got {window_size}")
@@ -460,6 +470,9 @@ class WindowAverager(nn.Module):
             of floating ``TensorSpec``.
     """
 
+    _current_pos: torch.Tensor
+    _current_size: torch.Tensor
+
     def __init__(self, tensor_spec: Any, window_size: int, name: str = "WindowAverager"):
         window_size = _check_window_size(window_size)
         _check_name(name)
@@ -468,7 +481,7 @@ class WindowAverager(nn.Module):
         self._tensor_spec = tensor_spec
         self._window_size = window_size
         self._layout = _FlatLayout(tensor_spec)
-        self._buffer_names = []
+        self._buffer_names: List[str] = []
         for i, g in enumerate(self._layout.groups):
             acc = _accumulation_dtype(g.dtype)
             self.register_buffer(f"_buf{i}", torch.zeros(window_size, g.total, dtype=acc))
@@ -490,13 +503,13 @@ class WindowAverager(nn.Module):
     def _update_means(self, means: List[torch.Tensor]) -> None:
         index = self._current_pos.view(1)
         for name, m in zip(self._buffer_names, means):
-            buf = self._buffers[name]
+            buf = _buffer(self, name)
             buf.index_copy_(0, index, m.to(buf.dtype).unsqueeze(0))
         self._current_pos.add_(1).remainder_(self._window_size)
         self._current_size.add_(1).clamp_(max=self._window_size)
 
     def _group_average(self, index: int) -> torch.Tensor:
-        buf = self._buffers[self._buffer_names[index]]
+        buf = _buffer(self, self._buffer_names[index])
         count = self._current_size.clamp(min=1).to(buf.dtype)
         return buf.sum(dim=0) / count
 

@@ -358,7 +358,7 @@ def warning(msg: str, *args: Any) -> None:
     _logger.warning(msg, *args, stacklevel=2)
 
 
-_logged_once = set()
+_logged_once: set = set()
 
 
 def _log_once(level: int, msg: str, args: Tuple[Any, ...]) -> None:

@@ -22,8 +22,8 @@ class _Outputs:
 
     __slots__ = ("structure", "leaves", "tensor_positions")
 
-    def __init__(self):
-        self.structure = None
+    def __init__(self) -> None:
+        self.structure: Any = None
         self.leaves: List[Any] = []
         self.tensor_positions: List[int] = []
 

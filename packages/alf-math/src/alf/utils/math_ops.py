@@ -7,13 +7,13 @@ its input (float32 in, float32 out) unless its docstring says otherwise.
 
 import abc
 import math
-import numbers
 from typing import Any, Iterable, Union
 
 import torch
 import torch.nn.functional as F
 
 from alf import nest
+from alf.utils._math_checks import check_hinge_softness, is_real
 
 __all__ = [
     "InvertibleTransform",
@@ -314,10 +314,7 @@ def weighted_reduce_mean(x: torch.Tensor, weight: torch.Tensor, dim: Any = ()) -
 # Soft bounds
 
 
-def _softness(hinge_softness: float) -> float:
-    if not isinstance(hinge_softness, numbers.Real) or not 0 < hinge_softness < math.inf:
-        raise ValueError(f"hinge_softness must be a positive finite number; got {hinge_softness!r}")
-    return float(hinge_softness)
+_softness = check_hinge_softness
 
 
 def _softplus(x: torch.Tensor, s: float) -> torch.Tensor:
@@ -544,7 +541,7 @@ class Log1pTransform(InvertibleTransform):
     """
 
     def __init__(self, alpha: float = 20):
-        if not isinstance(alpha, numbers.Real) or not 0 < alpha < math.inf:
+        if not is_real(alpha) or not 0 < float(alpha) < math.inf:
             raise ValueError(f"alpha must be a positive finite number; got {alpha!r}")
         self._alpha = float(alpha)
 
@@ -588,7 +585,7 @@ class SqrtLinearTransform(InvertibleTransform):
     """
 
     def __init__(self, eps: float = 1e-3):
-        if not isinstance(eps, numbers.Real) or not 0 <= eps < math.inf:
+        if not is_real(eps) or not 0 <= float(eps) < math.inf:
             raise ValueError(f"eps must be a non-negative finite number; got {eps!r}")
         self._eps = float(eps)
 

@@ -36,8 +36,7 @@ whatever the spec dtype, and each update's second moment is formed as
 back to the spec dtype.
 """
 
-import numbers
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
 import torch
 from torch import nn
@@ -45,6 +44,7 @@ from torch import nn
 import alf.nest
 import alf.summary
 from alf.tensor_specs import TensorSpec
+from alf.utils._math_checks import is_integral, is_real
 from alf.utils.averager import (
     AdaptiveAverager,
     EMAverager,
@@ -56,6 +56,9 @@ from alf.utils.averager import (
     _check_window_size,
     _FlatLayout,
 )
+
+#: What a normalizer keeps its moments in (they share ``_update_means`` and ``_group_average``).
+_Averager = Union[EMAverager, WindowAverager]
 
 __all__ = [
     "AdaptiveNormalizer",
@@ -75,7 +78,7 @@ def _check_bool(value: Any, name: str) -> bool:
 
 
 def _check_number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    if not is_real(value):
         raise TypeError(f"{name} must be a float; got {type(value).__name__}")
     return float(value)
 
@@ -156,9 +159,7 @@ class Normalizer(nn.Module):
         variance_epsilon = _check_number(variance_epsilon, "variance_epsilon")
         if not variance_epsilon >= 0:
             raise ValueError(f"variance_epsilon must be >= 0; got {variance_epsilon}")
-        if isinstance(max_dims_to_summarize, bool) or not isinstance(
-            max_dims_to_summarize, numbers.Integral
-        ):
+        if not is_integral(max_dims_to_summarize):
             raise TypeError(
                 f"max_dims_to_summarize must be an int; got {type(max_dims_to_summarize).__name__}"
             )
@@ -179,7 +180,7 @@ class Normalizer(nn.Module):
         self._mean_averager = self._create_averager().double()
         self._m2_averager = self._create_averager().double()
 
-    def _create_averager(self) -> nn.Module:
+    def _create_averager(self) -> _Averager:
         """An averager of ``tensor_spec`` giving the weights :math:`w_i`
         (``AdaptiveAverager`` with speed 1: equal weights)."""
         return AdaptiveAverager(self._tensor_spec, speed=1.0)
@@ -254,6 +255,7 @@ class Normalizer(nn.Module):
             stats.append((mean, var))
             group = self._layout.groups[index]
             shift, scale = self._affine(mean, var, _accumulation_dtype(group.dtype))
+            out: Any
             if isinstance(x, list):  # leaves with different outer dims
                 out = []
                 for offset, numel, leaf in zip(group.offsets, group.numels, x):
@@ -373,7 +375,7 @@ class EMNormalizer(Normalizer):
             name=name,
         )
 
-    def _create_averager(self) -> nn.Module:
+    def _create_averager(self) -> _Averager:
         return EMAverager(self._tensor_spec, self._update_rate)
 
 
@@ -442,7 +444,7 @@ class AdaptiveNormalizer(Normalizer):
             name=name,
         )
 
-    def _create_averager(self) -> nn.Module:
+    def _create_averager(self) -> _Averager:
         return AdaptiveAverager(self._tensor_spec, speed=self._speed)
 
 
@@ -512,7 +514,7 @@ class WindowNormalizer(Normalizer):
             name=name,
         )
 
-    def _create_averager(self) -> nn.Module:
+    def _create_averager(self) -> _Averager:
         return WindowAverager(self._tensor_spec, self._window_size)
 
 

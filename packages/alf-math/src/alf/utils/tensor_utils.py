@@ -220,10 +220,7 @@ def _group_norms(group: List[torch.Tensor]) -> torch.Tensor:
     if acc == real:
         norms = torch._foreach_norm(group)
     else:
-        try:
-            norms = torch._foreach_norm(group, 2, dtype=acc)
-        except TypeError:  # torch < 2.3 has no dtype argument
-            norms = [torch.linalg.vector_norm(t, dtype=acc) for t in group]
+        norms = torch._foreach_norm(group, 2, dtype=acc)
     return torch.stack(norms)
 
 
@@ -277,7 +274,7 @@ def _clip_factor(norm: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
     return torch.where(unclipped, torch.ones_like(norm), clip / torch.where(unclipped, clip, norm))
 
 
-def _repack(tensors: Any, leaves: List[torch.Tensor]) -> Any:
+def _repack(tensors: Any, leaves: Sequence[Optional[torch.Tensor]]) -> Any:
     it = iter(leaves)
     return nest.map_structure(lambda x: None if x is None else next(it), tensors)
 

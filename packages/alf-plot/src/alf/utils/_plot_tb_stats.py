@@ -92,7 +92,7 @@ class MeanCurve(
     namedtuple(
         "MeanCurve",
         ["x", "y", "min_y", "max_y", "ay", "min_ay", "max_ay", "name"],
-        defaults=(None,) * 8,
+        defaults=(None, None, None, None, None, None, None, None),
     )
 ):
     """The mean of several runs' curves and a band around it.

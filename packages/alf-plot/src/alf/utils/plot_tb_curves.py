@@ -25,6 +25,7 @@ Example::
 
 import numbers
 import os
+from typing import Any, Optional
 
 import numpy as np
 
@@ -45,6 +46,11 @@ __all__ = [
 
 # Savitzky-Golay smoothing fits a local polynomial of this order.
 _SAVGOL_POLYORDER = 1
+
+
+def _is_integral(value: Any) -> bool:
+    """Whether ``value`` is an int (or a NumPy integer), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _check_smoothing(smoothing):
@@ -177,9 +183,9 @@ class MeanCurveReader:
             ``interval_mode``; ``TypeError`` for arguments of the wrong type.
     """
 
-    _TAG = None
+    _TAG: Optional[str] = None
     _X_LABEL = "Steps"
-    _Y_LABEL = None
+    _Y_LABEL: Optional[str] = None
 
     def __init__(
         self,
@@ -209,9 +215,7 @@ class MeanCurveReader:
             x_steps = _check_x_steps(x_steps)
         _check_smoothing(smoothing)
         check_interval_mode(interval_mode)
-        if workers is not None and (
-            isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1
-        ):
+        if workers is not None and (not _is_integral(workers) or workers < 1):
             raise ValueError(f"workers must be None or an int >= 1; got {workers!r}")
 
         self._name = name
@@ -442,3 +446,20 @@ def _normalize(curve, y0, y1):
         min_ay=min(c, d),
         max_ay=max(c, d),
     )
+
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.plot_tb_curves"  # not __name__: "__main__" under python -m
+del _name, _obj
+
+
+if __name__ == "__main__":  # python -m alf.utils.plot_tb_curves: the alf-plot command
+    import sys
+
+    from alf.utils._plot_cli import main
+
+    sys.exit(main())
