@@ -175,21 +175,23 @@ Fields:
 """
 
 
-class Experience(
-    namedtuple(
-        "Experience",
-        [
-            "time_step",
-            "action",
-            "rollout_info",
-            "state",
-            "batch_info",
-            "replay_buffer",
-            "rollout_info_field",
-        ],
-        default_value=(),
-    )
-):
+# a class made at run time: mypy cannot follow namedtuple() as a base
+_ExperienceBase: Any = namedtuple(
+    "Experience",
+    [
+        "time_step",
+        "action",
+        "rollout_info",
+        "state",
+        "batch_info",
+        "replay_buffer",
+        "rollout_info_field",
+    ],
+    default_value=(),
+)
+
+
+class Experience(_ExperienceBase):
     """A ``TimeStep`` in the context of training: what ALF stores in replay
     buffers and trains on. Every field defaults to ``()``.
 
@@ -245,7 +247,7 @@ Fields:
 """
 
 
-def make_experience(time_step: TimeStep, alg_step: AlgStep, state: Any) -> Experience:
+def make_experience(time_step: Any, alg_step: Any, state: Any) -> Experience:
     """The ``Experience`` of one step.
 
     Args:

@@ -462,13 +462,13 @@ class BoundedTensorSpec(TensorSpec):
 
             values = _uniform_integers(low, high, torch_bits)
             return torch.from_numpy(values).to(self._dtype)
-        lo, hi = self._bounds()
-        lo, hi = lo.to(torch.float64), hi.to(torch.float64)
+        lo_bound, hi_bound = self._bounds()
+        lo, hi = lo_bound.to(torch.float64), hi_bound.to(torch.float64)
         span = hi - lo
         if not torch.isfinite(span).all():
             # Unbounded or huge range: sample a standard normal clipped to the bounds.
-            values = torch.randn(shape, dtype=torch.float64)
-            return torch.maximum(torch.minimum(values, hi), lo).to(self._dtype)
+            normal = torch.randn(shape, dtype=torch.float64)
+            return torch.maximum(torch.minimum(normal, hi), lo).to(self._dtype)
         values = lo + torch.rand(shape, dtype=torch.float64) * span
         return values.to(self._dtype)
 

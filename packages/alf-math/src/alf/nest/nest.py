@@ -132,7 +132,7 @@ _FIELD_ORDER: "weakref.WeakKeyDictionary[type, Tuple[Tuple[str, ...], Tuple[int,
 )
 
 
-def _field_order(cls: type) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
+def _field_order(cls: Any) -> Tuple[Tuple[str, ...], Tuple[int, ...]]:
     """The fields of namedtuple class ``cls`` in alphabetical order, and the
     position of each in the tuple."""
     try:

@@ -274,7 +274,7 @@ def get_outer_rank(tensors: Any, specs: Any) -> int:
             its spec's shape, or the leaves disagree on the outer rank (the
             message names the path).
     """
-    ranks = []
+    ranks: list = []
 
     def rank(path, tensor, spec):
         shape = tuple(tensor.shape)
@@ -342,8 +342,8 @@ def grad(nested: Any, objective: torch.Tensor, retain_graph: bool = False) -> An
     """
     leaves = flatten(nested)
     grads = torch.autograd.grad(objective, leaves, retain_graph=retain_graph, allow_unused=True)
-    grads = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
-    return pack_sequence_as(nested, grads)
+    filled = [torch.zeros_like(x) if g is None else g for x, g in zip(leaves, grads)]
+    return pack_sequence_as(nested, filled)
 
 
 def zeros_like(nested: Any) -> Any:
