@@ -1,6 +1,6 @@
 """RingBuffer enqueue + dequeue throughput for 64 environments.
 
-Run: python benchmarks/bench_ring_buffer.py [--quick]
+Run: python benchmarks/bench_ring_buffer.py [--quick] [--baseline SRC]
 
 Items are obs float32[64] + int64 action + float32 reward.
 
@@ -23,11 +23,24 @@ Four producer processes (fork), each owning 16 environments, and one consumer
 
 Figures are items per second (median of repeats for the single process; one
 timed run for the producers); "ratio" is candidate / baseline throughput.
+
+--baseline SRC also measures another version of alf.utils.data_buffer in the
+same run: SRC is a package source folder holding alf/utils/data_buffer.py
+(e.g. a read-only checkout of the main branch,
+/work/main/packages/alf-buffers/src). Its data_buffer.py and _buffer_*.py
+helpers are loaded under a private package name, so both versions share one
+process, and every RingBuffer row is measured for both, interleaved (single
+process: in the same repeat loop; producers: alternating timed runs, --runs
+of each, median). "vs old" is this version's / the baseline's throughput.
 """
 
 import argparse
+import os
+import re
 import statistics
+import sys
 import time
+import types
 
 import torch
 import torch.multiprocessing as tmp
@@ -43,6 +56,34 @@ SPEC = {
 }
 
 
+def load_baseline(src):
+    """``RingBuffer`` of the data_buffer module under ``src`` (a source folder
+    holding ``alf/utils/data_buffer.py``), loaded under a private package."""
+    folder = os.path.join(src, "alf", "utils")
+    package = "_baseline_alf_buffers"
+    sys.modules[package] = types.ModuleType(package)
+    sys.modules[package].__path__ = []
+    names = sorted(n[:-3] for n in os.listdir(folder) if re.fullmatch(r"_buffer_\w+\.py", n))
+    pending = names + ["data_buffer"]
+    # helpers import each other: load those whose imports are loaded first
+    while pending:
+        for name in pending:
+            with open(os.path.join(folder, name + ".py")) as f:
+                code = f.read()
+            needed = re.findall(r"from alf\.utils\.(_buffer_\w+) import", code)
+            if all(f"{package}.{n}" in sys.modules for n in needed):
+                break
+        else:
+            raise RuntimeError(f"cannot order the imports of {pending} in {folder}")
+        code = re.sub(r"from alf\.utils\.(_buffer_\w+) import", rf"from {package}.\1 import", code)
+        module = types.ModuleType(f"{package}.{name}")
+        module.__file__ = os.path.join(folder, name + ".py")
+        sys.modules[module.__name__] = module
+        exec(compile(code, module.__file__, "exec"), module.__dict__)
+        pending.remove(name)
+    return sys.modules[f"{package}.data_buffer"].RingBuffer
+
+
 def make_batch(n):
     return {
         "obs": torch.randn(n, 64),
@@ -51,7 +92,10 @@ def make_batch(n):
     }
 
 
-def single_process(steps, repeats):
+def single_process(steps, repeats, classes):
+    """Items/s of each candidate: ``raw`` and, for each ``(label, RingBuffer
+    class)`` of ``classes``, ``alf``, ``alf-ids`` and ``alf-mp`` (the label
+    prefixed), timed in one interleaved loop."""
     batch = make_batch(N_ENVS)
     raw = {k: s.zeros((N_ENVS, MAX_LENGTH)) for k, s in SPEC.items()}
 
@@ -70,12 +114,15 @@ def single_process(steps, repeats):
 
         return loop
 
-    candidates = {
-        "raw": run_raw,
-        "alf": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH)),
-        "alf-ids": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH), torch.arange(N_ENVS)),
-        "alf-mp": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)),
-    }
+    candidates = {"raw": run_raw}
+    for label, cls in classes:
+        candidates[label + "alf"] = run_ring(cls(SPEC, N_ENVS, MAX_LENGTH))
+        candidates[label + "alf-ids"] = run_ring(
+            cls(SPEC, N_ENVS, MAX_LENGTH), torch.arange(N_ENVS)
+        )
+        candidates[label + "alf-mp"] = run_ring(
+            cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
+        )
     times = {name: [] for name in candidates}
     for _ in range(repeats):
         for name, fn in candidates.items():
@@ -100,12 +147,9 @@ def queue_producer(q, p, steps):
         q.put((p, batch))
 
 
-def with_producers(steps):
+def run_queue(steps):
+    """Items/s of the mp.Queue baseline (one timed run)."""
     ctx = tmp.get_context("fork")
-    per = N_ENVS // N_PRODUCERS
-    envs = [list(range(p * per, (p + 1) * per)) for p in range(N_PRODUCERS)]
-    results = {}
-
     q = ctx.Queue(maxsize=MAX_LENGTH)
     procs = [ctx.Process(target=queue_producer, args=(q, p, steps)) for p in range(N_PRODUCERS)]
     start = time.perf_counter()
@@ -114,44 +158,83 @@ def with_producers(steps):
     for _ in range(steps * N_PRODUCERS):
         p_id, batch = q.get(timeout=120)
         {k: torch.from_numpy(v) for k, v in batch.items()}
-    results["mp.Queue"] = steps * N_ENVS / (time.perf_counter() - start)
+    rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
+    return rate
 
-    rb = RingBuffer(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
+
+def run_ring_producers(cls, steps):
+    """Items/s of four blocking producers and one blocking consumer on a
+    ``cls`` buffer (one timed run)."""
+    ctx = tmp.get_context("fork")
+    per = N_ENVS // N_PRODUCERS
+    envs = [list(range(p * per, (p + 1) * per)) for p in range(N_PRODUCERS)]
+    rb = cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
     procs = [ctx.Process(target=ring_producer, args=(rb, e, steps)) for e in envs]
     start = time.perf_counter()
     for p in procs:
         p.start()
     for _ in range(steps):
         rb.dequeue(blocking=True)
-    results["alf-mp"] = steps * N_ENVS / (time.perf_counter() - start)
+    rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
-    return results
+    return rate
+
+
+def with_producers(steps, classes, runs):
+    """Median items/s over ``runs`` alternating timed runs of each candidate."""
+    rates = {"mp.Queue": []}
+    rates.update({label + "alf-mp": [] for label, _ in classes})
+    for _ in range(runs):
+        rates["mp.Queue"].append(run_queue(steps))
+        for label, cls in classes:
+            rates[label + "alf-mp"].append(run_ring_producers(cls, steps))
+    return {name: statistics.median(r) for name, r in rates.items()}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure the alf.utils.data_buffer under this source folder (rows 'old ...')",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs of each producer setting (default 1; 5 with --baseline)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps, repeats = (200, 3) if args.quick else (1000, 9)
-    print(f"torch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}\n")
-    header = f"{'setting':28} {'candidate':>9} {'items/s':>11} {'ratio':>6}"
+    classes = [("", RingBuffer)]
+    if args.baseline:
+        classes.append(("old ", load_baseline(args.baseline)))
+    runs = args.runs or (5 if args.baseline else 1)
+    print(f"torch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}")
+    if args.baseline:
+        print(f"baseline ('old'): {os.path.abspath(args.baseline)}")
+    print()
+    header = f"{'setting':28} {'candidate':>13} {'items/s':>11} {'ratio':>6} {'vs old':>6}"
     print(header)
     print("-" * len(header))
-    single = single_process(steps, repeats)
+
+    def row(setting, name, rate, base, old):
+        vs = f"{rate / old:6.3f}" if old else ""
+        print(f"{setting:28} {name:>13} {rate:11,.0f} {rate / base:6.2f} {vs}")
+
+    single = single_process(steps, repeats, classes)
     for name, rate in single.items():
-        print(
-            f"{'1 process, enqueue+dequeue':28} {name:>9} {rate:11,.0f} {rate / single['raw']:6.2f}"
-        )
-    multi = with_producers(steps * 2)
+        old = single.get("old " + name) if args.baseline and name != "raw" else None
+        row("1 process, enqueue+dequeue", name, rate, single["raw"], old)
+    multi = with_producers(steps * 2, classes, runs)
     for name, rate in multi.items():
-        print(
-            f"{'4 producers + 1 consumer':28} {name:>9} {rate:11,.0f} "
-            f"{rate / multi['mp.Queue']:6.2f}"
-        )
+        old = multi.get("old " + name) if args.baseline and name == "alf-mp" else None
+        row("4 producers + 1 consumer", name, rate, multi["mp.Queue"], old)
 
 
 if __name__ == "__main__":

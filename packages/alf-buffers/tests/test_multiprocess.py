@@ -113,11 +113,20 @@ def test_load_four_producers_two_consumers():
     assert rb.get_current_position().tolist() == [items_per_env] * num_envs
 
 
+def wait_for_sleepers(rb, space, data):
+    """Wait (generous deadline) until ``space`` calls wait for space and
+    ``data`` calls wait for data in ``rb``, in any process."""
+    deadline = time.monotonic() + DEADLINE_S
+    while rb._sync.sleepers() != (space, data):
+        assert time.monotonic() < deadline, f"sleepers: {rb._sync.sleepers()}"
+        time.sleep(0.01)
+
+
 @needs_fork
 def test_stop_releases_every_blocked_call():
     """Three consumers block on an empty environment and three producers on a
-    full one; stop() releases all six (dequeue -> None, enqueue -> False)
-    within one second. After revive() blocking calls work again."""
+    full one; stop() releases all six (dequeue -> None, enqueue -> False).
+    After revive() blocking calls work again."""
     ctx = multiprocessing.get_context("fork")
     rb = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2, allow_multiprocess=True)
     for _ in range(2):
@@ -132,18 +141,17 @@ def test_stop_releases_every_blocked_call():
         for p in processes:
             p.start()
         assert len(collect(ready, len(roles), time.monotonic() + DEADLINE_S)) == len(roles)
-        time.sleep(0.5)  # let them reach the wait
+        wait_for_sleepers(rb, 3, 3)  # all six wait
         assert results.empty(), "a blocking call returned before stop()"
-        started = time.monotonic()
         rb.stop()
-        released = collect(results, len(roles), started + 1.0)
-        elapsed = time.monotonic() - started
+        released = collect(results, len(roles), time.monotonic() + DEADLINE_S)
     finally:
         shutdown(rb, processes)
-    assert len(released) == len(roles), f"only {len(released)} of 6 released in {elapsed:.2f} s"
+    assert len(released) == len(roles), f"only {len(released)} of 6 released"
     assert sorted(released, key=str) == sorted(
         [("consumer", None)] * 3 + [("producer", False)] * 3, key=str
     )
+    assert rb._sync.sleepers() == (0, 0)
     # stopped: later blocking calls are skipped even where they could proceed
     assert rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([0]), blocking=True) is False
     rb.revive()
@@ -172,9 +180,9 @@ def test_spawned_children_share_buffer():
         assert kinds == ["consumed", "produced"], reports
         assert rb.get_current_position().tolist() == [items_per_env, items_per_env, 0]
         # the consumer now blocks on an empty environment until stop()
-        started = time.monotonic()
+        wait_for_sleepers(rb, 0, 1)
         rb.stop()
-        after = collect(results, 1, started + 1.0)
+        after = collect(results, 1, time.monotonic() + DEADLINE_S)
     finally:
         shutdown(rb, processes)
     assert after == [("after stop", envs, None)]
