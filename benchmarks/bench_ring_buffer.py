@@ -21,6 +21,12 @@ Four producer processes (fork), each owning 16 environments, and one consumer
              arrays, pickled through the queue's pipe);
   alf-mp     blocking RingBuffer.enqueue / dequeue.
 
+One producer (fork) and one consumer (the main process) hand over single
+items through 3 slots of one environment, so that every call waits for the
+other process (the latency of a wakeup):
+  mp.Queue   a multiprocessing Queue(maxsize=3) of one-element tensors;
+  alf-mp     blocking RingBuffer.enqueue / dequeue.
+
 Figures are items per second (median of repeats for the single process; one
 timed run for the producers); "ratio" is candidate / baseline throughput.
 
@@ -42,6 +48,7 @@ import sys
 import time
 import types
 
+import numpy as np
 import torch
 import torch.multiprocessing as tmp
 
@@ -183,6 +190,52 @@ def run_ring_producers(cls, steps):
     return rate
 
 
+def handoff_producer(rb, steps):
+    torch.set_num_threads(1)
+    item = torch.zeros(1, dtype=torch.int64)
+    for _ in range(steps):
+        rb.enqueue(item, blocking=True)
+
+
+def queue_handoff_producer(q, steps):
+    torch.set_num_threads(1)
+    item = np.zeros(1, dtype=np.int64)  # a tensor would be sent as shared memory
+    for _ in range(steps):
+        q.put(item)
+
+
+def run_handoff(cls, steps):
+    """Items/s of single items through 3 slots, one producer, one consumer
+    (``cls`` None: a multiprocessing Queue)."""
+    ctx = tmp.get_context("fork")
+    if cls is None:
+        q = ctx.Queue(maxsize=3)
+        proc = ctx.Process(target=queue_handoff_producer, args=(q, steps))
+        take = lambda: q.get(timeout=120)  # noqa: E731
+    else:
+        rb = cls(TensorSpec((), torch.int64), 1, 3, allow_multiprocess=True)
+        proc = ctx.Process(target=handoff_producer, args=(rb, steps))
+        take = lambda: rb.dequeue(blocking=True)  # noqa: E731
+    start = time.perf_counter()
+    proc.start()
+    for _ in range(steps):
+        take()
+    rate = steps / (time.perf_counter() - start)
+    proc.join(timeout=30)
+    return rate
+
+
+def handoffs(steps, classes, runs):
+    """Median items/s over ``runs`` alternating timed runs of each candidate."""
+    rates = {"mp.Queue": []}
+    rates.update({label + "alf-mp": [] for label, _ in classes})
+    for _ in range(runs):
+        rates["mp.Queue"].append(run_handoff(None, steps))
+        for label, cls in classes:
+            rates[label + "alf-mp"].append(run_handoff(cls, steps))
+    return {name: statistics.median(r) for name, r in rates.items()}
+
+
 def with_producers(steps, classes, runs):
     """Median items/s over ``runs`` alternating timed runs of each candidate."""
     rates = {"mp.Queue": []}
@@ -235,6 +288,10 @@ def main():
     for name, rate in multi.items():
         old = multi.get("old " + name) if args.baseline and name == "alf-mp" else None
         row("4 producers + 1 consumer", name, rate, multi["mp.Queue"], old)
+    handoff = handoffs(steps * 5, classes, runs)
+    for name, rate in handoff.items():
+        old = handoff.get("old " + name) if args.baseline and name == "alf-mp" else None
+        row("1 producer, 1 slot handoff", name, rate, handoff["mp.Queue"], old)
 
 
 if __name__ == "__main__":

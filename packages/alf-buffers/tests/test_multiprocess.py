@@ -8,6 +8,7 @@ Every test is bounded: results are awaited with timeouts and leftover
 processes are stopped and killed.
 """
 
+import io
 import multiprocessing
 import os
 import queue
@@ -358,3 +359,45 @@ def test_state_dict_of_shared_buffer_is_a_consistent_snapshot():
     rb.enqueue(workers.item_batch(env_ids, steps, steps), env_ids)
     assert all(torch.equal(last[k], before[k]) for k in last)
     assert not torch.equal(rb.state_dict()["_current_pos"], last["_current_pos"])
+
+
+@needs_fork
+def test_checkpoint_saved_while_processes_write_restores_complete_items():
+    """Checkpoints saved with torch.save while two processes enqueue and
+    dequeue, each loaded into a new buffer: the new buffer returns, for every
+    environment, consecutive whole items ending at the saved position."""
+    ctx = multiprocessing.get_context("fork")
+    steps, max_length = 2000, 8
+    rb = RingBuffer(SPEC, 4, max_length=max_length, allow_multiprocess=True)
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=workers.churn, args=(rb, ids, steps, results), daemon=True)
+        for ids in (torch.tensor([0, 1]), torch.tensor([2, 3]))
+    ]
+    blobs = []
+    try:
+        for child in children:
+            child.start()
+        while any(c.is_alive() for c in children) and len(blobs) < 100:
+            blob = io.BytesIO()
+            torch.save(rb.state_dict(), blob)
+            blobs.append(blob)
+        assert collect(results, 2, time.monotonic() + DEADLINE_S) == [("churned", steps)] * 2
+    finally:
+        shutdown(rb, children)
+    for blob in blobs:
+        blob.seek(0)
+        restored = RingBuffer(SPEC, 4, max_length=max_length)
+        restored.load_state_dict(torch.load(blob, weights_only=True))
+        pos = restored.get_current_position()
+        first = restored.get_earliest_position(torch.arange(4))
+        for env in range(4):
+            n = int(pos[env] - first[env])
+            ids = torch.tensor([env])
+            if n == 0:
+                continue
+            out = restored.dequeue(ids, n=n)
+            expected = env * steps + torch.arange(int(first[env]), int(pos[env]))
+            assert torch.equal(out["id"][0], expected)
+            whole = torch.stack([expected.double(), -expected.double(), expected.double() / 2], 1)
+            assert torch.equal(out["payload"][0], whole)

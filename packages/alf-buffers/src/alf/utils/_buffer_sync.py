@@ -34,6 +34,7 @@ travels with the buffer to children started with ``fork`` (inherited) or
 import ctypes
 import ctypes.util
 import errno
+import functools
 import math
 import multiprocessing
 import os
@@ -234,6 +235,22 @@ class _RobustLock:
             if rc != errno.ETIMEDOUT:
                 return self._acquired(rc)
 
+    def fast_pair(self):
+        """``(try_lock, unlock)``: C callables without arguments for the hot
+        paths: ``try_lock()`` returns 0 when it took the lock, else a code
+        for ``finish_acquire``; ``unlock()`` releases one level."""
+        return (
+            functools.partial(self._trylock, self._address),
+            functools.partial(self._unlock, self._address),
+        )
+
+    def finish_acquire(self, rc: int) -> None:
+        """Take the lock after ``try_lock()`` returned ``rc`` (not 0)."""
+        if rc == errno.EBUSY:
+            self.acquire()
+        else:
+            self._acquired(rc)
+
     def _acquired(self, rc: int) -> bool:
         if rc == errno.EOWNERDEAD:
             # we hold it now; the holder's unfinished operation is discarded
@@ -303,6 +320,18 @@ class _PlainLock:
     def __exit__(self, *exc):
         self._rlock.release()
 
+    def fast_pair(self):
+        """As ``_RobustLock.fast_pair``."""
+
+        def try_lock():
+            self._rlock.acquire()
+            return 0
+
+        return try_lock, self._rlock.release
+
+    def finish_acquire(self, rc: int) -> None:
+        """Never called: ``try_lock`` always takes the lock."""
+
     def release_all(self) -> int:
         depth = 0
         while self._rlock._semlock._is_mine():
@@ -324,6 +353,9 @@ class LocalSync:
 
     lock = None
     recovered = 0
+    # "took the lock" and "released it" at the cost of a C call: int() == 0
+    try_lock = int
+    unlock = int
 
     def __init__(self):
         self._stopped = False
@@ -386,6 +418,7 @@ class SharedSync:
             self.lock = _RobustLock(native, base, self._state)
         else:
             self.lock = _PlainLock(self._rlock)
+        self.try_lock, self.unlock = self.lock.fast_pair()
 
     def __getstate__(self):
         return {"mem": self._mem, "robust": self._robust, "rlock": self._rlock}

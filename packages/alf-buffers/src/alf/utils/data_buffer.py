@@ -201,9 +201,12 @@ class RingBuffer(nn.Module):
         "_row_base",
         "_steps",
         "_count_nonzero",
+        "_on_cpu",
         "_pack",
         "_check",
         "_lock",
+        "_try_lock",
+        "_unlock",
     )
 
     def _refresh(self) -> None:
@@ -220,6 +223,7 @@ class RingBuffer(nn.Module):
         self._flat_storage = [s.view((rows,) + tuple(s.shape[2:])) for s in self._storage]
         self._leaf_shapes = [tuple(s.shape[2:]) for s in self._storage]
         self._device = self._buffers["_current_pos"].device
+        self._on_cpu = self._device.type == "cpu"
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
         if self._device.type == "cpu":
             self._pos = self._buffers["_current_pos"].numpy()
@@ -236,6 +240,8 @@ class RingBuffer(nn.Module):
         self._pack = compile_packer(self._data_spec)
         self._check = ItemChecker(self._data_spec, self._specs)
         self._lock = self._sync.lock
+        # the lock on the hot paths (no-ops without allow_multiprocess)
+        self._try_lock, self._unlock = self._sync.try_lock, self._sync.unlock
 
     def _apply(self, fn, recurse=True):
         """``nn.Module`` conversions move the storage (``.to(device)``,
@@ -494,10 +500,15 @@ class RingBuffer(nn.Module):
         items = self._check(batch, self._batch_size(envs), self._device)
         if blocking:
             return self._enqueue_blocking(envs, items, timeout)
-        with self._locked():
+        rc = self._try_lock()
+        if rc:
+            self._lock.finish_acquire(rc)
+        try:
             self._write(envs, items)
             self._sync.data_added()
-            return True
+        finally:
+            self._unlock()
+        return True
 
     def _enqueue_blocking(self, envs: Any, items: List[torch.Tensor], timeout: Any) -> bool:
         deadline = self._take_lock(timeout, "enqueue")
@@ -551,26 +562,22 @@ class RingBuffer(nn.Module):
         pos = self._pos[envs]
         size = self._size[envs]
         room = size < self._max_length
-        if self._allow_multiprocess and not self._all(room):
-            self._size[envs] = size - ~room
+        if self._allow_multiprocess and (
+            not self._on_cpu or self._count_nonzero(room) != room.shape[0]
+        ):  # (on CUDA without looking: that would wait for the device)
+            self._size[envs] = size.clip(max=self._max_length - 1)
         if envs is _ALL and self._one_slot(pos):
             idx = int(pos[0]) % self._max_length
             for storage, item in zip(self._storage, items):
                 storage[:, idx] = item
         else:
             rows = self._row_base[envs] + pos % self._max_length
-            if self._device.type == "cpu":
+            if self._on_cpu:
                 rows = torch.from_numpy(rows)
             for flat, item in zip(self._flat_storage, items):
                 flat.index_copy_(0, rows, item)
         self._pos[envs] = pos + 1
         self._size[envs] = size + room
-
-    def _all(self, flags: Any) -> bool:
-        """Whether every flag is set (on CUDA: False without a device sync)."""
-        if self._device.type != "cpu":
-            return False
-        return self._count_nonzero(flags) == len(flags)
 
     # ---- reading ----------------------------------------------------------
     def dequeue(
@@ -614,13 +621,18 @@ class RingBuffer(nn.Module):
         envs = self._env_index(env_ids)
         if blocking:
             return self._dequeue_blocking(envs, n, timeout)
-        with self._locked():
+        rc = self._try_lock()
+        if rc:
+            self._lock.finish_acquire(rc)
+        try:
             if not self._has_data(envs, n):
                 raise AssertionError(
                     f"not enough data to dequeue n={n}: {self._env_list(envs)} "
                     f"hold {self._size[envs].tolist()} items"
                 )
             result = self._take(envs, n)
+        finally:
+            self._unlock()
         return self._pack(result)
 
     def _dequeue_blocking(self, envs: Any, n: int, timeout: Any) -> Any:
