@@ -28,6 +28,10 @@ shared between processes), so no torch call is spent on bookkeeping; data
 moves with ``index_copy_``/``index_select`` on a flat
 ``[num_environments * max_length] + spec.shape`` view of each storage tensor,
 or, for all environments at one common slot, with plain slices.
+
+Shared between processes (``allow_multiprocess=True``), a buffer survives the
+death of any participant at any moment: see ``RingBuffer`` and
+``alf.utils._buffer_sync``.
 """
 
 import contextlib
@@ -63,7 +67,8 @@ def atomic(func: Callable) -> Callable:
     """Make class member function atomic by checking class._lock.
 
     Can only be applied on class methods, whose containing class must have
-    ``_lock`` set to ``None`` or a ``multiprocessing`` lock object; with a lock
+    ``_lock`` set to ``None`` or a lock object (a ``multiprocessing`` lock, or
+    the shared lock of a ``RingBuffer``, which is re-entrant); with a lock
     the method runs while holding it. The lock should be re-entrant
     (``multiprocessing.RLock``) when atomic methods call each other.
 
@@ -120,13 +125,27 @@ class RingBuffer(nn.Module):
 
     Multiple processes: with ``allow_multiprocess=True`` the CPU storage is put
     in shared memory and every operation holds a re-entrant lock shared by all
-    processes. Pass the buffer to a child as a ``Process`` argument; children
-    started with ``spawn`` and with ``fork`` share the same memory, lock,
-    conditions and stop event. (A CUDA buffer can be shared with ``spawn``
-    children only, as CUDA does not survive ``fork``.) Such a buffer cannot be
-    pickled or deep-copied other than to start a process; ``load_state_dict``
-    loads it in place (also with ``assign=True``), so running children see the
-    loaded items.
+    processes. Pass the buffer to a child as a ``Process`` argument (or send it
+    through a ``torch.multiprocessing`` queue or pipe); children started with
+    ``spawn`` and with ``fork`` share the same memory, lock, waits and stop
+    flag. (A CUDA buffer can be shared with ``spawn`` children only, as CUDA
+    does not survive ``fork``.) Such a buffer cannot be pickled to a file or
+    deep-copied (save its ``state_dict()``); ``load_state_dict`` loads it in
+    place (also with ``assign=True``), so running children see the loaded
+    items.
+
+    Crashed participants: any one process may die at any moment (``SIGKILL``,
+    the OOM killer) without blocking the others. On Linux the lock is a
+    robust process-shared mutex: the kernel hands the lock of a dead holder
+    to the next process that asks for it (glibc or musl; on other platforms
+    a killed lock holder still blocks the others). Every operation commits
+    the positions after the data, so an operation cut short by a death is
+    simply not there: ``state_dict()`` holds only whole items (those whose
+    write completed) and a new buffer can be loaded from it. Waiting calls
+    sleep without being counted in a way that a dead one could block, and
+    ``stop()`` releases every blocked call in the surviving processes
+    (``enqueue`` returns False, ``dequeue`` None). Blocking calls take a
+    ``timeout`` (``TimeoutError``).
 
     Args:
         data_spec (nested TensorSpec): spec describing a single item that can
@@ -301,8 +320,8 @@ class RingBuffer(nn.Module):
         if self._allow_multiprocess and local_metadata.get("assign_to_params_buffers"):
             local_metadata = dict(local_metadata, assign_to_params_buffers=False)
         with self._locked():
-            if self._allow_multiprocess:
-                self._current_size.zero_()
+            if self._allow_multiprocess and prefix + "_current_size" in state_dict:
+                self._current_size.zero_()  # (all entries are there: state_problems)
             super()._load_from_state_dict(
                 state_dict,
                 prefix,
