@@ -259,7 +259,7 @@ class _RobustLock:
             self._state[_RECOVERED] += 1
             warnings.warn(
                 "RingBuffer: a process died while holding the buffer's lock; the lock "
-                "was taken over (the items it had not finished writing are not stored)",
+                "was taken over (an operation it had not finished is not in the buffer)",
                 RuntimeWarning,
                 stacklevel=4,
             )
