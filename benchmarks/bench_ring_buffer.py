@@ -13,7 +13,7 @@ and dequeue it again:
   alf-ids    the same with env_ids=torch.arange(64) given explicitly (the
              general path: flat index_copy_ / index_select, no slot shortcut);
   alf-mp     RingBuffer(allow_multiprocess=True), same calls (shared memory,
-             lock, condition notifications), still in one process.
+             the shared lock, wakeups), still in one process.
 
 Four producer processes (fork), each owning 16 environments, and one consumer
 (the main process) taking one item of all 64 environments per call:
@@ -24,11 +24,15 @@ Four producer processes (fork), each owning 16 environments, and one consumer
 One producer (fork) and one consumer (the main process) hand over single
 items through 3 slots of one environment, so that every call waits for the
 other process (the latency of a wakeup):
-  mp.Queue   a multiprocessing Queue(maxsize=3) of one-element tensors;
+  mp.Queue   a multiprocessing Queue(maxsize=3) of one-element NumPy arrays;
   alf-mp     blocking RingBuffer.enqueue / dequeue.
 
-Figures are items per second (median of repeats for the single process; one
-timed run for the producers); "ratio" is candidate / baseline throughput.
+Figures are items per second, wall-clock (median of repeats for the single
+process, alternating the candidates' order; median of --runs timed runs for
+the producers, default 1); "ratio" is candidate / baseline throughput. "CPU
+us/item" is the CPU time spent per item by all the processes of a run (this
+one and its children; median), which other load on the machine disturbs far
+less than wall-clock time.
 
 --baseline SRC also measures another version of alf.utils.data_buffer in the
 same run: SRC is a package source folder holding alf/utils/data_buffer.py
@@ -37,12 +41,15 @@ same run: SRC is a package source folder holding alf/utils/data_buffer.py
 helpers are loaded under a private package name, so both versions share one
 process, and every RingBuffer row is measured for both, interleaved (single
 process: in the same repeat loop; producers: alternating timed runs, --runs
-of each, median). "vs old" is this version's / the baseline's throughput.
+of each, median). The first "vs old" is this version's / the baseline's
+throughput, the second the baseline's / this version's CPU time per item
+(above 1: this version is cheaper).
 """
 
 import argparse
 import os
 import re
+import resource
 import statistics
 import sys
 import time
@@ -131,12 +138,26 @@ def single_process(steps, repeats, classes):
             cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
         )
     times = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
+    cpu = {name: [] for name in candidates}
+    order = list(candidates)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:  # no candidate always first
+            start, start_cpu = time.perf_counter(), time.process_time()
+            candidates[name]()
+            cpu[name].append(time.process_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
-    return {name: steps * N_ENVS / statistics.median(t) for name, t in times.items()}
+    items = steps * N_ENVS
+    return {
+        name: (items / statistics.median(times[name]), statistics.median(cpu[name]) / items)
+        for name in candidates
+    }
+
+
+def cpu_seconds():
+    """CPU time of this process and of its waited-for children so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def ring_producer(rb, env_ids, steps):
@@ -159,7 +180,7 @@ def run_queue(steps):
     ctx = tmp.get_context("fork")
     q = ctx.Queue(maxsize=MAX_LENGTH)
     procs = [ctx.Process(target=queue_producer, args=(q, p, steps)) for p in range(N_PRODUCERS)]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for p in procs:
         p.start()
     for _ in range(steps * N_PRODUCERS):
@@ -168,7 +189,7 @@ def run_queue(steps):
     rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
-    return rate
+    return rate, (cpu_seconds() - start_cpu) / (steps * N_ENVS)
 
 
 def run_ring_producers(cls, steps):
@@ -179,7 +200,7 @@ def run_ring_producers(cls, steps):
     envs = [list(range(p * per, (p + 1) * per)) for p in range(N_PRODUCERS)]
     rb = cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
     procs = [ctx.Process(target=ring_producer, args=(rb, e, steps)) for e in envs]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for p in procs:
         p.start()
     for _ in range(steps):
@@ -187,7 +208,7 @@ def run_ring_producers(cls, steps):
     rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
-    return rate
+    return rate, (cpu_seconds() - start_cpu) / (steps * N_ENVS)
 
 
 def handoff_producer(rb, steps):
@@ -216,35 +237,41 @@ def run_handoff(cls, steps):
         rb = cls(TensorSpec((), torch.int64), 1, 3, allow_multiprocess=True)
         proc = ctx.Process(target=handoff_producer, args=(rb, steps))
         take = lambda: rb.dequeue(blocking=True)  # noqa: E731
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     proc.start()
     for _ in range(steps):
         take()
     rate = steps / (time.perf_counter() - start)
     proc.join(timeout=30)
-    return rate
+    return rate, (cpu_seconds() - start_cpu) / steps
+
+
+def medians(runs, candidates):
+    """(median items/s, median CPU s per item) of each candidate over
+    ``runs`` timed runs, alternating the candidates' order."""
+    got = {name: [] for name in candidates}
+    order = list(candidates)
+    for r in range(runs):
+        for name in order if r % 2 == 0 else order[::-1]:
+            got[name].append(candidates[name]())
+    return {
+        name: tuple(statistics.median(v[i] for v in values) for i in range(2))
+        for name, values in got.items()
+    }
 
 
 def handoffs(steps, classes, runs):
-    """Median items/s over ``runs`` alternating timed runs of each candidate."""
-    rates = {"mp.Queue": []}
-    rates.update({label + "alf-mp": [] for label, _ in classes})
-    for _ in range(runs):
-        rates["mp.Queue"].append(run_handoff(None, steps))
-        for label, cls in classes:
-            rates[label + "alf-mp"].append(run_handoff(cls, steps))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    candidates = {"mp.Queue": lambda: run_handoff(None, steps)}
+    for label, cls in classes:
+        candidates[label + "alf-mp"] = lambda cls=cls: run_handoff(cls, steps)
+    return medians(runs, candidates)
 
 
 def with_producers(steps, classes, runs):
-    """Median items/s over ``runs`` alternating timed runs of each candidate."""
-    rates = {"mp.Queue": []}
-    rates.update({label + "alf-mp": [] for label, _ in classes})
-    for _ in range(runs):
-        rates["mp.Queue"].append(run_queue(steps))
-        for label, cls in classes:
-            rates[label + "alf-mp"].append(run_ring_producers(cls, steps))
-    return {name: statistics.median(r) for name, r in rates.items()}
+    candidates = {"mp.Queue": lambda: run_queue(steps)}
+    for label, cls in classes:
+        candidates[label + "alf-mp"] = lambda cls=cls: run_ring_producers(cls, steps)
+    return medians(runs, candidates)
 
 
 def main():
@@ -272,26 +299,26 @@ def main():
     if args.baseline:
         print(f"baseline ('old'): {os.path.abspath(args.baseline)}")
     print()
-    header = f"{'setting':28} {'candidate':>13} {'items/s':>11} {'ratio':>6} {'vs old':>6}"
+    header = (
+        f"{'setting':28} {'candidate':>13} {'items/s':>11} {'ratio':>6} {'vs old':>6} "
+        f"{'CPU us/item':>11} {'vs old':>6}"
+    )
     print(header)
     print("-" * len(header))
 
-    def row(setting, name, rate, base, old):
-        vs = f"{rate / old:6.3f}" if old else ""
-        print(f"{setting:28} {name:>13} {rate:11,.0f} {rate / base:6.2f} {vs}")
+    def table(setting, results, base):
+        for name, (rate, cpu) in results.items():
+            old = results.get("old " + name) if name.startswith("alf") else None
+            vs = f"{rate / old[0]:6.3f}" if old else " " * 6
+            vs_cpu = f"{old[1] / cpu:6.3f}" if old else ""
+            print(
+                f"{setting:28} {name:>13} {rate:11,.0f} {rate / results[base][0]:6.2f} {vs} "
+                f"{cpu * 1e6:11.3f} {vs_cpu}"
+            )
 
-    single = single_process(steps, repeats, classes)
-    for name, rate in single.items():
-        old = single.get("old " + name) if args.baseline and name != "raw" else None
-        row("1 process, enqueue+dequeue", name, rate, single["raw"], old)
-    multi = with_producers(steps * 2, classes, runs)
-    for name, rate in multi.items():
-        old = multi.get("old " + name) if args.baseline and name == "alf-mp" else None
-        row("4 producers + 1 consumer", name, rate, multi["mp.Queue"], old)
-    handoff = handoffs(steps * 5, classes, runs)
-    for name, rate in handoff.items():
-        old = handoff.get("old " + name) if args.baseline and name == "alf-mp" else None
-        row("1 producer, 1 slot handoff", name, rate, handoff["mp.Queue"], old)
+    table("1 process, enqueue+dequeue", single_process(steps, repeats, classes), "raw")
+    table("4 producers + 1 consumer", with_producers(steps * 2, classes, runs), "mp.Queue")
+    table("1 producer, 1 slot handoff", handoffs(steps * 5, classes, runs), "mp.Queue")
 
 
 if __name__ == "__main__":

@@ -140,8 +140,9 @@ def waiting_consumer(rb):
     "fork" not in multiprocessing.get_all_start_methods(), reason="no fork start method"
 )
 def test_a_killed_waiter_blocks_nothing():
-    """A process killed while waiting for data stays counted as a sleeper;
-    the next enqueue still returns, and a new waiter gets the data."""
+    """A process killed while waiting for data stays counted as a sleeper
+    until the next enqueue wakes the sleepers; that enqueue returns, and a
+    new waiter gets the data."""
     ctx = multiprocessing.get_context("fork")
     rb = RingBuffer(SPEC, 1, max_length=2, allow_multiprocess=True)
     child = ctx.Process(target=waiting_consumer, args=(rb,), daemon=True)
@@ -149,14 +150,32 @@ def test_a_killed_waiter_blocks_nothing():
     wait_until(lambda: rb._sync.sleepers() == (0, 1), "the child waiting")
     os.kill(child.pid, signal.SIGKILL)
     child.join(DEADLINE_S)
+    assert rb._sync.sleepers() == (0, 1)
     adder, added = in_thread(lambda: rb.enqueue(torch.tensor([1])))
     adder.join(DEADLINE_S)
     assert added == [True]
+    assert rb._sync.sleepers() == (0, 0)
     consumer, got = in_thread(lambda: rb.dequeue(n=2, blocking=True, timeout=DEADLINE_S))
-    wait_until(lambda: rb._sync.sleepers() == (0, 2), "a second waiter beside the dead one")
+    wait_until(lambda: rb._sync.sleepers() == (0, 1), "a new waiter")
     rb.enqueue(torch.tensor([2]))
     consumer.join(DEADLINE_S)
     assert [g.tolist() for g in got] == [[[1, 2]]]
     stopper, _ = in_thread(rb.stop)
     stopper.join(DEADLINE_S)
     assert not stopper.is_alive()
+
+
+@pytest.mark.parametrize("env_ids", [None, [0, 1], [1]])
+def test_full_shared_rings_keep_the_newest_items(env_ids):
+    """Non-blocking enqueues into full rings of a shared buffer (which first
+    drop the oldest item, then write) keep the newest max_length items, as a
+    buffer in one process does."""
+    shared = RingBuffer(SPEC, 2, max_length=3, allow_multiprocess=True)
+    ids = [0, 1] if env_ids is None else env_ids
+    for step in range(8):
+        shared.enqueue(torch.tensor([100 * e + step for e in ids]), env_ids)
+    sizes = [3 if e in ids else 0 for e in range(2)]
+    assert shared._current_size.tolist() == sizes
+    assert shared.get_current_position().tolist() == [8 if e in ids else 0 for e in range(2)]
+    out = shared.dequeue(torch.tensor(ids), n=3)
+    assert out.tolist() == [[100 * e + s for s in (5, 6, 7)] for e in ids]

@@ -112,11 +112,14 @@ class _Native:
                 libc = ctypes.CDLL(name, use_errno=True)
                 pylibc = ctypes.PyDLL(name)
             int_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-            # never block: called without releasing the GIL (cheaper)
-            py_int_fn = ctypes.PYFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
-            self.trylock = py_int_fn(("pthread_mutex_trylock", pylibc))
-            self.unlock = py_int_fn(("pthread_mutex_unlock", pylibc))
+            # never block: called without releasing the GIL, and without
+            # argument conversion (pass a ctypes.c_void_p; returns an int):
+            # the cheapest calls ctypes makes
+            self.trylock = pylibc.pthread_mutex_trylock
+            self.unlock = pylibc.pthread_mutex_unlock
             self.consistent = int_fn(("pthread_mutex_consistent", libc))
+            # may block: called releasing the GIL
+            self.lock = int_fn(("pthread_mutex_lock", libc))
             self.timedlock = ctypes.CFUNCTYPE(
                 ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_Timespec)
             )(("pthread_mutex_timedlock", libc))
@@ -165,15 +168,18 @@ class _Native:
         finally:
             self.attr_destroy(attr)
 
-    def futex_wait(self, address: int, expected: int, seconds: float) -> None:
+    def futex_wait(self, address: int, expected: int, timeout: _Timespec) -> None:
         """Sleep while the int32 at ``address`` equals ``expected``, at most
-        ``seconds`` (returns early on a wake, a change, or a signal)."""
-        ts = _timespec(seconds)
-        self.syscall(self.futex_number, address, _FUTEX_WAIT, expected, ctypes.byref(ts), None, 0)
+        ``timeout`` (returns early on a wake, a change, or a signal)."""
+        self.syscall(
+            self.futex_number, address, _FUTEX_WAIT, expected, ctypes.byref(timeout), None, 0
+        )
 
-    def futex_wake(self, address: int) -> None:
-        """Wake every sleeper on the int32 at ``address``."""
-        self.syscall(self.futex_number, address, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0)
+    def waker(self, address: int) -> Callable[[], int]:
+        """A C callable waking every sleeper on the int32 at ``address``."""
+        return functools.partial(
+            self.syscall, self.futex_number, address, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0
+        )
 
 
 _native: Optional[_Native] = None
@@ -206,29 +212,32 @@ class _RobustLock:
         self._native = native
         self._address = address
         self._state = state
-        self._trylock = native.trylock
-        self._unlock = native.unlock
+        pointer = ctypes.c_void_p(address)
+        self._trylock = functools.partial(native.trylock, pointer)
+        self._unlock = functools.partial(native.unlock, pointer)
 
     def acquire(self, blocking: bool = True, timeout: Optional[float] = None) -> bool:
         """Take the lock (again, if this thread holds it); False when it was
         not free within ``timeout`` seconds (``None``: no limit) or at once
         (``blocking=False``)."""
-        rc = self._trylock(self._address)
+        rc = self._trylock()
         if rc == 0:
             return True
         if rc != errno.EBUSY:
             return self._acquired(rc)
         if not blocking:
             return False
-        deadline = None if timeout is None else time.monotonic() + timeout
+        if timeout is None:
+            # a live holder releases it soon, a dead one is detected by the
+            # kernel, which then wakes us with EOWNERDEAD
+            rc = self._native.lock(self._address)
+            return True if rc == 0 else self._acquired(rc)
+        deadline = time.monotonic() + timeout
         while True:
-            if deadline is None:
-                step = _POLL_S
-            else:
-                step = min(_POLL_S, deadline - time.monotonic())
-                if step <= 0:
-                    return False
-            # the C call releases the GIL; short steps keep Ctrl-C working
+            step = min(_POLL_S, deadline - time.monotonic())
+            if step <= 0:
+                return False
+            # short steps keep Ctrl-C working
             rc = self._native.timedlock(self._address, _timespec(time.time() + step))
             if rc == 0:
                 return True
@@ -239,17 +248,15 @@ class _RobustLock:
         """``(try_lock, unlock)``: C callables without arguments for the hot
         paths: ``try_lock()`` returns 0 when it took the lock, else a code
         for ``finish_acquire``; ``unlock()`` releases one level."""
-        return (
-            functools.partial(self._trylock, self._address),
-            functools.partial(self._unlock, self._address),
-        )
+        return self._trylock, self._unlock
 
     def finish_acquire(self, rc: int) -> None:
         """Take the lock after ``try_lock()`` returned ``rc`` (not 0)."""
         if rc == errno.EBUSY:
-            self.acquire()
-        else:
-            self._acquired(rc)
+            rc = self._native.lock(self._address)
+            if rc == 0:
+                return
+        self._acquired(rc)
 
     def _acquired(self, rc: int) -> bool:
         if rc == errno.EOWNERDEAD:
@@ -268,23 +275,23 @@ class _RobustLock:
 
     def release(self) -> None:
         """Release one level of the lock (it must be held by this thread)."""
-        rc = self._unlock(self._address)
+        rc = self._unlock()
         if rc != 0:
             raise RuntimeError(f"RingBuffer: releasing the shared lock failed: {os.strerror(rc)}")
 
     def __enter__(self):
-        rc = self._trylock(self._address)
+        rc = self._trylock()
         if rc != 0:
-            self.acquire() if rc == errno.EBUSY else self._acquired(rc)
+            self.finish_acquire(rc)
         return self
 
     def __exit__(self, *exc):
-        self._unlock(self._address)
+        self._unlock()
 
     def release_all(self) -> int:
         """Release every level held by this thread; return how many."""
         depth = 0
-        while self._unlock(self._address) == 0:
+        while self._unlock() == 0:
             depth += 1
         return depth
 
@@ -293,7 +300,7 @@ class _RobustLock:
         if depth:
             self.acquire()
             for _ in range(depth - 1):
-                self._trylock(self._address)
+                self._trylock()
 
 
 class _PlainLock:
@@ -344,6 +351,10 @@ class _PlainLock:
             self._rlock.acquire()
 
 
+def _nothing() -> None:
+    """A wake-up with nobody to wake."""
+
+
 class LocalSync:
     """Single-process coordination: no lock, a plain stop flag.
 
@@ -388,6 +399,14 @@ class LocalSync:
     def data_added(self) -> None:
         """Nothing waits in a single process."""
 
+    def note_space(self) -> None:
+        """Nothing waits in a single process: no wake-up."""
+        return None
+
+    def note_data(self) -> None:
+        """Nothing waits in a single process: no wake-up."""
+        return None
+
 
 class SharedSync:
     """Coordination between processes (see the module docstring).
@@ -414,6 +433,11 @@ class SharedSync:
         base = self._mem.data_ptr()
         self._seq_address = (base + 8 * _SEQ, base + 8 * _SEQ + 4)
         self._native = native if native.futex else None
+        if self._native is not None:
+            self._wakers = tuple(native.waker(address) for address in self._seq_address)
+        else:  # waiters poll
+            self._wakers = (_nothing, _nothing)
+        self._poll = _timespec(_POLL_S)
         if self._robust:
             self.lock = _RobustLock(native, base, self._state)
         else:
@@ -446,7 +470,8 @@ class SharedSync:
 
     def sleepers(self) -> tuple:
         """(calls waiting for space, calls waiting for data) at this moment,
-        in every process (a killed waiter stays counted)."""
+        in every process: those gone to sleep that no wake-up has reached
+        yet (a killed one stays counted until the next wake-up)."""
         return int(self._state[_WAITERS + SPACE]), int(self._state[_WAITERS + DATA])
 
     # ---- stop / revive ----------------------------------------------------
@@ -499,27 +524,52 @@ class SharedSync:
             depth = self.lock.release_all()
             try:
                 if self._native is not None:
-                    self._native.futex_wait(self._seq_address[kind], expected, sleep)
+                    timeout = self._poll if sleep == _POLL_S else _timespec(sleep)
+                    self._native.futex_wait(self._seq_address[kind], expected, timeout)
                 else:
                     time.sleep(min(sleep, backoff))
                     backoff = min(backoff * 2, 2e-3)
             finally:
                 self.lock.reacquire(depth)
-                state[_WAITERS + kind] -= 1
+                if int(seq[kind]) == expected:  # not woken: still counted
+                    state[_WAITERS + kind] -= 1
+
+    def _bump(self, kind: int) -> None:
+        """Change the sequence number of ``kind`` (an int32 futex word,
+        wrapping within [0, 2**31)): its sleepers will not sleep on, and no
+        longer count as sleepers (so that the next change wakes nobody
+        unless a call waits again; a waiter not woken this way, e.g. at its
+        timeout, uncounts itself)."""
+        self._seq[kind] = (int(self._seq[kind]) + 1) & 0x7FFFFFFF
+        self._state[_WAITERS + kind] = 0
 
     def _wake(self, kind: int) -> None:
         """Change the sequence number of ``kind`` and wake its sleepers."""
-        # an int32 futex word, wrapping within [0, 2**31)
-        self._seq[kind] = (int(self._seq[kind]) + 1) & 0x7FFFFFFF
-        if self._native is not None:
-            self._native.futex_wake(self._seq_address[kind])
+        self._bump(kind)
+        self._wakers[kind]()
+
+    def note_space(self) -> Optional[Callable[[], None]]:
+        """Space was freed (call holding ``lock``): the sleepers' wake-up, to
+        call after releasing the lock (so that they do not wake up only to
+        wait for it), or None when no call waits for space."""
+        if self._state[_WAITERS + SPACE]:
+            self._bump(SPACE)
+            return self._wakers[SPACE]
+        return None
+
+    def note_data(self) -> Optional[Callable[[], None]]:
+        """As ``note_space``, for data."""
+        if self._state[_WAITERS + DATA]:
+            self._bump(DATA)
+            return self._wakers[DATA]
+        return None
 
     def space_freed(self) -> None:
-        """Wake blocked enqueues (call holding ``lock``)."""
-        if self._state[_WAITERS]:
+        """Wake blocked enqueues now (call holding ``lock``)."""
+        if self._state[_WAITERS + SPACE]:
             self._wake(SPACE)
 
     def data_added(self) -> None:
-        """Wake blocked dequeues (call holding ``lock``)."""
+        """Wake blocked dequeues now (call holding ``lock``)."""
         if self._state[_WAITERS + DATA]:
             self._wake(DATA)

@@ -37,7 +37,7 @@ death of any participant at any moment: see ``RingBuffer`` and
 import contextlib
 import functools
 import time
-from typing import Any, Callable, List
+from typing import Any, Callable, List, Tuple
 
 import numpy as np
 import torch
@@ -524,9 +524,11 @@ class RingBuffer(nn.Module):
             self._lock.finish_acquire(rc)
         try:
             self._write(envs, items)
-            self._sync.data_added()
+            wake = self._sync.note_data()
         finally:
             self._unlock()
+        if wake is not None:
+            wake()
         return True
 
     def _enqueue_blocking(self, envs: Any, items: List[torch.Tensor], timeout: Any) -> bool:
@@ -541,11 +543,13 @@ class RingBuffer(nn.Module):
                     f"timeout={timeout} s (nothing was written)"
                 ) from None
             self._write(envs, items)
-            self._sync.data_added()
-            return True
+            wake = self._sync.note_data()
         finally:
             if self._lock is not None:
                 self._lock.release()
+        if wake is not None:
+            wake()
+        return True
 
     def _take_lock(self, timeout: Any, what: str) -> Any:
         """Take the lock for a blocking call (within ``timeout`` seconds);
@@ -578,11 +582,12 @@ class RingBuffer(nn.Module):
         whose slot is about to be overwritten, so that it is never visible
         half-overwritten (it would be gone after the write anyway).
         """
-        pos = self._pos[envs]
+        pos = self._pos[envs]  # (views for envs=_ALL: use before changing)
         size = self._size[envs]
         room = size < self._max_length
+        new_size = size + room
         if self._allow_multiprocess and (
-            not self._on_cpu or self._count_nonzero(room) != room.shape[0]
+            not self._on_cpu or self._count_nonzero(room) != len(room)
         ):  # (on CUDA without looking: that would wait for the device)
             self._size[envs] = size.clip(max=self._max_length - 1)
         if envs is _ALL and self._one_slot(pos):
@@ -596,7 +601,7 @@ class RingBuffer(nn.Module):
             for flat, item in zip(self._flat_storage, items):
                 flat.index_copy_(0, rows, item)
         self._pos[envs] = pos + 1
-        self._size[envs] = size + room
+        self._size[envs] = new_size
 
     # ---- reading ----------------------------------------------------------
     def dequeue(
@@ -649,9 +654,11 @@ class RingBuffer(nn.Module):
                     f"not enough data to dequeue n={n}: {self._env_list(envs)} "
                     f"hold {self._size[envs].tolist()} items"
                 )
-            result = self._take(envs, n)
+            result, wake = self._take(envs, n)
         finally:
             self._unlock()
+        if wake is not None:
+            wake()
         return self._pack(result)
 
     def _dequeue_blocking(self, envs: Any, n: int, timeout: Any) -> Any:
@@ -665,19 +672,22 @@ class RingBuffer(nn.Module):
                     f"blocking dequeue: {self._env_list(envs)} did not hold n={n} items "
                     f"within timeout={timeout} s (nothing was removed)"
                 ) from None
-            result = self._take(envs, n)
+            result, wake = self._take(envs, n)
         finally:
             if self._lock is not None:
                 self._lock.release()
+        if wake is not None:
+            wake()
         return self._pack(result)
 
-    def _take(self, envs: Any, n: int) -> List[torch.Tensor]:
+    def _take(self, envs: Any, n: int) -> Tuple[List[torch.Tensor], Any]:
         """Copy the earliest ``n`` items of ``envs``, then remove them (in
-        this order: a process killed while copying removes nothing)."""
+        this order: a process killed while copying removes nothing); return
+        the copies and the wake-up of blocked enqueues (to call after
+        releasing the lock; None if none waits)."""
         result = self._read(envs, n)
         self._size[envs] = self._size[envs] - n
-        self._sync.space_freed()
-        return result
+        return result, self._sync.note_space()
 
     def _read(self, envs: Any, n: int) -> List[torch.Tensor]:
         """Copies of the earliest ``n`` items of each environment of
