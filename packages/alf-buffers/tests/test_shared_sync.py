@@ -179,3 +179,28 @@ def test_full_shared_rings_keep_the_newest_items(env_ids):
     assert shared.get_current_position().tolist() == [8 if e in ids else 0 for e in range(2)]
     out = shared.dequeue(torch.tensor(ids), n=3)
     assert out.tolist() == [[100 * e + s for s in (5, 6, 7)] for e in ids]
+
+
+def test_a_blocked_call_sleeps_instead_of_spinning():
+    """A waiting dequeue looks at the buffer again only when woken or after
+    each bounded sleep (0.1 s): while nothing happens, it checks a handful
+    of times, not thousands (a broken sleep would spin)."""
+    rb = RingBuffer(SPEC, 1, max_length=1, allow_multiprocess=True)
+    checks = []
+    has_data = rb._has_data
+
+    def spy(*args):
+        checks.append(time.monotonic())
+        return has_data(*args)
+
+    rb._has_data = spy
+    consumer, got = in_thread(lambda: rb.dequeue(blocking=True, timeout=DEADLINE_S))
+    wait_until(lambda: rb._sync.sleepers() == (0, 1), "the dequeue waiting")
+    started = time.monotonic()
+    time.sleep(0.5)
+    rb.enqueue(torch.tensor([3]))
+    consumer.join(DEADLINE_S)
+    elapsed = time.monotonic() - started
+    assert [g.tolist() for g in got] == [[[3]]]
+    # one check per sleep of at most 0.1 s, plus the first and the last
+    assert len(checks) <= elapsed / 0.1 + 3, (len(checks), elapsed)

@@ -65,7 +65,8 @@ _POLL_S = 0.1
 # How long stop() tries to take the lock before acting without it.
 _STOP_LOCK_S = 1.0
 
-_FUTEX_WAIT, _FUTEX_WAKE = 0, 1
+_C_FUTEX_WAIT, _C_FUTEX_WAKE = ctypes.c_int(0), ctypes.c_int(1)
+_C_ALL, _C_ZERO = ctypes.c_int(0x7FFFFFFF), ctypes.c_int(0)
 _SYS_FUTEX = {
     "x86_64": 202,
     "amd64": 202,
@@ -135,19 +136,10 @@ class _Native:
             self.ok = True
             number = _SYS_FUTEX.get(os.uname().machine)
             if number is not None:
-                syscall = ctypes.CFUNCTYPE(
-                    ctypes.c_long,
-                    ctypes.c_long,
-                    ctypes.c_void_p,
-                    ctypes.c_int,
-                    ctypes.c_int,
-                    ctypes.c_void_p,
-                    ctypes.c_void_p,
-                    ctypes.c_int,
-                    use_errno=True,
-                )(("syscall", libc))
-                self.futex_number = number
-                self.syscall = syscall
+                # syscall(2) is variadic: called without a prototype, with
+                # every argument given as its exact C type (no conversions)
+                self.syscall = libc.syscall
+                self.futex_number = ctypes.c_long(number)
                 self.futex = True
         except (OSError, AttributeError, TypeError):
             self.ok = False
@@ -172,13 +164,26 @@ class _Native:
         """Sleep while the int32 at ``address`` equals ``expected``, at most
         ``timeout`` (returns early on a wake, a change, or a signal)."""
         self.syscall(
-            self.futex_number, address, _FUTEX_WAIT, expected, ctypes.byref(timeout), None, 0
+            self.futex_number,
+            ctypes.c_void_p(address),
+            _C_FUTEX_WAIT,
+            ctypes.c_int(expected),
+            ctypes.byref(timeout),
+            None,
+            _C_ZERO,
         )
 
     def waker(self, address: int) -> Callable[[], int]:
         """A C callable waking every sleeper on the int32 at ``address``."""
         return functools.partial(
-            self.syscall, self.futex_number, address, _FUTEX_WAKE, 0x7FFFFFFF, None, None, 0
+            self.syscall,
+            self.futex_number,
+            ctypes.c_void_p(address),
+            _C_FUTEX_WAKE,
+            _C_ALL,
+            None,
+            None,
+            _C_ZERO,
         )
 
 
