@@ -7,8 +7,9 @@ as PyTorch's and ALF's summary writers write them, after the usual
 * the baseline: tensorboard's ``EventAccumulator(run, size_guidance={'scalars': 0})``
   (every point kept), ``Reload()`` and ``Scalars(tag)``;
 * alf-plot's reader (``alf.utils._plot_tb_events.read_runs``, which
-  ``MeanCurveReader`` uses): serial in this process, with a process pool, and
-  with CRC checks.
+  ``MeanCurveReader`` uses): serial in this process and with a process pool,
+  with CRC checks (the default) and without them (``verify_crc=False``,
+  ``--no-verify-crc``).
 
 Each measurement is the median of ``--repeats`` runs; the values are checked to be
 identical (same steps, same floats, same order) to the baseline's.  Usage::
@@ -79,7 +80,7 @@ def read_baseline(runs, tag):
     return out
 
 
-def read_alf(runs, tag, workers, verify_crc=False):
+def read_alf(runs, tag, workers, verify_crc=True):
     from alf.utils._plot_tb_events import list_event_files, read_runs
 
     return read_runs([list_event_files(r) for r in runs], tag, workers, verify_crc)
@@ -116,10 +117,12 @@ def main():
         )
         base_t, base = timed(lambda: read_baseline(runs, tag), args.repeats)
         print(f"{'EventAccumulator (baseline)':40s} {base_t:8.2f} s", flush=True)
+        cpus = os.cpu_count()
         rows = [
-            ("alf-plot reader, 1 process", lambda: read_alf(runs, tag, 1)),
-            (f"alf-plot reader, {os.cpu_count()} processes", lambda: read_alf(runs, tag, None)),
-            ("alf-plot reader, 1 process, verify_crc", lambda: read_alf(runs, tag, 1, True)),
+            ("alf-plot, 1 process (CRCs checked)", lambda: read_alf(runs, tag, 1)),
+            (f"alf-plot, {cpus} processes (CRCs checked)", lambda: read_alf(runs, tag, None)),
+            ("alf-plot, 1 process, no CRC", lambda: read_alf(runs, tag, 1, False)),
+            (f"alf-plot, {cpus} processes, no CRC", lambda: read_alf(runs, tag, None, False)),
         ]
         ok = True
         for label, fn in rows:

@@ -1,6 +1,6 @@
 """RingBuffer enqueue + dequeue throughput for 64 environments.
 
-Run: python benchmarks/bench_ring_buffer.py [--quick]
+Run: python benchmarks/bench_ring_buffer.py [--quick] [--baseline SRC]
 
 Items are obs float32[64] + int64 action + float32 reward.
 
@@ -13,7 +13,7 @@ and dequeue it again:
   alf-ids    the same with env_ids=torch.arange(64) given explicitly (the
              general path: flat index_copy_ / index_select, no slot shortcut);
   alf-mp     RingBuffer(allow_multiprocess=True), same calls (shared memory,
-             lock, condition notifications), still in one process.
+             the shared lock, wakeups), still in one process.
 
 Four producer processes (fork), each owning 16 environments, and one consumer
 (the main process) taking one item of all 64 environments per call:
@@ -21,14 +21,41 @@ Four producer processes (fork), each owning 16 environments, and one consumer
              arrays, pickled through the queue's pipe);
   alf-mp     blocking RingBuffer.enqueue / dequeue.
 
-Figures are items per second (median of repeats for the single process; one
-timed run for the producers); "ratio" is candidate / baseline throughput.
+One producer (fork) and one consumer (the main process) hand over single
+items through 3 slots of one environment, so that every call waits for the
+other process (the latency of a wakeup):
+  mp.Queue   a multiprocessing Queue(maxsize=3) of one-element NumPy arrays;
+  alf-mp     blocking RingBuffer.enqueue / dequeue.
+
+Figures are items per second, wall-clock (median of repeats for the single
+process, alternating the candidates' order; median of --runs timed runs for
+the producers, default 1); "ratio" is candidate / baseline throughput. "CPU
+us/item" is the CPU time spent per item by all the processes of a run (this
+one and its children; median), which other load on the machine disturbs far
+less than wall-clock time.
+
+--baseline SRC also measures another version of alf.utils.data_buffer in the
+same run: SRC is a package source folder holding alf/utils/data_buffer.py
+(e.g. a read-only checkout of the main branch,
+/work/main/packages/alf-buffers/src). Its data_buffer.py and _buffer_*.py
+helpers are loaded under a private package name, so both versions share one
+process, and every RingBuffer row is measured for both, interleaved (single
+process: in the same repeat loop; producers: alternating timed runs, --runs
+of each, median). The first "vs old" is this version's / the baseline's
+throughput, the second the baseline's / this version's CPU time per item
+(above 1: this version is cheaper).
 """
 
 import argparse
+import os
+import re
+import resource
 import statistics
+import sys
 import time
+import types
 
+import numpy as np
 import torch
 import torch.multiprocessing as tmp
 
@@ -43,6 +70,34 @@ SPEC = {
 }
 
 
+def load_baseline(src):
+    """``RingBuffer`` of the data_buffer module under ``src`` (a source folder
+    holding ``alf/utils/data_buffer.py``), loaded under a private package."""
+    folder = os.path.join(src, "alf", "utils")
+    package = "_baseline_alf_buffers"
+    sys.modules[package] = types.ModuleType(package)
+    sys.modules[package].__path__ = []
+    names = sorted(n[:-3] for n in os.listdir(folder) if re.fullmatch(r"_buffer_\w+\.py", n))
+    pending = names + ["data_buffer"]
+    # helpers import each other: load those whose imports are loaded first
+    while pending:
+        for name in pending:
+            with open(os.path.join(folder, name + ".py")) as f:
+                code = f.read()
+            needed = re.findall(r"from alf\.utils\.(_buffer_\w+) import", code)
+            if all(f"{package}.{n}" in sys.modules for n in needed):
+                break
+        else:
+            raise RuntimeError(f"cannot order the imports of {pending} in {folder}")
+        code = re.sub(r"from alf\.utils\.(_buffer_\w+) import", rf"from {package}.\1 import", code)
+        module = types.ModuleType(f"{package}.{name}")
+        module.__file__ = os.path.join(folder, name + ".py")
+        sys.modules[module.__name__] = module
+        exec(compile(code, module.__file__, "exec"), module.__dict__)
+        pending.remove(name)
+    return sys.modules[f"{package}.data_buffer"].RingBuffer
+
+
 def make_batch(n):
     return {
         "obs": torch.randn(n, 64),
@@ -51,7 +106,10 @@ def make_batch(n):
     }
 
 
-def single_process(steps, repeats):
+def single_process(steps, repeats, classes):
+    """Items/s of each candidate: ``raw`` and, for each ``(label, RingBuffer
+    class)`` of ``classes``, ``alf``, ``alf-ids`` and ``alf-mp`` (the label
+    prefixed), timed in one interleaved loop."""
     batch = make_batch(N_ENVS)
     raw = {k: s.zeros((N_ENVS, MAX_LENGTH)) for k, s in SPEC.items()}
 
@@ -70,19 +128,36 @@ def single_process(steps, repeats):
 
         return loop
 
-    candidates = {
-        "raw": run_raw,
-        "alf": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH)),
-        "alf-ids": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH), torch.arange(N_ENVS)),
-        "alf-mp": run_ring(RingBuffer(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)),
-    }
+    candidates = {"raw": run_raw}
+    for label, cls in classes:
+        candidates[label + "alf"] = run_ring(cls(SPEC, N_ENVS, MAX_LENGTH))
+        candidates[label + "alf-ids"] = run_ring(
+            cls(SPEC, N_ENVS, MAX_LENGTH), torch.arange(N_ENVS)
+        )
+        candidates[label + "alf-mp"] = run_ring(
+            cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
+        )
     times = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            fn()
+    cpu = {name: [] for name in candidates}
+    order = list(candidates)
+    for r in range(repeats):
+        for name in order if r % 2 == 0 else order[::-1]:  # no candidate always first
+            start, start_cpu = time.perf_counter(), time.process_time()
+            candidates[name]()
+            cpu[name].append(time.process_time() - start_cpu)
             times[name].append(time.perf_counter() - start)
-    return {name: steps * N_ENVS / statistics.median(t) for name, t in times.items()}
+    items = steps * N_ENVS
+    return {
+        name: (items / statistics.median(times[name]), statistics.median(cpu[name]) / items)
+        for name in candidates
+    }
+
+
+def cpu_seconds():
+    """CPU time of this process and of its waited-for children so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def ring_producer(rb, env_ids, steps):
@@ -100,58 +175,150 @@ def queue_producer(q, p, steps):
         q.put((p, batch))
 
 
-def with_producers(steps):
+def run_queue(steps):
+    """Items/s of the mp.Queue baseline (one timed run)."""
     ctx = tmp.get_context("fork")
-    per = N_ENVS // N_PRODUCERS
-    envs = [list(range(p * per, (p + 1) * per)) for p in range(N_PRODUCERS)]
-    results = {}
-
     q = ctx.Queue(maxsize=MAX_LENGTH)
     procs = [ctx.Process(target=queue_producer, args=(q, p, steps)) for p in range(N_PRODUCERS)]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for p in procs:
         p.start()
     for _ in range(steps * N_PRODUCERS):
         p_id, batch = q.get(timeout=120)
         {k: torch.from_numpy(v) for k, v in batch.items()}
-    results["mp.Queue"] = steps * N_ENVS / (time.perf_counter() - start)
+    rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
+    return rate, (cpu_seconds() - start_cpu) / (steps * N_ENVS)
 
-    rb = RingBuffer(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
+
+def run_ring_producers(cls, steps):
+    """Items/s of four blocking producers and one blocking consumer on a
+    ``cls`` buffer (one timed run)."""
+    ctx = tmp.get_context("fork")
+    per = N_ENVS // N_PRODUCERS
+    envs = [list(range(p * per, (p + 1) * per)) for p in range(N_PRODUCERS)]
+    rb = cls(SPEC, N_ENVS, MAX_LENGTH, allow_multiprocess=True)
     procs = [ctx.Process(target=ring_producer, args=(rb, e, steps)) for e in envs]
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), cpu_seconds()
     for p in procs:
         p.start()
     for _ in range(steps):
         rb.dequeue(blocking=True)
-    results["alf-mp"] = steps * N_ENVS / (time.perf_counter() - start)
+    rate = steps * N_ENVS / (time.perf_counter() - start)
     for p in procs:
         p.join(timeout=30)
-    return results
+    return rate, (cpu_seconds() - start_cpu) / (steps * N_ENVS)
+
+
+def handoff_producer(rb, steps):
+    torch.set_num_threads(1)
+    item = torch.zeros(1, dtype=torch.int64)
+    for _ in range(steps):
+        rb.enqueue(item, blocking=True)
+
+
+def queue_handoff_producer(q, steps):
+    torch.set_num_threads(1)
+    item = np.zeros(1, dtype=np.int64)  # a tensor would be sent as shared memory
+    for _ in range(steps):
+        q.put(item)
+
+
+def run_handoff(cls, steps):
+    """Items/s of single items through 3 slots, one producer, one consumer
+    (``cls`` None: a multiprocessing Queue)."""
+    ctx = tmp.get_context("fork")
+    if cls is None:
+        q = ctx.Queue(maxsize=3)
+        proc = ctx.Process(target=queue_handoff_producer, args=(q, steps))
+        take = lambda: q.get(timeout=120)  # noqa: E731
+    else:
+        rb = cls(TensorSpec((), torch.int64), 1, 3, allow_multiprocess=True)
+        proc = ctx.Process(target=handoff_producer, args=(rb, steps))
+        take = lambda: rb.dequeue(blocking=True)  # noqa: E731
+    start, start_cpu = time.perf_counter(), cpu_seconds()
+    proc.start()
+    for _ in range(steps):
+        take()
+    rate = steps / (time.perf_counter() - start)
+    proc.join(timeout=30)
+    return rate, (cpu_seconds() - start_cpu) / steps
+
+
+def medians(runs, candidates):
+    """(median items/s, median CPU s per item) of each candidate over
+    ``runs`` timed runs, alternating the candidates' order."""
+    got = {name: [] for name in candidates}
+    order = list(candidates)
+    for r in range(runs):
+        for name in order if r % 2 == 0 else order[::-1]:
+            got[name].append(candidates[name]())
+    return {
+        name: tuple(statistics.median(v[i] for v in values) for i in range(2))
+        for name, values in got.items()
+    }
+
+
+def handoffs(steps, classes, runs):
+    candidates = {"mp.Queue": lambda: run_handoff(None, steps)}
+    for label, cls in classes:
+        candidates[label + "alf-mp"] = lambda cls=cls: run_handoff(cls, steps)
+    return medians(runs, candidates)
+
+
+def with_producers(steps, classes, runs):
+    candidates = {"mp.Queue": lambda: run_queue(steps)}
+    for label, cls in classes:
+        candidates[label + "alf-mp"] = lambda cls=cls: run_ring_producers(cls, steps)
+    return medians(runs, candidates)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    parser.add_argument(
+        "--baseline",
+        metavar="SRC",
+        help="also measure the alf.utils.data_buffer under this source folder (rows 'old ...')",
+    )
+    parser.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help="timed runs of each producer setting (default 1; 5 with --baseline)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps, repeats = (200, 3) if args.quick else (1000, 9)
-    print(f"torch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}\n")
-    header = f"{'setting':28} {'candidate':>9} {'items/s':>11} {'ratio':>6}"
+    classes = [("", RingBuffer)]
+    if args.baseline:
+        classes.append(("old ", load_baseline(args.baseline)))
+    runs = args.runs or (5 if args.baseline else 1)
+    print(f"torch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}")
+    if args.baseline:
+        print(f"baseline ('old'): {os.path.abspath(args.baseline)}")
+    print()
+    header = (
+        f"{'setting':28} {'candidate':>13} {'items/s':>11} {'ratio':>6} {'vs old':>6} "
+        f"{'CPU us/item':>11} {'vs old':>6}"
+    )
     print(header)
     print("-" * len(header))
-    single = single_process(steps, repeats)
-    for name, rate in single.items():
-        print(
-            f"{'1 process, enqueue+dequeue':28} {name:>9} {rate:11,.0f} {rate / single['raw']:6.2f}"
-        )
-    multi = with_producers(steps * 2)
-    for name, rate in multi.items():
-        print(
-            f"{'4 producers + 1 consumer':28} {name:>9} {rate:11,.0f} "
-            f"{rate / multi['mp.Queue']:6.2f}"
-        )
+
+    def table(setting, results, base):
+        for name, (rate, cpu) in results.items():
+            old = results.get("old " + name) if name.startswith("alf") else None
+            vs = f"{rate / old[0]:6.3f}" if old else " " * 6
+            vs_cpu = f"{old[1] / cpu:6.3f}" if old else ""
+            print(
+                f"{setting:28} {name:>13} {rate:11,.0f} {rate / results[base][0]:6.2f} {vs} "
+                f"{cpu * 1e6:11.3f} {vs_cpu}"
+            )
+
+    table("1 process, enqueue+dequeue", single_process(steps, repeats, classes), "raw")
+    table("4 producers + 1 consumer", with_producers(steps * 2, classes, runs), "mp.Queue")
+    table("1 producer, 1 slot handoff", handoffs(steps * 5, classes, runs), "mp.Queue")
 
 
 if __name__ == "__main__":

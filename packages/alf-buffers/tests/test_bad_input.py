@@ -245,3 +245,25 @@ def test_remove_up_to_more_than_present_empties(device, n):
     rb.remove_up_to(n)
     assert not rb.has_data([2], 1)
     assert rb.get_earliest_position(None).tolist() == [2, 1, 2]
+
+
+@pytest.mark.parametrize("allow_multiprocess", [False, True])
+@pytest.mark.parametrize(
+    "timeout, error, match",
+    [
+        (-1, ValueError, "timeout must be >= 0 seconds"),
+        (float("nan"), ValueError, "timeout must be >= 0 seconds"),
+        (True, TypeError, "timeout must be None or a number of seconds"),
+        ("1", TypeError, "timeout must be None or a number of seconds"),
+    ],
+)
+def test_bad_timeout(allow_multiprocess, timeout, error, match):
+    rb = RingBuffer(SPEC, 3, max_length=2, allow_multiprocess=allow_multiprocess)
+    rb.enqueue(good_batch(3))
+    before = snapshot(rb)
+    for blocking in (False, True):
+        with pytest.raises(error, match=match):
+            rb.enqueue(good_batch(3), blocking=blocking, timeout=timeout)
+        with pytest.raises(error, match=match):
+            rb.dequeue(blocking=blocking, timeout=timeout)
+    assert_unchanged(rb, before)

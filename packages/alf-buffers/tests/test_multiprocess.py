@@ -8,6 +8,7 @@ Every test is bounded: results are awaited with timeouts and leftover
 processes are stopped and killed.
 """
 
+import io
 import multiprocessing
 import os
 import queue
@@ -113,11 +114,20 @@ def test_load_four_producers_two_consumers():
     assert rb.get_current_position().tolist() == [items_per_env] * num_envs
 
 
+def wait_for_sleepers(rb, space, data):
+    """Wait (generous deadline) until ``space`` calls wait for space and
+    ``data`` calls wait for data in ``rb``, in any process."""
+    deadline = time.monotonic() + DEADLINE_S
+    while rb._sync.sleepers() != (space, data):
+        assert time.monotonic() < deadline, f"sleepers: {rb._sync.sleepers()}"
+        time.sleep(0.01)
+
+
 @needs_fork
 def test_stop_releases_every_blocked_call():
     """Three consumers block on an empty environment and three producers on a
-    full one; stop() releases all six (dequeue -> None, enqueue -> False)
-    within one second. After revive() blocking calls work again."""
+    full one; stop() releases all six (dequeue -> None, enqueue -> False).
+    After revive() blocking calls work again."""
     ctx = multiprocessing.get_context("fork")
     rb = RingBuffer(TensorSpec((), torch.int64), 2, max_length=2, allow_multiprocess=True)
     for _ in range(2):
@@ -132,18 +142,17 @@ def test_stop_releases_every_blocked_call():
         for p in processes:
             p.start()
         assert len(collect(ready, len(roles), time.monotonic() + DEADLINE_S)) == len(roles)
-        time.sleep(0.5)  # let them reach the wait
+        wait_for_sleepers(rb, 3, 3)  # all six wait
         assert results.empty(), "a blocking call returned before stop()"
-        started = time.monotonic()
         rb.stop()
-        released = collect(results, len(roles), started + 1.0)
-        elapsed = time.monotonic() - started
+        released = collect(results, len(roles), time.monotonic() + DEADLINE_S)
     finally:
         shutdown(rb, processes)
-    assert len(released) == len(roles), f"only {len(released)} of 6 released in {elapsed:.2f} s"
+    assert len(released) == len(roles), f"only {len(released)} of 6 released"
     assert sorted(released, key=str) == sorted(
         [("consumer", None)] * 3 + [("producer", False)] * 3, key=str
     )
+    assert rb._sync.sleepers() == (0, 0)
     # stopped: later blocking calls are skipped even where they could proceed
     assert rb.enqueue(torch.ones(1, dtype=torch.int64), torch.tensor([0]), blocking=True) is False
     rb.revive()
@@ -172,9 +181,9 @@ def test_spawned_children_share_buffer():
         assert kinds == ["consumed", "produced"], reports
         assert rb.get_current_position().tolist() == [items_per_env, items_per_env, 0]
         # the consumer now blocks on an empty environment until stop()
-        started = time.monotonic()
+        wait_for_sleepers(rb, 0, 1)
         rb.stop()
-        after = collect(results, 1, started + 1.0)
+        after = collect(results, 1, time.monotonic() + DEADLINE_S)
     finally:
         shutdown(rb, processes)
     assert after == [("after stop", envs, None)]
@@ -350,3 +359,45 @@ def test_state_dict_of_shared_buffer_is_a_consistent_snapshot():
     rb.enqueue(workers.item_batch(env_ids, steps, steps), env_ids)
     assert all(torch.equal(last[k], before[k]) for k in last)
     assert not torch.equal(rb.state_dict()["_current_pos"], last["_current_pos"])
+
+
+@needs_fork
+def test_checkpoint_saved_while_processes_write_restores_complete_items():
+    """Checkpoints saved with torch.save while two processes enqueue and
+    dequeue, each loaded into a new buffer: the new buffer returns, for every
+    environment, consecutive whole items ending at the saved position."""
+    ctx = multiprocessing.get_context("fork")
+    steps, max_length = 2000, 8
+    rb = RingBuffer(SPEC, 4, max_length=max_length, allow_multiprocess=True)
+    results = ctx.Queue()
+    children = [
+        ctx.Process(target=workers.churn, args=(rb, ids, steps, results), daemon=True)
+        for ids in (torch.tensor([0, 1]), torch.tensor([2, 3]))
+    ]
+    blobs = []
+    try:
+        for child in children:
+            child.start()
+        while any(c.is_alive() for c in children) and len(blobs) < 100:
+            blob = io.BytesIO()
+            torch.save(rb.state_dict(), blob)
+            blobs.append(blob)
+        assert collect(results, 2, time.monotonic() + DEADLINE_S) == [("churned", steps)] * 2
+    finally:
+        shutdown(rb, children)
+    for blob in blobs:
+        blob.seek(0)
+        restored = RingBuffer(SPEC, 4, max_length=max_length)
+        restored.load_state_dict(torch.load(blob, weights_only=True))
+        pos = restored.get_current_position()
+        first = restored.get_earliest_position(torch.arange(4))
+        for env in range(4):
+            n = int(pos[env] - first[env])
+            ids = torch.tensor([env])
+            if n == 0:
+                continue
+            out = restored.dequeue(ids, n=n)
+            expected = env * steps + torch.arange(int(first[env]), int(pos[env]))
+            assert torch.equal(out["id"][0], expected)
+            whole = torch.stack([expected.double(), -expected.double(), expected.double() / 2], 1)
+            assert torch.equal(out["payload"][0], whole)

@@ -157,3 +157,17 @@ def test_data_buffer_load_of_another_capacity_changes_nothing(device):
         db.load_state_dict(small.state_dict())
     assert int(db.current_size) == 2 and int(db.current_pos) == 2
     assert db.get_batch_by_indices(torch.arange(2))["reward"].tolist() == [4.0, 5.0]
+
+
+
+@pytest.mark.parametrize("allow_multiprocess", [False, True])
+def test_checkpoint_without_the_buffer_leaves_it_unchanged(allow_multiprocess):
+    """load_state_dict(strict=False) of an enclosing module whose checkpoint
+    lacks the buffer's entries keeps what the buffer holds."""
+    outer = torch.nn.Module()
+    outer.rb = RingBuffer(SPEC, 2, max_length=3, allow_multiprocess=allow_multiprocess)
+    fill_ring(outer.rb, "cpu", 2)
+    before = snapshot(outer.rb)
+    result = outer.load_state_dict({}, strict=False)
+    assert len(result.missing_keys) == 4
+    assert_unchanged(outer.rb, before)

@@ -227,9 +227,16 @@ def test_reader_warnings_are_one_line(runs, capsys):
     path = [p for p in (runs / "ppo/seed1/eval").iterdir() if "tfevents" in p.name][0]
     with open(path, "ab") as f:
         junk = b"\xff" * 8 + TAG.encode()  # holds the tag, does not parse as an Event
+        # no valid CRC: read as a record whose length field is corrupted
         f.write(struct.pack("<Q", len(junk)) + b"\0" * 4 + junk + b"\0" * 4)
     argv = ["-o", str(runs / "x.png"), "-r", "env_steps_return", "-q", "-m", "PPO"]
     assert main(argv + [str(runs / "ppo/*/eval")]) == 0
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"alf-plot: warning: {path}: the length field of the record at byte"
+    )
+    # unchecked, it is read and does not parse
+    assert main(["--no-verify-crc"] + argv + [str(runs / "ppo/*/eval")]) == 0
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"alf-plot: warning: {path}: record at byte")
 

@@ -166,21 +166,12 @@ def test_truncated_trailing_record_is_ignored(tmp_path, event_writer):
     assert len(mine[0]) == 49
 
 
-def test_verify_crc_stops_at_a_corrupt_record_like_tensorboard(tmp_path, event_writer):
-    w = event_writer(tmp_path)
-    w.scalars("r", range(50), np.arange(50.0))
-    w.close()
-    path = _event_file(tmp_path)
-    data = bytearray(open(path, "rb").read())
-    offsets, lengths = events._frame(bytes(data))
-    # Flip one bit inside the float of record 30 (so the record still parses).
-    data[int(offsets[30] + lengths[30]) - 1] ^= 0x01
-    open(path, "wb").write(bytes(data))
-    checked = read(str(tmp_path), "r", verify_crc=True)
-    assert_same(checked, accumulator_scalars(str(tmp_path), "r"))
-    assert len(checked[0]) == 29  # record 0 is the version header
-    unchecked = read(str(tmp_path), "r")
-    assert len(unchecked[0]) == 50 and unchecked[1][29] != 29.0
+def intact_record(payload):
+    """A TFRecord holding ``payload`` with both CRCs right (tensorboard's own CRC)."""
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as tb_crc
+
+    header = struct.pack("<Q", len(payload))
+    return header + struct.pack("<I", tb_crc(header)) + payload + struct.pack("<I", tb_crc(payload))
 
 
 def test_garbage_record_warns_and_stops(tmp_path, event_writer):
@@ -189,13 +180,14 @@ def test_garbage_record_warns_and_stops(tmp_path, event_writer):
     w.close()
     path = _event_file(tmp_path)
     with open(path, "ab") as f:
-        junk = b"\xff" * 8 + b"r"  # contains the tag, does not parse as an Event
-        f.write(struct.pack("<Q", len(junk)) + b"\0" * 4 + junk + b"\0" * 4)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        steps, _ = read(str(tmp_path), "r")
-    assert len(steps) == 10
-    assert any("not an Event" in str(c.message) for c in caught)
+        # intact on disk, contains the tag, does not parse as an Event
+        f.write(intact_record(b"\xff" * 8 + b"r"))
+    for verify_crc in (True, False):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            steps, _ = read(str(tmp_path), "r", verify_crc=verify_crc)
+        assert len(steps) == 10
+        assert any("not an Event" in str(c.message) for c in caught)
 
 
 def test_list_event_files_errors(tmp_path):
@@ -285,8 +277,7 @@ def test_worker_process_warnings_reach_the_caller(tmp_path, write_run):
     bad = write_run("bad", "r", range(10), np.arange(10.0))
     path = events.list_event_files(bad)[0]
     with open(path, "ab") as f:
-        junk = b"\xff" * 8 + b"r"  # contains the tag, does not parse as an Event
-        f.write(struct.pack("<Q", len(junk)) + b"\0" * 4 + junk + b"\0" * 4)
+        f.write(intact_record(b"\xff" * 8 + b"r"))  # contains the tag, not an Event
     runs = [events.list_event_files(good), events.list_event_files(bad)]
     for workers in (1, 2):
         with pytest.warns(RuntimeWarning, match=f"{path}: record at byte .* not an Event"):

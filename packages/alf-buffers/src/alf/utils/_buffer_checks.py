@@ -20,6 +20,7 @@ from alf.tensor_specs import TensorSpec
 
 __all__ = [
     "check_int",
+    "check_timeout",
     "is_integer_dtype",
     "check_data_spec",
     "check_env_ids",
@@ -41,6 +42,23 @@ def check_int(value: Any, name: str, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
     return int(value)
+
+
+def check_timeout(timeout: Any) -> Optional[float]:
+    """``timeout`` as ``None`` or a float >= 0 (seconds); ``TypeError`` for
+    anything but a real number, ``ValueError`` for a negative or NaN one."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, (bool, np.bool_)) or not isinstance(
+        timeout, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(
+            f"timeout must be None or a number of seconds; got {timeout!r} ({type(timeout).__name__})"
+        )
+    value = float(timeout)
+    if not value >= 0:
+        raise ValueError(f"timeout must be >= 0 seconds (or None: no limit); got {timeout!r}")
+    return value
 
 
 def is_integer_dtype(dtype: torch.dtype) -> bool:

@@ -28,10 +28,15 @@ shared between processes), so no torch call is spent on bookkeeping; data
 moves with ``index_copy_``/``index_select`` on a flat
 ``[num_environments * max_length] + spec.shape`` view of each storage tensor,
 or, for all environments at one common slot, with plain slices.
+
+Shared between processes (``allow_multiprocess=True``), a buffer survives the
+death of any participant at any moment: see ``RingBuffer`` and
+``alf.utils._buffer_sync``.
 """
 
 import contextlib
 import functools
+import time
 from typing import Any, Callable, List, Tuple
 
 import numpy as np
@@ -44,6 +49,7 @@ from alf.utils._buffer_checks import (
     check_data_spec,
     check_env_ids,
     check_int,
+    check_timeout,
     is_integer_dtype,
     state_problems,
 )
@@ -62,7 +68,8 @@ def atomic(func: Callable) -> Callable:
     """Make class member function atomic by checking class._lock.
 
     Can only be applied on class methods, whose containing class must have
-    ``_lock`` set to ``None`` or a ``multiprocessing`` lock object; with a lock
+    ``_lock`` set to ``None`` or a lock object (a ``multiprocessing`` lock, or
+    the shared lock of a ``RingBuffer``, which is re-entrant); with a lock
     the method runs while holding it. The lock should be re-entrant
     (``multiprocessing.RLock``) when atomic methods call each other.
 
@@ -119,13 +126,27 @@ class RingBuffer(nn.Module):
 
     Multiple processes: with ``allow_multiprocess=True`` the CPU storage is put
     in shared memory and every operation holds a re-entrant lock shared by all
-    processes. Pass the buffer to a child as a ``Process`` argument; children
-    started with ``spawn`` and with ``fork`` share the same memory, lock,
-    conditions and stop event. (A CUDA buffer can be shared with ``spawn``
-    children only, as CUDA does not survive ``fork``.) Such a buffer cannot be
-    pickled or deep-copied other than to start a process; ``load_state_dict``
-    loads it in place (also with ``assign=True``), so running children see the
-    loaded items.
+    processes. Pass the buffer to a child as a ``Process`` argument (or send it
+    through a ``torch.multiprocessing`` queue or pipe); children started with
+    ``spawn`` and with ``fork`` share the same memory, lock, waits and stop
+    flag. (A CUDA buffer can be shared with ``spawn`` children only, as CUDA
+    does not survive ``fork``.) Such a buffer cannot be pickled to a file or
+    deep-copied (save its ``state_dict()``); ``load_state_dict`` loads it in
+    place (also with ``assign=True``), so running children see the loaded
+    items.
+
+    Crashed participants: any one process may die at any moment (``SIGKILL``,
+    the OOM killer) without blocking the others. On Linux the lock is a
+    robust process-shared mutex: the kernel hands the lock of a dead holder
+    to the next process that asks for it (glibc or musl; on other platforms
+    a killed lock holder still blocks the others). Every operation commits
+    the positions after the data, so an operation cut short by a death is
+    simply not there: ``state_dict()`` holds only whole items (those whose
+    write completed) and a new buffer can be loaded from it. Waiting calls
+    sleep without being counted in a way that a dead one could block, and
+    ``stop()`` releases every blocked call in the surviving processes
+    (``enqueue`` returns False, ``dequeue`` None). Blocking calls take a
+    ``timeout`` (``TimeoutError``).
 
     Args:
         data_spec (nested TensorSpec): spec describing a single item that can
@@ -186,14 +207,15 @@ class RingBuffer(nn.Module):
                 device=device,
             )
             self.register_buffer(buf_name, storage)
-        self.register_buffer(
-            "_current_size", torch.zeros(num_environments, dtype=torch.int64, device=device)
-        )
+        # positions before sizes: load_state_dict copies in this order (see
+        # _load_from_state_dict)
         self.register_buffer(
             "_current_pos", torch.zeros(num_environments, dtype=torch.int64, device=device)
         )
+        self.register_buffer(
+            "_current_size", torch.zeros(num_environments, dtype=torch.int64, device=device)
+        )
         self._sync = SharedSync() if self._allow_multiprocess else LocalSync()
-        self._lock = self._sync.lock
         if self._allow_multiprocess:
             self.share_memory()
         self._refresh()
@@ -210,8 +232,12 @@ class RingBuffer(nn.Module):
         "_row_base",
         "_steps",
         "_count_nonzero",
+        "_on_cpu",
         "_pack",
         "_check",
+        "_lock",
+        "_try_lock",
+        "_unlock",
     )
 
     def _refresh(self) -> None:
@@ -227,7 +253,8 @@ class RingBuffer(nn.Module):
         self._storage = [self.get_buffer(n) for n in self._buffer_names]
         self._flat_storage = [s.view((rows,) + tuple(s.shape[2:])) for s in self._storage]
         self._leaf_shapes = [tuple(s.shape[2:]) for s in self._storage]
-        self._device = self._current_pos.device
+        self._device = self._buffers["_current_pos"].device
+        self._on_cpu = self._device.type == "cpu"
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
         if self._device.type == "cpu":
             self._pos = self._current_pos.numpy()
@@ -243,6 +270,9 @@ class RingBuffer(nn.Module):
             self._count_nonzero = torch.count_nonzero
         self._pack = compile_packer(self._data_spec)
         self._check = ItemChecker(self._data_spec, self._specs)
+        self._lock = self._sync.lock
+        # the lock on the hot paths (no-ops without allow_multiprocess)
+        self._try_lock, self._unlock = self._sync.try_lock, self._sync.unlock
 
     def _apply(self, fn, recurse=True):
         """``nn.Module`` conversions move the storage (``.to(device)``,
@@ -288,7 +318,10 @@ class RingBuffer(nn.Module):
 
         The load holds the lock and then wakes the blocked calls. A buffer
         shared between processes is always loaded in place (``assign=True``
-        would give this process tensors that the others do not see)."""
+        would give this process tensors that the others do not see), and so
+        that a process killed while loading leaves it consistent: the sizes
+        are set to 0 first (nothing visible), then the data, the positions
+        and last the sizes are copied (the registration order)."""
         expected = {
             name: (tuple(tensor.shape), tensor.dtype) for name, tensor in self._buffers.items()
         }
@@ -299,6 +332,8 @@ class RingBuffer(nn.Module):
         if self._allow_multiprocess and local_metadata.get("assign_to_params_buffers"):
             local_metadata = dict(local_metadata, assign_to_params_buffers=False)
         with self._locked():
+            if self._allow_multiprocess and prefix + "_current_size" in state_dict:
+                self._current_size.zero_()  # (all entries are there: state_problems)
             super()._load_from_state_dict(
                 state_dict,
                 prefix,
@@ -460,7 +495,9 @@ class RingBuffer(nn.Module):
         return self._current_pos[ids] - self._current_size[ids]
 
     # ---- writing ----------------------------------------------------------
-    def enqueue(self, batch: Any, env_ids: Any = None, blocking: bool = False) -> bool:
+    def enqueue(
+        self, batch: Any, env_ids: Any = None, blocking: bool = False, timeout: Any = None
+    ) -> bool:
         """Add a batch of items to the buffer.
 
         Note, when blocking == False, it always succeeds, overwriting oldest
@@ -476,15 +513,22 @@ class RingBuffer(nn.Module):
                 ``batch[i]`` is generated by environment ``env_ids[i]``.
             blocking (bool): If True, blocks if there is no free slot to add
                 data. If False, enqueue can overwrite oldest data.
+            timeout (float | None): with ``blocking``, the most seconds to
+                wait (``None``: no limit); ignored otherwise.
         Returns:
-            True on success, False only in blocking mode when queue is stopped.
+            True on success, False only in blocking mode when queue is stopped
+            (by a ``stop()`` before or during the wait; nothing is written).
         Raises:
-            ValueError, TypeError: bad ``env_ids`` or a ``batch`` that disagrees
-                with the spec (the message names the nest path); nothing is
-                stored then.
+            ValueError, TypeError: bad ``env_ids``, ``timeout`` or a ``batch``
+                that disagrees with the spec (the message names the nest
+                path); nothing is stored then.
+            TimeoutError: blocking, no free slot came within ``timeout``
+                seconds (nothing is written).
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has no space (the wait could never end).
         """
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         envs = self._env_index(env_ids)
         batch_size = self._batch_size(envs)
         try:
@@ -496,12 +540,57 @@ class RingBuffer(nn.Module):
             if broadcast is None:
                 raise
             items = self._check(broadcast, batch_size, self._device)
-        with self._locked():
-            if blocking and not self._sync.wait_for_space(lambda: self._has_space(envs)):
-                return False
+        if blocking:
+            return self._enqueue_blocking(envs, items, timeout)
+        rc = self._try_lock()
+        if rc:
+            self._lock.finish_acquire(rc)
+        try:
             self._write(envs, items)
-            self._sync.data_added()
-            return True
+            wake = self._sync.note_data()
+        finally:
+            self._unlock()
+        if wake is not None:
+            wake()
+        return True
+
+    def _enqueue_blocking(self, envs: Any, items: List[torch.Tensor], timeout: Any) -> bool:
+        deadline = self._take_lock(timeout, "enqueue")
+        try:
+            try:
+                if not self._sync.wait_for_space(lambda: self._has_space(envs), deadline):
+                    return False
+            except TimeoutError:
+                raise TimeoutError(
+                    f"blocking enqueue: no free slot in {self._env_list(envs)} within "
+                    f"timeout={timeout} s (nothing was written)"
+                ) from None
+            self._write(envs, items)
+            wake = self._sync.note_data()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        if wake is not None:
+            wake()
+        return True
+
+    def _take_lock(self, timeout: Any, what: str) -> Any:
+        """Take the lock for a blocking call (within ``timeout`` seconds);
+        return the call's deadline (``time.monotonic()``; None: no limit)."""
+        if timeout is None:
+            if self._lock is not None:
+                self._lock.acquire()
+            return None
+        deadline = time.monotonic() + timeout
+        if self._lock is not None and not self._lock.acquire(timeout=timeout):
+            raise TimeoutError(
+                f"blocking {what}: the buffer's lock was not free within timeout={timeout} s"
+            )
+        return deadline
+
+    def _env_list(self, envs: Any) -> str:
+        ids = list(range(self._num_envs)) if envs is _ALL else envs.tolist()
+        return f"environments {ids}"
 
     def _broadcast_leaves(self, batch: Any, batch_size: int) -> Any:
         """``batch`` with each tensor leaf broadcast to ``[batch_size] +
@@ -523,24 +612,39 @@ class RingBuffer(nn.Module):
 
     def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
         """Store ``items[leaf][b]`` at the current position of environment
-        ``b`` of ``envs`` and advance the positions."""
-        pos = self._pos[envs]
+        ``b`` of ``envs`` and advance the positions.
+
+        The positions are committed after the data: a process killed while
+        writing leaves every visible item complete. With
+        ``allow_multiprocess``, a full ring first shrinks by its oldest item,
+        whose slot is about to be overwritten, so that it is never visible
+        half-overwritten (it would be gone after the write anyway).
+        """
+        pos = self._pos[envs]  # (views for envs=_ALL: use before changing)
+        size = self._size[envs]
+        room = size < self._max_length
+        new_size = size + room
+        if self._allow_multiprocess and (
+            not self._on_cpu or self._count_nonzero(room) != len(room)
+        ):  # (on CUDA without looking: that would wait for the device)
+            self._size[envs] = size.clip(max=self._max_length - 1)
         if envs is _ALL and self._one_slot(pos):
             idx = int(pos[0]) % self._max_length
             for storage, item in zip(self._storage, items):
                 storage[:, idx] = item
         else:
             rows = self._row_base[envs] + pos % self._max_length
-            if self._device.type == "cpu":
+            if self._on_cpu:
                 rows = torch.from_numpy(rows)
             for flat, item in zip(self._flat_storage, items):
                 flat.index_copy_(0, rows, item)
         self._pos[envs] = pos + 1
-        size = self._size[envs]
-        self._size[envs] = size + (size < self._max_length)
+        self._size[envs] = new_size
 
     # ---- reading ----------------------------------------------------------
-    def dequeue(self, env_ids: Any = None, n: int = 1, blocking: bool = False) -> Any:
+    def dequeue(
+        self, env_ids: Any = None, n: int = 1, blocking: bool = False, timeout: Any = None
+    ) -> Any:
         """Return earliest n steps and mark them removed in the buffer.
 
         Args:
@@ -550,18 +654,25 @@ class RingBuffer(nn.Module):
             n (int): Number of steps to dequeue, ``1 <= n <= max_length``.
             blocking (bool): If True, blocks if there is not enough data to
                 dequeue.
+            timeout (float | None): with ``blocking``, the most seconds to
+                wait (``None``: no limit); ignored otherwise.
         Returns:
             nested Tensors (shape ``[B, n] + spec.shape``, oldest first) or
-            None when blocking dequeue gets terminated by stop event.
+            None when blocking dequeue gets terminated by stop event (a
+            ``stop()`` before or during the wait; nothing is removed).
         Raises:
             AssertionError: when not enough data is present, in non-blocking
                 mode (nothing is removed then), ``n > max_length`` included.
-            ValueError, TypeError: bad ``env_ids`` or ``n`` (``n > max_length``
-                when blocking: that wait could never end).
+            ValueError, TypeError: bad ``env_ids``, ``timeout`` or ``n``
+                (``n > max_length`` when blocking: that wait could never end).
+            TimeoutError: blocking, ``n`` items did not come within
+                ``timeout`` seconds (nothing is removed).
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has not enough data (the wait could never end).
         """
         n = check_int(n, "n", 1)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
         if n > self._max_length:
             message = (
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
@@ -570,20 +681,51 @@ class RingBuffer(nn.Module):
                 raise ValueError(message)
             raise AssertionError(f"not enough data to dequeue n={n}: {message}")
         envs = self._env_index(env_ids)
-        with self._locked():
-            if blocking:
-                if not self._sync.wait_for_data(lambda: self._has_data(envs, n)):
-                    return None
-            elif not self._has_data(envs, n):
-                ids = list(range(self._num_envs)) if envs is _ALL else envs.tolist()
+        if blocking:
+            return self._dequeue_blocking(envs, n, timeout)
+        rc = self._try_lock()
+        if rc:
+            self._lock.finish_acquire(rc)
+        try:
+            if not self._has_data(envs, n):
                 raise AssertionError(
-                    f"not enough data to dequeue n={n}: environments "
-                    f"{ids} hold {self._size[envs].tolist()} items"
+                    f"not enough data to dequeue n={n}: {self._env_list(envs)} "
+                    f"hold {self._size[envs].tolist()} items"
                 )
-            result = self._read(envs, n)
-            self._size[envs] = self._size[envs] - n
-            self._sync.space_freed()
+            result, wake = self._take(envs, n)
+        finally:
+            self._unlock()
+        if wake is not None:
+            wake()
         return self._pack(result)
+
+    def _dequeue_blocking(self, envs: Any, n: int, timeout: Any) -> Any:
+        deadline = self._take_lock(timeout, "dequeue")
+        try:
+            try:
+                if not self._sync.wait_for_data(lambda: self._has_data(envs, n), deadline):
+                    return None
+            except TimeoutError:
+                raise TimeoutError(
+                    f"blocking dequeue: {self._env_list(envs)} did not hold n={n} items "
+                    f"within timeout={timeout} s (nothing was removed)"
+                ) from None
+            result, wake = self._take(envs, n)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+        if wake is not None:
+            wake()
+        return self._pack(result)
+
+    def _take(self, envs: Any, n: int) -> Tuple[List[torch.Tensor], Any]:
+        """Copy the earliest ``n`` items of ``envs``, then remove them (in
+        this order: a process killed while copying removes nothing); return
+        the copies and the wake-up of blocked enqueues (to call after
+        releasing the lock; None if none waits)."""
+        result = self._read(envs, n)
+        self._size[envs] = self._size[envs] - n
+        return result, self._sync.note_space()
 
     def _read(self, envs: Any, n: int) -> List[torch.Tensor]:
         """Copies of the earliest ``n`` items of each environment of
@@ -644,7 +786,10 @@ class RingBuffer(nn.Module):
 
         All blocking enqueue and dequeue calls that happen afterwards will be
         skipped (return None for dequeue or False for enqueue), unless the
-        operation already started; calls blocked now return at once.
+        operation already started; calls blocked now return at once, in
+        every process. It returns promptly also after another process died
+        at any moment, holding the lock or not (the lock of a dead holder is
+        taken over).
         """
         self._sync.stop()
 

@@ -9,7 +9,7 @@ Example::
 Errors (missing event files or tag, non-overlapping runs, bad options, a
 figure too large to draw) print one ``alf-plot: error: ...`` line on stderr and
 exit with status 1 (2 for command-line usage errors), without a traceback;
-warnings (e.g. an event record that does not parse) are ``alf-plot: warning:
+warnings (e.g. a damaged event record, skipped) are ``alf-plot: warning:
 ...`` lines.
 """
 
@@ -104,7 +104,14 @@ def build_parser():
         metavar="N",
         help="reading processes (default: one per CPU for large inputs)",
     )
-    src.add_argument("--verify-crc", action="store_true", help="check event record checksums")
+    src.add_argument(
+        "--verify-crc",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="check the checksums of the event records (default): a damaged record is "
+        "skipped with a warning; --no-verify-crc reads a little faster but takes a "
+        "damaged value that still parses as it is",
+    )
 
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", required=True, help="the figure file; .png, .pdf or .svg")

@@ -20,11 +20,20 @@ What is read, and how it matches tensorboard's ``EventAccumulator``
   gives both, in file order.  Purges apply to both kinds (tensorboard does not
   purge tensors).
 * A trailing record that is cut short (a run still being written) ends the
-  file quietly, as in tensorboard.  CRCs are checked only with
-  ``verify_crc=True``: then a record whose length or payload CRC does not
-  match ends the file at that record, as tensorboard's loader does; without
-  the check, a record that does not parse as an ``Event`` ends the file with
-  a warning.
+  file quietly, as in tensorboard.
+* Damage: with ``verify_crc=True`` (the default) every record's two CRCs
+  (of its length field and of its payload) are checked.  A record failing
+  one of them is skipped with a ``RuntimeWarning`` naming the file and the
+  record's byte offset, and reading goes on with the next record (tensorboard
+  stops reading the file there instead).  When both fail, the length itself
+  cannot be trusted, so the records after it cannot be found: reading of the
+  file ends there, with a warning giving the offset and the bytes left
+  unread.  A file whose framing ends before its last byte is told apart from
+  a run still being written by the CRC of the last length field read: a
+  corrupted one ends the file early with that warning, never silently.
+  Without the checks (``verify_crc=False``), only that last length field is
+  checked, and a record that does not parse as an ``Event`` ends the file
+  with a warning (a damaged value that still parses is read as it is).
 
 Speed comes from the reading itself: each file is read in one call, the
 record framing (8-byte little-endian length, 4-byte CRC, payload, 4-byte CRC)
@@ -44,7 +53,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
-from alf.utils._plot_tb_crc import masked_crc32c_many
+from alf.utils._plot_tb_crc import masked_crc32c, masked_crc32c_many
 
 __all__ = [
     "list_event_files",
@@ -54,6 +63,7 @@ __all__ = [
 ]
 
 _HEADER = struct.Struct("<Q")
+_HEADER_CRC = struct.Struct("<I")
 _VERSION_NEEDLE = b"brain.Event:"
 # Event.session_log (field 7, length-delimited) whose first field is
 # status (field 1, varint) == START (1).
@@ -116,7 +126,9 @@ def list_event_files(run_path):
 
 
 def _frame(data):
-    """Payload offsets and lengths (int64 arrays) of the complete records of ``data``."""
+    """Payload offsets and lengths (int64 arrays) of the complete records of
+    ``data``, and the byte offset where the framing ended (``len(data)``
+    unless a record reaches beyond the end)."""
     offsets = []
     append = offsets.append
     unpack = _HEADER.unpack_from
@@ -130,9 +142,9 @@ def _frame(data):
         pos = end
     offsets = np.array(offsets, dtype=np.int64)
     if len(offsets) == 0:
-        return offsets, offsets.copy()
+        return offsets, offsets.copy(), pos
     ends = np.append(offsets[1:], pos)
-    return offsets + 12, ends - offsets - 16
+    return offsets + 12, ends - offsets - 16, pos
 
 
 def _uint32_le(buf, positions):
@@ -141,17 +153,66 @@ def _uint32_le(buf, positions):
     return b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16) | (b[:, 3] << 24)
 
 
-def _first_bad_crc(data, offsets, lengths):
-    """Index of the first record whose length or payload CRC fails, or None."""
-    if len(offsets) == 0:
-        return None
+def _crc_ok(data, offsets, lengths):
+    """Whether the length CRC and the payload CRC of each record match (two
+    bool arrays of shape ``[R]``)."""
     buf = np.frombuffer(data, dtype=np.uint8)
     header_ok = masked_crc32c_many(buf, offsets - 12, np.full_like(lengths, 8)) == _uint32_le(
         buf, offsets - 4
     )
     payload_ok = masked_crc32c_many(buf, offsets, lengths) == _uint32_le(buf, offsets + lengths)
-    bad = np.flatnonzero(~(header_ok & payload_ok))
-    return int(bad[0]) if len(bad) else None
+    return header_ok, payload_ok
+
+
+def _length_corrupted(data, start):
+    """Whether the record header at ``start`` is complete and its length
+    field fails its CRC (else: a record cut short, or nothing there)."""
+    if start + 12 > len(data):
+        return False
+    return masked_crc32c(data[start : start + 8]) != _HEADER_CRC.unpack_from(data, start + 8)[0]
+
+
+_MAX_OFFSETS_SHOWN = 10
+
+
+def _warn_damage(path, message):
+    warnings.warn(f"{path}: {message}", RuntimeWarning, stacklevel=4)
+
+
+def _check_records(path, data, offsets, lengths, end, verify_crc):
+    """The records of a file to read (payload offsets and lengths), without
+    the damaged ones, warning about each kind of damage (see the module
+    docstring)."""
+    stop = None  # byte offset of a record whose length is corrupted
+    if verify_crc and len(offsets):
+        header_ok, payload_ok = _crc_ok(data, offsets, lengths)
+        broken = np.flatnonzero(~header_ok & ~payload_ok)
+        if len(broken):
+            first = int(broken[0])
+            stop = int(offsets[first]) - 12
+            offsets, lengths = offsets[:first], lengths[:first]
+            header_ok, payload_ok = header_ok[:first], payload_ok[:first]
+        damaged = np.flatnonzero(~(header_ok & payload_ok))
+        if len(damaged):
+            shown = ", ".join(str(int(o) - 12) for o in offsets[damaged[:_MAX_OFFSETS_SHOWN]])
+            more = ", ..." if len(damaged) > _MAX_OFFSETS_SHOWN else ""
+            _warn_damage(
+                path,
+                f"{len(damaged)} damaged record(s) skipped (CRC mismatch) at byte "
+                f"offset(s) {shown}{more}",
+            )
+            keep = np.ones(len(offsets), dtype=bool)
+            keep[damaged] = False
+            offsets, lengths = offsets[keep], lengths[keep]
+    if stop is None and end < len(data) and _length_corrupted(data, end):
+        stop = end
+    if stop is not None:
+        _warn_damage(
+            path,
+            f"the length field of the record at byte offset {stop} is corrupted (CRC "
+            f"mismatch); the remaining {len(data) - stop} bytes of the file are not read",
+        )
+    return offsets, lengths
 
 
 def _records_containing(positions, offsets, ends, sizes):
@@ -362,7 +423,7 @@ def _parser(path):
         except DecodeError:
             warnings.warn(
                 f"{path}: record at byte {offset} is not an Event; reading of this file "
-                "stops there (pass verify_crc=True to check record checksums)",
+                "stops there",
                 RuntimeWarning,
                 stacklevel=4,
             )
@@ -374,11 +435,8 @@ def _parser(path):
 def _read_file(path, state, verify_crc):
     with open(path, "rb") as f:
         data = f.read()
-    offsets, lengths = _frame(data)
-    if verify_crc:
-        bad = _first_bad_crc(data, offsets, lengths)
-        if bad is not None:
-            offsets, lengths = offsets[:bad], lengths[:bad]
+    offsets, lengths, end = _frame(data)
+    offsets, lengths = _check_records(path, data, offsets, lengths, end, verify_crc)
     if len(offsets) == 0:
         return
     parse = _parser(path)
@@ -476,14 +534,17 @@ def _apply_legacy(data, offsets, lengths, state, path, parse):
     flush()
 
 
-def read_scalar(files, tag, verify_crc=False):
+def read_scalar(files, tag, verify_crc=True):
     """Read every point of one scalar tag from the event files of one run.
 
     Args:
         files (list[str]): the run's event files in reading order
             (see ``list_event_files``).
         tag (str): the summary tag.
-        verify_crc (bool): check each record's CRCs (costs time).
+        verify_crc (bool): check each record's CRCs (the default); a damaged
+            record is skipped with a warning, a corrupted length field ends
+            its file with a warning.  False is faster: a damaged value that
+            still parses is then read as it is.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: ``steps`` (int64, shape ``[P]``) and
@@ -502,7 +563,7 @@ def scalar_tags(files):
     for path in files:
         with open(path, "rb") as f:
             data = f.read()
-        offsets, lengths = _frame(data)
+        offsets, lengths, _ = _frame(data)
         parse = _parser(path)
         for o, n in zip(offsets.tolist(), lengths.tolist()):
             event = parse(data[o : o + n], o - 12)
@@ -529,7 +590,7 @@ def _read_scalar_recording_warnings(files, tag, verify_crc):
     return result, [(str(w.message), w.category) for w in caught]
 
 
-def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
+def read_runs(runs, tag, workers=None, verify_crc=True, progress=None):
     """Read one tag from several runs, in parallel processes when worthwhile.
 
     Args:
@@ -539,12 +600,13 @@ def read_runs(runs, tag, workers=None, verify_crc=False, progress=None):
             ``min(len(runs), os.cpu_count())`` when there are several runs and
             at least 4 MiB of event data, else reads in this process; ``1``
             always reads in this process.
-        verify_crc (bool): check each record's CRCs.
+        verify_crc (bool): check each record's CRCs (see ``read_scalar``).
         progress (callable | None): called as ``progress(done, total)`` after
             each run is read.
 
-    Warnings raised while reading (a record that is not an ``Event``) reach
-    the caller's warning filters in both modes: a worker's are re-raised here.
+    Warnings raised while reading (a damaged record, a record that is not an
+    ``Event``) reach the caller's warning filters in both modes: a worker's
+    are re-raised here.
 
     Returns:
         list[tuple[np.ndarray, np.ndarray]]: ``(steps, values)`` of each run, as
