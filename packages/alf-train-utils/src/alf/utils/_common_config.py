@@ -469,7 +469,7 @@ def summarize_gin_config() -> None:
 def _binding_rows(config: Iterable[Tuple[Tuple[str, str], dict]]) -> List[Tuple[str, Any]]:
     """``[(scope/Selector.param, value)]`` sorted by name, from gin's
     ``{(scope, selector): {param: value}}`` tables."""
-    rows = []
+    rows: List[Tuple[str, Any]] = []
     for (scope, selector), params in config:
         configurable = _gin_config._REGISTRY.get(selector)
         if configurable is not None and configurable.wrapped in (

@@ -145,13 +145,13 @@ def run_under_record_context(
     summary_max_queue: int = 10,
 ) -> T:
     """Run ``func()`` with a TensorBoard writer for ``summary_dir`` as the
-    ``alf.summary`` writer (pushed with ``push_summary_writer`` where
-    ``alf.summary`` has a writer stack, else the default writer), recording summaries only at global
-    counter values ``c`` with ``c % summary_interval == 0`` (and every ``c <
-    summary_interval`` if ``summarize_first_interval``).
+    ``alf.summary`` writer of this thread (``alf.summary.push_summary_writer``),
+    recording summaries only at global counter values ``c`` with
+    ``c % summary_interval == 0`` (and every ``c < summary_interval`` if
+    ``summarize_first_interval``).
 
-    The previous writer is restored and the new writer closed (flushed) when
-    ``func`` returns or raises.
+    The previous writer is restored (``pop_summary_writer``) and the new writer
+    closed (flushed) when ``func`` returns or raises.
 
     Args:
         func (Callable): what to run, called without arguments.
@@ -185,23 +185,13 @@ def run_under_record_context(
         step = int(counter)
         return (first and step < summary_interval) or step % summary_interval == 0
 
-    push = getattr(alf.summary, "push_summary_writer", None)
-    if push is not None:
-        # alf.summary with a writer stack: scoped to this thread, restored exactly
-        push(writer)
-        restore = alf.summary.pop_summary_writer  # type: ignore[attr-defined]
-    else:
-        previous = alf.summary.get_default_writer()
-        alf.summary.set_default_writer(writer)
-
-        def restore() -> None:
-            alf.summary.set_default_writer(previous)
-
+    # alf.summary's writer stack: scoped to this thread, restored exactly
+    alf.summary.push_summary_writer(writer)
     try:
         with alf.summary.record_if(should_record):
             return func()
     finally:
-        restore()
+        alf.summary.pop_summary_writer()
         writer.close()
 
 

@@ -33,7 +33,7 @@ import pickle
 import re
 import secrets
 import socket
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch
 
@@ -232,7 +232,7 @@ def recover(ckpt_dir: str, durable: bool) -> None:
     Called by a writer before it saves; readers never change the directory.
     """
     names = os.listdir(ckpt_dir)
-    pending = set()
+    pending: Set[str] = set()
     for name in names:
         m = _JOURNAL_FILE.match(name)
         if m:
@@ -340,7 +340,7 @@ def read_step(ckpt_dir, req, wanted, map_location, weights_only):
             if req == "latest":
                 continue  # deleted meanwhile
             return None
-        todo = {p: paths[p] for p in wanted if paths[p] is not None}
+        todo = {p: path for p, path in paths.items() if p in wanted and path is not None}
         before = {p: _identity(path) for p, path in todo.items()}
         try:
             loaded = {p: load_file(path, map_location, weights_only) for p, path in todo.items()}

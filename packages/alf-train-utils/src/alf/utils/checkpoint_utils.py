@@ -41,21 +41,27 @@ _logger = logging.getLogger(__name__)
 _RESERVED = ("global_step",)
 
 
-def _check_step(value, name: str, allow_latest: bool) -> Union[int, str]:
-    if allow_latest and isinstance(value, str):
-        if value != "latest":
-            raise ValueError(f"{name} must be a non-negative int or 'latest'; got {value!r}")
-        return value
+def _check_step(value, name: str, what: str = "a non-negative int") -> int:
+    """``value`` as an int >= 0: an int, a NumPy integer or a one-element integer
+    tensor (whatever ``operator.index`` takes), not a bool."""
     if isinstance(value, bool):
-        raise TypeError(f"{name} must be a non-negative int; got bool {value!r}")
+        raise TypeError(f"{name} must be {what}; got bool {value!r}")
     try:
         step = operator.index(value)
     except TypeError:
-        what = "a non-negative int or 'latest'" if allow_latest else "a non-negative int"
         raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}") from None
     if step < 0:
         raise ValueError(f"{name} must be >= 0; got {step}")
     return step
+
+
+def _check_step_or_latest(value, name: str) -> Union[int, str]:
+    """``"latest"`` or a step as :func:`_check_step` takes it."""
+    if isinstance(value, str):
+        if value != "latest":
+            raise ValueError(f"{name} must be a non-negative int or 'latest'; got {value!r}")
+        return value
+    return _check_step(value, name, "a non-negative int or 'latest'")
 
 
 def _check_bool(value, name: str) -> bool:
@@ -219,7 +225,7 @@ class Checkpointer:
         _check_bool(durable, "durable")
         _check_bool(weights_only, "weights_only")
         if max_to_keep is not None:
-            max_to_keep = _check_step(max_to_keep, "max_to_keep", allow_latest=False)
+            max_to_keep = _check_step(max_to_keep, "max_to_keep")
             if max_to_keep < 1:
                 raise ValueError(f"max_to_keep must be None or >= 1; got {max_to_keep}")
         for name, item in kwargs.items():
@@ -258,7 +264,7 @@ class Checkpointer:
         Returns:
             bool
         """
-        step = _check_step(global_step, "global_step", allow_latest=True)
+        step = _check_step_or_latest(global_step, "global_step")
         steps = files.list_steps(self._ckpt_dir)
         return bool(steps) if step == "latest" else step in steps
 
@@ -280,9 +286,9 @@ class Checkpointer:
             TypeError/ValueError: for a ``global_step`` that is not an int >= 0,
                 before anything is written.
         """
-        step = _check_step(global_step, "global_step", allow_latest=False)
+        step = _check_step(global_step, "global_step")
         items = [states.ItemState(name, obj) for name, obj in self._modules.items()]
-        parts = {p: {} for p in files.PARTS}
+        parts: Dict[str, Dict[str, object]] = {p: {} for p in files.PARTS}
         for item in items:
             for part, value in states.split(item).items():
                 parts[part][item.name] = value
@@ -363,7 +369,7 @@ class Checkpointer:
                 (the message names it).
             TypeError/ValueError: for bad arguments.
         """
-        req = _check_step(global_step, "global_step", allow_latest=True)
+        req = _check_step_or_latest(global_step, "global_step")
         if isinstance(ignored_parameter_prefixes, str) or not all(
             isinstance(p, str) for p in ignored_parameter_prefixes
         ):

@@ -29,7 +29,7 @@ all processes arrive).
 
 import functools
 import operator
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import gin
 import torch
@@ -57,7 +57,14 @@ class _MethodPerformer(nn.Module):
         return self._perform(*args, **kwargs)
 
 
-def _call_activated(method, cond, module, rank, args, kwargs):
+def _call_activated(
+    method: Callable[..., Any],
+    cond: Optional[Callable[[Any], Any]],
+    module: Any,
+    rank: Any,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> Any:
     """The call of a method whose module has a ``_ddp_activated_rank``."""
     if rank is None or (isinstance(rank, int) and not isinstance(rank, bool) and rank < 0):
         return method(module, *args, **kwargs)
@@ -143,8 +150,10 @@ def make_ddp_performer(
                 f"method {method!r} is not a method of the module ({type(module).__name__} "
                 "has no callable attribute of that name)"
             )
-        method = bound
-    elif not callable(method):
+        fn: Callable[..., Any] = bound
+    elif callable(method):
+        fn = method
+    else:
         raise TypeError(
             f"method must be a callable or the name of a method of module, got "
             f"{type(method).__name__}"
@@ -164,7 +173,7 @@ def make_ddp_performer(
     if not 0 <= ddp_rank < world_size:
         raise ValueError(f"ddp_rank must be in [0, world_size) = [0, {world_size}), got {ddp_rank}")
     return DistributedDataParallel(
-        _MethodPerformer(module, method),
+        _MethodPerformer(module, fn),
         device_ids=_device_ids(module),
         find_unused_parameters=bool(find_unused_parameters),
     )

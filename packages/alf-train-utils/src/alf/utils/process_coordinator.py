@@ -90,8 +90,9 @@ def _payload(exc: BaseException, tb_text: str) -> bytes:
     text = _stand_in_text(exc)
     if len(tb_text) > _TRACEBACK_CHARS:
         tb_text = "...\n" + tb_text[-_TRACEBACK_CHARS:]
+    pickled: Optional[bytes]
     try:
-        pickled: Optional[bytes] = pickle.dumps(exc)
+        pickled = pickle.dumps(exc)
         pickle.loads(pickled)
     except Exception:
         pickled = None
@@ -159,6 +160,7 @@ class Coordinator:
             TypeError, ValueError: ``context`` is neither None, a context nor
                 a known start method.
         """
+        ctx: multiprocessing.context.BaseContext
         if context is None:
             ctx = multiprocessing.get_context()
         elif isinstance(context, str):

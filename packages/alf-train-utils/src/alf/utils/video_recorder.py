@@ -11,7 +11,7 @@ a half-written file at ``path``.
 import json
 import os
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple
 
 import numpy as np
 
@@ -189,7 +189,7 @@ class VideoRecorder:
         self.enabled = bool(enabled)
         self.env = env
         self._render: Optional[Callable[[], Any]] = None
-        self._ffmpeg = None
+        self._ffmpeg: Any = None  # the imageio_ffmpeg module (no annotations) once enabled
         if self.enabled:
             self._render = _renderer(env)
             self._ffmpeg = _import_imageio_ffmpeg()
@@ -204,7 +204,8 @@ class VideoRecorder:
         self._frame_cache: List[np.ndarray] = []
         self._pred_info_cache: List[Any] = []
         self._last_step_cache: List[bool] = []
-        self._writer = None
+        # imageio_ffmpeg.write_frames: a generator that is sent the frames' bytes
+        self._writer: Optional[Generator[None, Optional[bytes], None]] = None
         self._partial_path: Optional[str] = None
         self._size: Optional[Tuple[int, int]] = None  # (height, width) of the video
         self._frames_written = 0
@@ -242,9 +243,10 @@ class VideoRecorder:
         Raises:
             ValueError: if the env returns anything but a uint8 [H, W, 3|4] array.
         """
-        if not self.functional:
+        render = self._render
+        if render is None or not self.functional:
             return None
-        return to_rgb_frame(self._render(), f"env.render() of {type(self.env).__name__}")
+        return to_rgb_frame(render(), f"env.render() of {type(self.env).__name__}")
 
     def capture_frame(self, pred_info=None, is_last_step=False):
         """Render self.env and add the resulting frame to the video. Also plot
@@ -304,15 +306,20 @@ class VideoRecorder:
     def _encode(self, frame: np.ndarray, pred_info: Any, is_last_step: bool) -> None:
         frame = compose(frame, extract_images(pred_info))
         frame = pad_to_even(limit_width(frame, self._frame_max_width))
-        if self._writer is None:
-            self._start(frame.shape[0], frame.shape[1])
+        if self._writer is None or self._size is None:
+            self._writer, self._size = self._start(frame.shape[0], frame.shape[1])
+        writer = self._writer
         frame = fit_into(frame, *self._size)
-        self._write(frame, 1)
+        self._write(writer, frame, 1)
         if is_last_step:
-            self._write(frame, self._last_step_repeats)
-            self._write(np.zeros_like(frame), self._append_blank_frames)
+            self._write(writer, frame, self._last_step_repeats)
+            self._write(writer, np.zeros_like(frame), self._append_blank_frames)
 
-    def _start(self, height: int, width: int) -> None:
+    def _start(
+        self, height: int, width: int
+    ) -> Tuple[Generator[None, Optional[bytes], None], Tuple[int, int]]:
+        """Start ffmpeg on a temporary file beside ``path``: the frame writer
+        and the video's ``(height, width)``."""
         folder = os.path.dirname(os.path.abspath(self.path))
         fd, partial = tempfile.mkstemp(
             prefix="." + os.path.basename(self.path) + ".", suffix=".partial", dir=folder
@@ -331,14 +338,17 @@ class VideoRecorder:
             output_params=["-f", "mp4"],
         )
         writer.send(None)  # starts ffmpeg
-        self._writer, self._partial_path, self._size = writer, partial, (height, width)
+        self._partial_path = partial
+        return writer, (height, width)
 
-    def _write(self, frame: np.ndarray, times: int) -> None:
+    def _write(
+        self, writer: Generator[None, Optional[bytes], None], frame: np.ndarray, times: int
+    ) -> None:
         if times <= 0:
             return
         data = np.ascontiguousarray(frame).tobytes()
         for _ in range(times):
-            self._writer.send(data)
+            writer.send(data)
         self._frames_written += times
 
     def close(self):
@@ -354,15 +364,16 @@ class VideoRecorder:
         finally:
             self._closed = True
             writer, self._writer = self._writer, None
-            if writer is not None:
+            partial = self._partial_path
+            if writer is not None and partial is not None:
                 try:
                     writer.close()  # ffmpeg flushes and exits
-                    with open(self._partial_path, "rb+") as f:
+                    with open(partial, "rb+") as f:
                         os.fsync(f.fileno())
-                    os.replace(self._partial_path, self.path)
+                    os.replace(partial, self.path)
                 except BaseException:
-                    if os.path.exists(self._partial_path):
-                        os.remove(self._partial_path)
+                    if os.path.exists(partial):
+                        os.remove(partial)
                     raise
             elif self._temporary and os.path.exists(self.path):
                 os.remove(self.path)
