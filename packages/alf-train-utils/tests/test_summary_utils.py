@@ -144,8 +144,10 @@ def test_histogram_continuous_defaults(log):
 
 
 def test_histogram_continuous_bad_input(log):
-    with pytest.raises(ValueError, match="bucket_count must be a positive int; got 0"):
+    with pytest.raises(ValueError, match="bucket_count must be >= 1, got 0"):
         histogram_continuous("h", torch.ones(3), bucket_count=0)
+    with pytest.raises(TypeError, match="bucket_count must be an int, got float 3.0"):
+        histogram_continuous("h", torch.ones(3), bucket_count=3.0)
     with pytest.raises(ValueError, match="bucket_min must be <= bucket_max; got 2.0 > 1.0"):
         histogram_continuous("h", torch.ones(3), bucket_min=2, bucket_max=1)
     with pytest.raises(ValueError, match="bucket_max must be finite"):
@@ -325,8 +327,10 @@ def test_summarize_tensor_gradients_clone_and_batch_dims(log):
         assert log.scalar(f"clone/{stat}") == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match=r"batch_dims \(3\) exceeds the rank"):
         summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims=3)
-    with pytest.raises(ValueError, match="batch_dims must be an int >= 0"):
+    with pytest.raises(ValueError, match="batch_dims must be >= 0, got -1"):
         summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims=-1)
+    with pytest.raises(TypeError, match="batch_dims must be an int, got str"):
+        summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims="1")
 
 
 def test_summarize_tensor_gradients_not_recording(log):

@@ -27,7 +27,7 @@ import gin.config as _gin_config
 
 import alf.summary
 from alf.utils import gin_utils
-from alf.utils._common_atomic import atomic_write_bytes
+from alf.utils._train_atomic import atomic_write_bytes
 
 __all__ = [
     "copy_gin_configs",

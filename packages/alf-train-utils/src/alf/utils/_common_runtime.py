@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import alf.summary
+from alf.utils._train_checks import check_int
 from alf.utils.common_core import abs_path
 
 __all__ = [
@@ -28,12 +29,6 @@ _PUBLIC_MODULE = "alf.utils.common"
 _logger = logging.getLogger("alf")
 
 T = TypeVar("T")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 def _default_seed() -> int:
@@ -64,16 +59,15 @@ def set_random_seed(seed: Optional[int], warn_only: bool = False) -> int:
         int: the seed used.
 
     Raises:
-        ValueError: ``seed`` is not None nor an int in ``[0, 2**32)``.
+        TypeError: ``seed`` is neither None nor an int.
+        ValueError: ``seed`` is an int outside ``[0, 2**32)``.
     """
     if seed is None:
         seed = _default_seed()
     else:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int in [0, 2**32) or None; got {seed!r}")
-        seed = int(seed)
+        seed = check_int(seed, "seed", expected="an int in [0, 2**32) or None")
         if not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be an int in [0, 2**32) or None; got {seed}")
+            raise ValueError(f"seed must be an int in [0, 2**32) or None, got {seed}")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -111,11 +105,13 @@ def get_unused_port(start: int, end: int = 65536, n: int = 1) -> Union[int, List
         int | list[int]: the port for ``n=1``, else the list of ``n`` ports.
 
     Raises:
+        TypeError: ``start``, ``end`` or ``n`` is not an int.
         ValueError: a bad range or ``n``.
         OSError: (``socket.error``) no ``n`` consecutive free ports in the range.
     """
-    for name, value in (("start", start), ("end", end), ("n", n)):
-        _positive_int(value, name)
+    start = check_int(start, "start", 1)
+    end = check_int(end, "end", 1)
+    n = check_int(n, "n", 1)
     if not (start < end <= 65536 and start <= 65535):
         raise ValueError(f"need 0 < start < end <= 65536; got start={start}, end={end}")
     held: List[socket.socket] = []
@@ -166,11 +162,12 @@ def run_under_record_context(
         What ``func`` returned.
 
     Raises:
+        TypeError: ``summary_interval`` or ``summary_max_queue`` is not an int.
         ValueError: a non-positive ``summary_interval``, ``flush_secs`` or
             ``summary_max_queue`` (before any file is created).
     """
-    summary_interval = _positive_int(summary_interval, "summary_interval")
-    summary_max_queue = _positive_int(summary_max_queue, "summary_max_queue")
+    summary_interval = check_int(summary_interval, "summary_interval", 1)
+    summary_max_queue = check_int(summary_max_queue, "summary_max_queue", 1)
     if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
         raise ValueError(f"flush_secs must be a positive number; got {flush_secs!r}")
     if not callable(func):

@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from alf.utils._common_atomic import atomic_writer
+from alf.utils._train_atomic import atomic_writer
 
 __all__ = [
     "alf_root",

@@ -20,7 +20,6 @@ every step either complete or absent (see ``_train_ckpt_files``).
 
 import json
 import logging
-import operator
 import os
 from typing import Dict, Optional, Sequence, Union
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from alf.utils import _train_ckpt_files as files
 from alf.utils import _train_ckpt_state as states
+from alf.utils._train_checks import check_int
 
 __all__ = [
     "Checkpointer",
@@ -41,18 +41,10 @@ _logger = logging.getLogger(__name__)
 _RESERVED = ("global_step",)
 
 
-def _check_step(value, name: str, what: str = "a non-negative int") -> int:
-    """``value`` as an int >= 0: an int, a NumPy integer or a one-element integer
-    tensor (whatever ``operator.index`` takes), not a bool."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be {what}; got bool {value!r}")
-    try:
-        step = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}") from None
-    if step < 0:
-        raise ValueError(f"{name} must be >= 0; got {step}")
-    return step
+def _check_step(value, name: str) -> int:
+    """``value`` as an int >= 0 (see ``check_int``: NumPy integers and one-element
+    integer tensors are taken too)."""
+    return check_int(value, name, 0, expected="a non-negative int")
 
 
 def _check_step_or_latest(value, name: str) -> Union[int, str]:
@@ -61,7 +53,7 @@ def _check_step_or_latest(value, name: str) -> Union[int, str]:
         if value != "latest":
             raise ValueError(f"{name} must be a non-negative int or 'latest'; got {value!r}")
         return value
-    return _check_step(value, name, "a non-negative int or 'latest'")
+    return check_int(value, name, 0, expected="a non-negative int or 'latest'")
 
 
 def _check_bool(value, name: str) -> bool:

@@ -28,7 +28,6 @@ all processes arrive).
 """
 
 import functools
-import operator
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import gin
@@ -36,6 +35,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from alf.utils._train_checks import check_int
 
 __all__ = ["data_distributed", "data_distributed_when", "make_ddp_performer"]
 
@@ -158,12 +159,7 @@ def make_ddp_performer(
             f"method must be a callable or the name of a method of module, got "
             f"{type(method).__name__}"
         )
-    if isinstance(ddp_rank, bool):
-        raise TypeError(f"ddp_rank must be an int, got the bool {ddp_rank!r}")
-    try:
-        ddp_rank = operator.index(ddp_rank)
-    except TypeError:
-        raise TypeError(f"ddp_rank must be an int, got {type(ddp_rank).__name__}") from None
+    ddp_rank = check_int(ddp_rank, "ddp_rank")
     if not _process_group_ready():
         raise RuntimeError(
             "make_ddp_performer needs an initialised torch.distributed process group "

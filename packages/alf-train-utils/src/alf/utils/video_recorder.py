@@ -15,6 +15,8 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Tuple
 
 import numpy as np
 
+from alf.utils._train_atomic import atomic_write_bytes, commit_file, create_temp_file
+from alf.utils._train_checks import check_int
 from alf.utils._train_video_frames import (
     compose,
     extract_images,
@@ -67,14 +69,6 @@ def _env_fps(env: Any) -> float:
     metadata = getattr(env, "metadata", None) or {}
     fps = metadata.get("render_fps") or metadata.get("video.frames_per_second") or 30
     return float(fps)
-
-
-def _check_int(name: str, value: Any, minimum: Optional[int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _video_path(path: Optional[str], base_path: Optional[str]) -> Tuple[str, bool]:
@@ -151,6 +145,8 @@ class VideoRecorder:
     Raises:
         ValueError: naming ``env`` if it cannot render ``rgb_array`` frames, or
             another argument that is out of range.
+        TypeError: naming an argument of the wrong type (an int argument that
+            is not an int, ``metadata`` that is not a JSON-serialisable dict).
         ImportError: naming ``pip install alf-train-utils[video]`` when
             imageio-ffmpeg is missing.
     """
@@ -167,9 +163,9 @@ class VideoRecorder:
         metadata: Optional[Dict[str, Any]] = None,
         enabled: bool = True,
     ):
-        frame_max_width = _check_int("frame_max_width", frame_max_width, 2)
-        last_step_repeats = _check_int("last_step_repeats", last_step_repeats, 0)
-        append_blank_frames = _check_int("append_blank_frames", append_blank_frames, None)
+        frame_max_width = check_int(frame_max_width, "frame_max_width", 2)
+        last_step_repeats = check_int(last_step_repeats, "last_step_repeats", 0)
+        append_blank_frames = check_int(append_blank_frames, "append_blank_frames")
         if frames_per_sec is not None:
             if (
                 isinstance(frames_per_sec, bool)
@@ -320,11 +316,7 @@ class VideoRecorder:
     ) -> Tuple[Generator[None, Optional[bytes], None], Tuple[int, int]]:
         """Start ffmpeg on a temporary file beside ``path``: the frame writer
         and the video's ``(height, width)``."""
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, partial = tempfile.mkstemp(
-            prefix="." + os.path.basename(self.path) + ".", suffix=".partial", dir=folder
-        )
-        os.close(fd)
+        partial = create_temp_file(self.path)
         writer = self._ffmpeg.write_frames(
             partial,
             (width, height),
@@ -368,9 +360,7 @@ class VideoRecorder:
             if writer is not None and partial is not None:
                 try:
                     writer.close()  # ffmpeg flushes and exits
-                    with open(partial, "rb+") as f:
-                        os.fsync(f.fileno())
-                    os.replace(partial, self.path)
+                    commit_file(partial, self.path)
                 except BaseException:
                     if os.path.exists(partial):
                         os.remove(partial)
@@ -393,15 +383,4 @@ class VideoRecorder:
             meta["height"], meta["width"] = self._size
         self.metadata = meta
         meta_path = os.path.splitext(self.path)[0] + ".meta.json"
-        folder = os.path.dirname(os.path.abspath(meta_path))
-        fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".partial", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(meta, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, meta_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())
