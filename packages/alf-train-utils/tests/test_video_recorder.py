@@ -240,7 +240,8 @@ def test_env_without_rgb_array_rendering_is_rejected(tmp_path):
     [
         (dict(path="video.avi"), ValueError, "path must end with .mp4"),
         (dict(path="a.mp4", base_path="b"), ValueError, "at most one of path and base_path"),
-        (dict(frames_per_sec=0), ValueError, "frames_per_sec must be a positive number"),
+        (dict(frames_per_sec=0), ValueError, "frames_per_sec must be > 0, got 0"),
+        (dict(frames_per_sec="30"), TypeError, "frames_per_sec must be a real number, got str"),
         (dict(last_step_repeats=-1), ValueError, "last_step_repeats must be >= 0"),
         (dict(frame_max_width=1.5), TypeError, "frame_max_width must be an int"),
         (dict(metadata={"f": object()}), TypeError, "metadata must be JSON-serialisable"),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 import alf.summary
-from alf.utils._train_checks import check_int
+from alf.utils._train_checks import check_int, check_real
 from alf.utils.common_core import abs_path
 
 __all__ = [
@@ -162,14 +162,14 @@ def run_under_record_context(
         What ``func`` returned.
 
     Raises:
-        TypeError: ``summary_interval`` or ``summary_max_queue`` is not an int.
+        TypeError: ``summary_interval`` or ``summary_max_queue`` is not an int,
+            or ``flush_secs`` not a real number.
         ValueError: a non-positive ``summary_interval``, ``flush_secs`` or
             ``summary_max_queue`` (before any file is created).
     """
     summary_interval = check_int(summary_interval, "summary_interval", 1)
     summary_max_queue = check_int(summary_max_queue, "summary_max_queue", 1)
-    if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
-        raise ValueError(f"flush_secs must be a positive number; got {flush_secs!r}")
+    check_real(flush_secs, "flush_secs", 0, exclusive_minimum=True)
     if not callable(func):
         raise TypeError(f"func must be callable; got {func!r}")
     writer = alf.summary.create_summary_writer(

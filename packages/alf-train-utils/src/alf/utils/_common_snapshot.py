@@ -26,6 +26,7 @@ import tempfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from alf.utils._train_atomic import atomic_writer
+from alf.utils._train_checks import check_path
 
 __all__ = [
     "alf_root",
@@ -46,10 +47,8 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_path(value, name: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(value).__name__}")
-    path = os.fspath(value)
-    if not isinstance(path, str) or not path:
+    path = check_path(value, name)
+    if not path:
         raise ValueError(f"{name} must be a non-empty path; got {value!r}")
     return os.path.abspath(os.path.expanduser(path))
 

@@ -5,7 +5,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
-from alf.utils._train_checks import check_int
+from alf.utils._train_checks import check_int, check_real
 
 __all__ = ["Periodically", "TargetUpdater"]
 
@@ -109,8 +109,8 @@ class TargetUpdater(nn.Module):
             described above.
 
     Raises:
-        TypeError: a model or target is neither a Module nor a tensor, or
-            ``period`` is not an int.
+        TypeError: a model or target is neither a Module nor a tensor,
+            ``tau`` is not a real number or ``period`` not an int.
         ValueError: different numbers of models and targets, a pair whose
             parameters or buffers differ in number or shape, ``tau`` outside
             ``[0, 1]``, or a non-positive ``period``. Nothing is copied then.
@@ -132,8 +132,7 @@ class TargetUpdater(nn.Module):
                 f"models and target_models must have the same length; got {len(models)} "
                 f"and {len(target_models)}"
             )
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau <= 1:
-            raise ValueError(f"tau must be a number in [0, 1]; got {tau!r}")
+        check_real(tau, "tau", 0, 1)
         period = check_int(period, "period", 1)
         pairs = []
         for i, (m, t) in enumerate(zip(models, target_models)):

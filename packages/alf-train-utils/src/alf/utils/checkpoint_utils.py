@@ -28,7 +28,7 @@ from torch import nn
 
 from alf.utils import _train_ckpt_files as files
 from alf.utils import _train_ckpt_state as states
-from alf.utils._train_checks import check_int
+from alf.utils._train_checks import check_int, check_path
 
 __all__ = [
     "Checkpointer",
@@ -66,12 +66,6 @@ def _default_map_location(map_location):
     if map_location is None and not torch.cuda.is_available():
         return torch.device("cpu")
     return map_location
-
-
-def _check_path(value, name: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(value).__name__}")
-    return os.fspath(value)
 
 
 def enable_checkpoint(module: nn.Module, flag: bool = True) -> None:
@@ -144,7 +138,7 @@ def extract_sub_state_dict_from_checkpoint(
     """
     if not isinstance(checkpoint_prefix, str):
         raise TypeError(f"checkpoint_prefix must be a str; got {type(checkpoint_prefix).__name__}")
-    path = _check_path(checkpoint_path, "checkpoint_path")
+    path = check_path(checkpoint_path, "checkpoint_path")
     _check_bool(weights_only, "weights_only")
     state = files.load_file(path, _default_map_location(map_location), weights_only)
     if checkpoint_prefix == "":
@@ -213,7 +207,7 @@ class Checkpointer:
         weights_only: bool = True,
         **kwargs,
     ):
-        ckpt_dir = _check_path(ckpt_dir, "ckpt_dir")
+        ckpt_dir = check_path(ckpt_dir, "ckpt_dir")
         _check_bool(durable, "durable")
         _check_bool(weights_only, "weights_only")
         if max_to_keep is not None:

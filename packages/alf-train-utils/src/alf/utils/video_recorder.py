@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, Generator, List, Optional, Tuple
 import numpy as np
 
 from alf.utils._train_atomic import atomic_write_bytes, commit_file, create_temp_file
-from alf.utils._train_checks import check_int
+from alf.utils._train_checks import check_int, check_real
 from alf.utils._train_video_frames import (
     compose,
     extract_images,
@@ -167,14 +167,7 @@ class VideoRecorder:
         last_step_repeats = check_int(last_step_repeats, "last_step_repeats", 0)
         append_blank_frames = check_int(append_blank_frames, "append_blank_frames")
         if frames_per_sec is not None:
-            if (
-                isinstance(frames_per_sec, bool)
-                or not isinstance(frames_per_sec, (int, float, np.integer, np.floating))
-                or not frames_per_sec > 0
-            ):
-                raise ValueError(
-                    f"frames_per_sec must be a positive number, got {frames_per_sec!r}"
-                )
+            check_real(frames_per_sec, "frames_per_sec", 0, exclusive_minimum=True)
         if metadata is not None:
             if not isinstance(metadata, dict):
                 raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
