@@ -89,15 +89,16 @@ def _writer_alive(host: str, pid: int) -> bool:
 
 
 def list_steps(ckpt_dir: str) -> List[int]:
-    """Sorted steps whose ``ckpt-N`` exists in ``ckpt_dir`` ([] if none)."""
+    """Sorted steps whose file ``ckpt-N`` exists in ``ckpt_dir`` ([] if none;
+    a folder named ``ckpt-N`` is not a step)."""
     try:
-        names = os.listdir(ckpt_dir)
+        entries = list(os.scandir(ckpt_dir))
     except FileNotFoundError:
         return []
     steps = []
-    for name in names:
-        m = _STEP_FILE.match(name)
-        if m and m.group(2) is None:
+    for entry in entries:
+        m = _STEP_FILE.match(entry.name)
+        if m and m.group(2) is None and entry.is_file():
             steps.append(int(m.group(1)))
     return sorted(steps)
 
