@@ -707,3 +707,101 @@ def test_debris_of_this_process_is_removed(tmp_path):
     own.write_bytes(b"x")
     Checkpointer(str(tmp_path), net=nn.Linear(1, 1)).save(1)
     assert not own.exists()
+
+
+# ------------------------------------------------------------------ whole items
+
+
+def _trained_adam(net, groups=1):
+    params = list(net.parameters())
+    if groups == 1:
+        opt = torch.optim.Adam(params, lr=0.01)
+    else:
+        opt = torch.optim.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.01)
+    net(torch.ones(2, net.in_features)).pow(2).sum().backward()
+    opt.step()
+    return opt
+
+
+def test_optimizer_item_that_does_not_match_is_refused(tmp_path):
+    net = nn.Linear(3, 2)
+    Checkpointer(str(tmp_path), net=net, opt=_trained_adam(net)).save(1)
+    net2 = nn.Linear(3, 2)
+    two_groups = _trained_adam(net2, groups=2)
+    before = two_groups.state_dict()["state"][0]["exp_avg"].clone()
+    with pytest.raises(RuntimeError, match="opt: checkpoint has 1 parameter groups, the optimizer 2"):
+        Checkpointer(str(tmp_path), net=net2, opt=two_groups).load()
+    assert torch.equal(two_groups.state_dict()["state"][0]["exp_avg"], before)
+    assert not torch.equal(net2.weight, net.weight)  # nothing loaded
+
+
+def test_item_saved_as_something_else_than_an_optimizer(tmp_path):
+    """Step 1 has an item ``opt`` that is a replay buffer; loading it into an
+    optimizer is a mismatch, not a crash inside torch."""
+    Checkpointer(str(tmp_path), opt=models.DuckReplayBuffer()).save(1)
+    net = nn.Linear(3, 2)
+    with pytest.raises(RuntimeError, match="opt: the checkpoint does not hold an optimizer state"):
+        Checkpointer(str(tmp_path), opt=_trained_adam(net)).load()
+
+
+def test_whole_item_missing_or_excluded(tmp_path):
+    src = nn.Linear(3, 2)
+    Checkpointer(str(tmp_path), net=src).save(1)
+    net = nn.Linear(3, 2)
+    opt = _trained_adam(net)
+    state = opt.state_dict()["state"][0]["exp_avg"].clone()
+    with pytest.raises(RuntimeError, match=r"missing keys: \['opt'\]"):
+        Checkpointer(str(tmp_path), net=net, opt=opt).load()
+    assert Checkpointer(str(tmp_path), net=net, opt=opt).load(strict=False) == 1
+    assert torch.equal(net.weight, src.weight)
+    assert torch.equal(opt.state_dict()["state"][0]["exp_avg"], state)  # left as it was
+    # with the optimizer excluded it is not missing either
+    net3 = nn.Linear(3, 2)
+    assert Checkpointer(str(tmp_path), net=net3, opt=opt).load(including_optimizer=False) == 1
+    assert torch.equal(net3.weight, src.weight)
+
+
+class ListState:
+    def state_dict(self):
+        return [torch.zeros(1)]
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_item_whose_state_is_not_a_mapping(tmp_path):
+    ck = Checkpointer(str(tmp_path), things=ListState())
+    with pytest.raises(TypeError, match="'things': state_dict\\(\\) must return a mapping; got list"):
+        ck.save(1)
+    assert ck.checkpointed_steps() == []
+
+
+class WithOptimizerAttribute(nn.Module):
+    """A module holding its optimizer in a plain attribute (not ``_optimizers``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.optimizer = torch.optim.SGD(self.lin.parameters(), lr=0.1, momentum=0.9)
+
+
+def test_optimizer_attribute_of_a_module_goes_to_the_optimizer_file(tmp_path):
+    src = WithOptimizerAttribute()
+    src.lin(torch.ones(2, 3)).sum().backward()
+    src.optimizer.step()
+    Checkpointer(str(tmp_path), m=src).save(1)
+    saved = plain_load(tmp_path / "ckpt-1-optimizer")["m"]
+    assert list(saved) == ["optimizer"]
+    assert "optimizer" not in plain_load(tmp_path / "ckpt-1")["m"]
+    dst = WithOptimizerAttribute()
+    assert Checkpointer(str(tmp_path), m=dst).load() == 1
+    want = src.optimizer.state[src.lin.weight]["momentum_buffer"]
+    torch.testing.assert_close(dst.optimizer.state[dst.lin.weight]["momentum_buffer"], want)
+    assert torch.equal(dst.lin.weight, src.lin.weight)
+
+
+def test_extract_from_a_file_that_is_not_a_dict(tmp_path):
+    path = tmp_path / "ckpt-1"
+    torch.save([1, 2], path)
+    with pytest.raises(KeyError, match="'alg' matches nothing .* top-level keys are list"):
+        extract_sub_state_dict_from_checkpoint("alg", str(path))

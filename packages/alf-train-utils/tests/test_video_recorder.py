@@ -6,6 +6,8 @@ of the prediction-info panel and of the blank frames.
 """
 
 import json
+import os
+import stat
 import sys
 
 import gymnasium
@@ -178,6 +180,19 @@ def test_previous_video_stays_readable_until_close(tmp_path):
         assert len(decode(path)[1]) == 2  # the old file, untouched while encoding
     assert len(decode(path)[1]) == 5
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.meta.json", "v.mp4"]
+
+
+def test_files_get_the_permissions_open_gives(tmp_path):
+    """The video and its metadata are readable as any file the user writes
+    (0o666 less the umask), not private like a temporary file."""
+    old = os.umask(0o022)
+    try:
+        with VideoRecorder(OldGymEnv(), path=str(tmp_path / "v.mp4")) as rec:
+            rec.capture_frame()
+    finally:
+        os.umask(old)
+    for name in ("v.mp4", "v.meta.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
 
 
 def test_disabled_and_empty_recorders_write_no_video(tmp_path):
