@@ -47,10 +47,7 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_path(value, name: str) -> str:
-    path = check_path(value, name)
-    if not path:
-        raise ValueError(f"{name} must be a non-empty path; got {value!r}")
-    return os.path.abspath(os.path.expanduser(path))
+    return os.path.abspath(os.path.expanduser(check_path(value, name, nonempty=True)))
 
 
 # ---- repository roots -------------------------------------------------------------

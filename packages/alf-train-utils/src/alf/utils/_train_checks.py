@@ -85,15 +85,23 @@ def check_real(
     return result
 
 
-def check_path(value: Any, name: str) -> str:
+def check_path(value: Any, name: str, nonempty: bool = False) -> str:
     """``value`` (a ``str`` or ``os.PathLike``) as a ``str``.
 
+    Args:
+        value: the argument.
+        name: its name, for the messages.
+        nonempty: refuse ``""``.
     Raises:
-        TypeError: ``"<name> must be a str or os.PathLike, got <type>"``.
+        TypeError: ``"<name> must be a str or os.PathLike, got <type>"``, or a
+            path-like object giving bytes.
+        ValueError: ``"<name> must be a non-empty path"`` (with ``nonempty``).
     """
     if not isinstance(value, (str, os.PathLike)):
         raise TypeError(f"{name} must be a str or os.PathLike, got {type(value).__name__}")
     path = os.fspath(value)
     if not isinstance(path, str):
         raise TypeError(f"{name} must be a text path, got the bytes path {path!r}")
+    if nonempty and not path:
+        raise ValueError(f"{name} must be a non-empty path, got {value!r}")
     return path
