@@ -206,6 +206,12 @@ def test_run_under_record_context_bad_arguments(tmp_path, kwargs, error, match):
     assert not (tmp_path / "d").exists()
 
 
+def test_run_under_record_context_needs_a_callable(tmp_path):
+    with pytest.raises(TypeError, match="func must be callable; got 3"):
+        run_under_record_context(3, str(tmp_path / "d"), summary_interval=1, flush_secs=1)
+    assert not (tmp_path / "d").exists()
+
+
 # --------------------------------------------------------------------------
 # log_metrics, docker
 

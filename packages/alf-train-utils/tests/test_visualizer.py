@@ -85,6 +85,8 @@ def test_no_gradient_is_recorded():
         (dict(batch_size=3), ValueError, "batch_size=3"),
         (dict(net=lambda inp: inp[1][:1]), ValueError, "first dimension B \\* H \\* W = 8"),
         (dict(net=lambda inp: None), TypeError, "net must return a tensor"),
+        (dict(observation=[[0.0], [1.0]]), TypeError, "observation must be a \\(nest of\\) tensor"),
+        (dict(observation=torch.tensor(1.0)), TypeError, "observation must be a"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, match):
