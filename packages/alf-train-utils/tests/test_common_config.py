@@ -307,8 +307,11 @@ def test_summarize_config_gin_conf_is_summarize_gin_config(writer, tmp_path):
 
 
 def test_public_names_report_alf_utils_common():
+    from alf.utils import common
+
     for name in _common_config.__all__:
-        assert getattr(_common_config, name).__module__ == "alf.utils.common"
+        assert getattr(common, name) is getattr(_common_config, name)
+        assert getattr(common, name).__module__ == "alf.utils.common"
 
 
 # ---- absl flags as the fallback -------------------------------------------------------------

@@ -506,8 +506,3 @@ def summarize_config(conf_file: Optional[_PathLike] = None) -> None:
     inoperative = _binding_rows(gin_utils._inoperative_bindings().items())
     if inoperative:
         alf.summary.text("config/inoperative_config", _html_table(inoperative))
-
-
-for _name in __all__:
-    globals()[_name].__module__ = "alf.utils.common"
-del _name

@@ -25,7 +25,6 @@ __all__ = [
     "set_random_seed",
 ]
 
-_PUBLIC_MODULE = "alf.utils.common"
 _logger = logging.getLogger("alf")
 
 T = TypeVar("T")
@@ -217,14 +216,3 @@ def is_inside_docker_container() -> bool:
     """Whether this process runs inside a docker container: ``/.dockerenv``
     exists or ``/proc/self/cgroup`` mentions docker."""
     return _in_docker()
-
-
-for _obj in (
-    set_random_seed,
-    get_unused_port,
-    run_under_record_context,
-    log_metrics,
-    is_inside_docker_container,
-):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

@@ -386,8 +386,3 @@ def get_alf_snapshot_env_vars(root_dir: str) -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
-
-
-for _name in __all__:
-    globals()[_name].__module__ = "alf.utils.common"
-del _name

@@ -19,7 +19,6 @@ __all__ = [
     "is_training",
 ]
 
-_PUBLIC_MODULE = "alf.utils.common"
 
 #: ``TrainerConfig.epsilon_greedy``'s default in the reference.
 _DEFAULT_EPSILON_GREEDY = 0.1
@@ -149,8 +148,3 @@ def is_training(alg: Any) -> bool:
     if callable(on_policy):
         on_policy = on_policy()
     return is_rollout() if on_policy else is_replay()
-
-
-for _obj in (compute_summary_or_eval_interval, create_ou_process, get_epsilon_greedy, is_training):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

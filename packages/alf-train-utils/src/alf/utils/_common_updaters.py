@@ -9,7 +9,6 @@ from alf.utils._train_checks import check_int, check_real
 
 __all__ = ["Periodically", "TargetUpdater"]
 
-_PUBLIC_MODULE = "alf.utils.common"
 
 
 class Periodically(nn.Module):
@@ -209,7 +208,3 @@ class TargetUpdater(nn.Module):
         self._counter += 1
         if self._counter % self._period == 0:
             self.update()
-
-
-Periodically.__module__ = _PUBLIC_MODULE
-TargetUpdater.__module__ = _PUBLIC_MODULE

@@ -449,3 +449,12 @@ def load_wikitext103(train_bs, test_bs, max_vocab_size=32768, data_dir: Optional
     return _load_wikitext(
         "WikiText103", "wikitext-103", train_bs, test_bs, max_vocab_size, data_dir
     )
+
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.datagen"  # not __name__: "__main__" under python -m
+del _name, _obj
