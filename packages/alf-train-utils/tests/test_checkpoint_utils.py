@@ -578,3 +578,230 @@ def test_debris_of_dead_writers_is_removed(tmp_path):
     names = set(os.listdir(d))
     assert dead_tmp not in names and "ckpt-8-optimizer" not in names
     assert {other_host, "notes.txt", "ckpt-1"} <= names
+
+
+# ------------------------------------------------------------------ damaged folders
+
+
+def test_folder_named_like_a_step_is_not_a_step(tmp_path):
+    """A sub-folder ``ckpt-9`` is no checkpoint: ``latest`` is the newest file."""
+    ck = Checkpointer(str(tmp_path), net=models.new_alg(seed=1))
+    ck.save(3)
+    os.mkdir(tmp_path / "ckpt-9")
+    assert ck.checkpointed_steps() == [3]
+    assert ck.has_checkpoint(3) and not ck.has_checkpoint(9)
+    assert Checkpointer(str(tmp_path), net=models.new_alg(seed=2)).load() == 3
+
+
+def test_directory_removed_after_construction(tmp_path):
+    d = tmp_path / "gone"
+    ck = Checkpointer(str(d), net=nn.Linear(1, 1))
+    d.rmdir()
+    assert ck.checkpointed_steps() == [] and not ck.has_checkpoint()
+    assert ck.load() == -1
+    ck.save(2)  # made again
+    assert ck.checkpointed_steps() == [2]
+
+
+def test_file_that_is_not_a_dict_of_states(tmp_path):
+    ck = Checkpointer(str(tmp_path), net=nn.Linear(2, 2))
+    ck.save(1)
+    torch.save([torch.zeros(2)], tmp_path / "ckpt-4")
+    net = nn.Linear(2, 2)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(RuntimeError, match="holds a list, not the dict of states") as e:
+        Checkpointer(str(tmp_path), net=net).load()
+    assert str(tmp_path / "ckpt-4") in str(e.value)
+    assert all(torch.equal(p, b) for p, b in zip(net.parameters(), before))
+
+
+class Unpicklable:
+    """An item whose state cannot be saved (a lambda in it)."""
+
+    def state_dict(self):
+        return {"f": lambda: 0}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_failed_save_leaves_the_folder_as_it_was(tmp_path):
+    net = nn.Linear(2, 2)
+    Checkpointer(str(tmp_path), net=net).save(1)
+    digest = dir_digest(tmp_path)
+    ck = Checkpointer(str(tmp_path), net=net, bad=Unpicklable())
+    with pytest.raises(Exception, match="lambda"):
+        ck.save(2)
+    assert dir_digest(tmp_path) == digest  # no temporary file left, step 1 intact
+    assert ck.checkpointed_steps() == [1]
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"{not json", "is corrupt"),
+        (b'{"step": 5}', "is corrupt"),
+        (b'{"step": 5, "renames": [[".ckpt-tmp-x", "../ckpt-5"]]}', "names unexpected files"),
+        (b'{"step": 5, "renames": [["other", "ckpt-5"]]}', "names unexpected files"),
+    ],
+)
+def test_corrupt_journal_names_the_file_and_changes_nothing(tmp_path, content, match):
+    ck = Checkpointer(str(tmp_path), alg=models.new_alg(seed=1))
+    ck.save(5)
+    journal = tmp_path / ".ckpt-journal-5.json"
+    journal.write_bytes(content)
+    digest = dir_digest(tmp_path)
+    dst = models.new_alg(seed=3)
+    before = models.snapshot(dst)
+    with pytest.raises(RuntimeError, match=match) as e:
+        Checkpointer(str(tmp_path), alg=dst).load(5)
+    assert str(journal) in str(e.value)
+    models.assert_same(models.snapshot(dst), before)
+    assert dir_digest(tmp_path) == digest
+
+
+def test_journal_of_a_live_writer_is_left_alone(tmp_path):
+    """A re-save whose writer still runs (a real process here) is not
+    completed nor cleaned up by another writer; once that process is gone,
+    the next save completes it."""
+    from alf.utils import _train_ckpt_files as files
+
+    d = str(tmp_path / "ckpt")
+    old, new = models.new_alg(seed=1), models.new_alg(seed=1)
+    models.fill(old, 1.0)
+    models.fill(new, 2.0)
+    Checkpointer(d, alg=old).save(5)
+    scratch = str(tmp_path / "scratch")
+    Checkpointer(scratch, alg=new).save(5)
+    writer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        renames = []
+        for suffix in ("-optimizer", "-replay_buffer", ""):
+            tmp = f".ckpt-tmp-{files._HOST}-{writer.pid}-0000abcd-ckpt-5{suffix}"
+            os.replace(os.path.join(scratch, f"ckpt-5{suffix}"), os.path.join(d, tmp))
+            renames.append([tmp, f"ckpt-5{suffix}"])
+        with open(os.path.join(d, ".ckpt-journal-5.json"), "w") as f:
+            json.dump({"step": 5, "renames": renames}, f)
+        Checkpointer(d, alg=models.new_alg(seed=4)).save(6)
+        names = set(os.listdir(d))
+        assert {t for t, _ in renames} | {".ckpt-journal-5.json"} <= names
+        dst = models.new_alg(seed=3)
+        assert Checkpointer(d, alg=dst).load(5) == 5  # the new save, from the journal
+        assert {float(v.unique()) for v in models.snapshot(dst).values()} == {2.0}
+    finally:
+        writer.kill()
+        writer.wait(30)
+    Checkpointer(d, alg=models.new_alg(seed=4)).save(7)
+    assert not [n for n in os.listdir(d) if n.startswith(".")]
+    dst = models.new_alg(seed=3)
+    assert Checkpointer(d, alg=dst).load(5) == 5
+    assert {float(v.unique()) for v in models.snapshot(dst).values()} == {2.0}
+
+
+def test_debris_of_this_process_is_removed(tmp_path):
+    """A temporary file named after this very process (left by an earlier
+    save of it that failed) is debris for its next save."""
+    from alf.utils import _train_ckpt_files as files
+
+    own = tmp_path / f".ckpt-tmp-{files._HOST}-{os.getpid()}-0000abcd-ckpt-3"
+    own.write_bytes(b"x")
+    Checkpointer(str(tmp_path), net=nn.Linear(1, 1)).save(1)
+    assert not own.exists()
+
+
+# ------------------------------------------------------------------ whole items
+
+
+def _trained_adam(net, groups=1):
+    params = list(net.parameters())
+    if groups == 1:
+        opt = torch.optim.Adam(params, lr=0.01)
+    else:
+        opt = torch.optim.Adam([{"params": params[:1]}, {"params": params[1:]}], lr=0.01)
+    net(torch.ones(2, net.in_features)).pow(2).sum().backward()
+    opt.step()
+    return opt
+
+
+def test_optimizer_item_that_does_not_match_is_refused(tmp_path):
+    net = nn.Linear(3, 2)
+    Checkpointer(str(tmp_path), net=net, opt=_trained_adam(net)).save(1)
+    net2 = nn.Linear(3, 2)
+    two_groups = _trained_adam(net2, groups=2)
+    before = two_groups.state_dict()["state"][0]["exp_avg"].clone()
+    with pytest.raises(RuntimeError, match="opt: checkpoint has 1 parameter groups, the optimizer 2"):
+        Checkpointer(str(tmp_path), net=net2, opt=two_groups).load()
+    assert torch.equal(two_groups.state_dict()["state"][0]["exp_avg"], before)
+    assert not torch.equal(net2.weight, net.weight)  # nothing loaded
+
+
+def test_item_saved_as_something_else_than_an_optimizer(tmp_path):
+    """Step 1 has an item ``opt`` that is a replay buffer; loading it into an
+    optimizer is a mismatch, not a crash inside torch."""
+    Checkpointer(str(tmp_path), opt=models.DuckReplayBuffer()).save(1)
+    net = nn.Linear(3, 2)
+    with pytest.raises(RuntimeError, match="opt: the checkpoint does not hold an optimizer state"):
+        Checkpointer(str(tmp_path), opt=_trained_adam(net)).load()
+
+
+def test_whole_item_missing_or_excluded(tmp_path):
+    src = nn.Linear(3, 2)
+    Checkpointer(str(tmp_path), net=src).save(1)
+    net = nn.Linear(3, 2)
+    opt = _trained_adam(net)
+    state = opt.state_dict()["state"][0]["exp_avg"].clone()
+    with pytest.raises(RuntimeError, match=r"missing keys: \['opt'\]"):
+        Checkpointer(str(tmp_path), net=net, opt=opt).load()
+    assert Checkpointer(str(tmp_path), net=net, opt=opt).load(strict=False) == 1
+    assert torch.equal(net.weight, src.weight)
+    assert torch.equal(opt.state_dict()["state"][0]["exp_avg"], state)  # left as it was
+    # with the optimizer excluded it is not missing either
+    net3 = nn.Linear(3, 2)
+    assert Checkpointer(str(tmp_path), net=net3, opt=opt).load(including_optimizer=False) == 1
+    assert torch.equal(net3.weight, src.weight)
+
+
+class ListState:
+    def state_dict(self):
+        return [torch.zeros(1)]
+
+    def load_state_dict(self, state):
+        pass
+
+
+def test_item_whose_state_is_not_a_mapping(tmp_path):
+    ck = Checkpointer(str(tmp_path), things=ListState())
+    with pytest.raises(TypeError, match="'things': state_dict\\(\\) must return a mapping; got list"):
+        ck.save(1)
+    assert ck.checkpointed_steps() == []
+
+
+class WithOptimizerAttribute(nn.Module):
+    """A module holding its optimizer in a plain attribute (not ``_optimizers``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 2)
+        self.optimizer = torch.optim.SGD(self.lin.parameters(), lr=0.1, momentum=0.9)
+
+
+def test_optimizer_attribute_of_a_module_goes_to_the_optimizer_file(tmp_path):
+    src = WithOptimizerAttribute()
+    src.lin(torch.ones(2, 3)).sum().backward()
+    src.optimizer.step()
+    Checkpointer(str(tmp_path), m=src).save(1)
+    saved = plain_load(tmp_path / "ckpt-1-optimizer")["m"]
+    assert list(saved) == ["optimizer"]
+    assert "optimizer" not in plain_load(tmp_path / "ckpt-1")["m"]
+    dst = WithOptimizerAttribute()
+    assert Checkpointer(str(tmp_path), m=dst).load() == 1
+    want = src.optimizer.state[src.lin.weight]["momentum_buffer"]
+    torch.testing.assert_close(dst.optimizer.state[dst.lin.weight]["momentum_buffer"], want)
+    assert torch.equal(dst.lin.weight, src.lin.weight)
+
+
+def test_extract_from_a_file_that_is_not_a_dict(tmp_path):
+    path = tmp_path / "ckpt-1"
+    torch.save([1, 2], path)
+    with pytest.raises(KeyError, match="'alg' matches nothing .* top-level keys are list"):
+        extract_sub_state_dict_from_checkpoint("alg", str(path))

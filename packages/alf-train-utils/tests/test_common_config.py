@@ -307,8 +307,11 @@ def test_summarize_config_gin_conf_is_summarize_gin_config(writer, tmp_path):
 
 
 def test_public_names_report_alf_utils_common():
+    from alf.utils import common
+
     for name in _common_config.__all__:
-        assert getattr(_common_config, name).__module__ == "alf.utils.common"
+        assert getattr(common, name) is getattr(_common_config, name)
+        assert getattr(common, name).__module__ == "alf.utils.common"
 
 
 # ---- absl flags as the fallback -------------------------------------------------------------
@@ -356,3 +359,52 @@ def test_absl_flags_are_the_fallback(absl_flags, tmp_path):
     absl_flags["gin_file"].value = [str(conf)]
     assert get_conf_file() == str(conf)
     assert get_gin_file() == [str(conf)]
+
+
+def test_absl_gin_file_flag_defined_but_empty(absl_flags):
+    """gin_file is a launcher flag here but was not given, and no root_dir is
+    known: an error naming what to give, not an empty answer."""
+    absl_flags(["prog"])
+    with pytest.raises(ValueError, match="gin_file is not set; give root_dir"):
+        get_gin_file()
+
+
+# ---- more bad input and edge cases --------------------------------------------------------
+def test_empty_paths_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="conf must be a non-empty path"):
+        get_conf_file(conf="")
+    with pytest.raises(ValueError, match="root_dir must be a non-empty path"):
+        write_gin_configs("", "configured.gin")
+    with pytest.raises(ValueError, match="gin_file must end with a file name"):
+        write_gin_configs(str(tmp_path), str(tmp_path) + os.sep)
+    assert os.listdir(tmp_path) == []
+
+
+def test_copy_gin_configs_takes_one_path(tmp_path):
+    a = tmp_path / "a.gin"
+    a.write_text("A")
+    copy_gin_configs(str(tmp_path / "run"), a)
+    assert (tmp_path / "run" / "a.gin").read_text() == "A"
+    with pytest.raises(TypeError, match="gin_files must be None or a list of paths; got int"):
+        copy_gin_configs(str(tmp_path / "run"), 3)
+
+
+def test_python_config_without_params_is_written_as_it_is(tmp_path):
+    conf = tmp_path / "exp_conf.py"
+    conf.write_text("x = 1\n")
+    write_config(str(tmp_path / "run"), conf_file=str(conf))
+    assert (tmp_path / "run" / "alf_config.py").read_text() == "x = 1\n"
+
+
+def test_summarize_config_leaves_out_macros_and_an_empty_inoperative_table(writer, tmp_path):
+    conf = tmp_path / "exp_conf.py"
+    conf.write_text("")
+    gin.parse_config("HIDDEN = 9\ncc_net.hidden = %HIDDEN\ncc_net.lr = 0.5\n")
+    assert cc_net() == (9, "relu", 0.5)
+    summarize_config(conf_file=str(conf))
+    writer.flush()
+    texts = _texts(tmp_path / "tb")
+    assert sorted(texts) == ["config/operative_config/text_summary"]  # nothing inoperative
+    _, table = texts["config/operative_config/text_summary"]
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td></tr>", table)
+    assert [name for name, _ in rows] == ["cc_net.activation", "cc_net.hidden", "cc_net.lr"]

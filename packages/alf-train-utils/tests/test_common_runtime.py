@@ -74,10 +74,13 @@ def test_set_random_seed_none_picks_a_reusable_seed(restore_determinism):
     assert draws() == first
 
 
-@pytest.mark.parametrize("bad", [-1, 2**32, 1.5, "3", True])
-def test_set_random_seed_bad_seed(bad, restore_determinism):
+@pytest.mark.parametrize(
+    "bad, error",
+    [(-1, ValueError), (2**32, ValueError), (1.5, TypeError), ("3", TypeError), (True, TypeError)],
+)
+def test_set_random_seed_bad_seed(bad, error, restore_determinism):
     torch.use_deterministic_algorithms(False)
-    with pytest.raises(ValueError, match="seed must be an int"):
+    with pytest.raises(error, match=r"seed must be an int in \[0, 2\*\*32\) or None, got"):
         set_random_seed(bad)
     assert not torch.are_deterministic_algorithms_enabled()
 
@@ -120,11 +123,18 @@ def test_get_unused_port_skips_taken_ports():
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [dict(start=0), dict(start=100, end=100), dict(start=10, end=70000), dict(start=10, n=0)],
+    "kwargs, error, match",
+    [
+        (dict(start=0), ValueError, "start must be >= 1, got 0"),
+        (dict(start=100, end=100), ValueError, "need 0 < start < end <= 65536"),
+        (dict(start=10, end=70000), ValueError, "need 0 < start < end <= 65536"),
+        (dict(start=10, n=0), ValueError, "n must be >= 1, got 0"),
+        (dict(start=10.0), TypeError, "start must be an int, got float"),
+        (dict(start=10, end=True), TypeError, "end must be an int, got bool"),
+    ],
 )
-def test_get_unused_port_bad_range(kwargs):
-    with pytest.raises(ValueError):
+def test_get_unused_port_bad_range(kwargs, error, match):
+    with pytest.raises(error, match=match):
         get_unused_port(**kwargs)
 
 
@@ -181,17 +191,24 @@ def test_run_under_record_context_restores_on_exception(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "kwargs, match",
+    "kwargs, error, match",
     [
-        (dict(summary_interval=0), "summary_interval"),
-        (dict(flush_secs=0), "flush_secs"),
-        (dict(summary_max_queue=-1), "summary_max_queue"),
+        (dict(summary_interval=0), ValueError, "summary_interval must be >= 1, got 0"),
+        (dict(summary_interval=2.5), TypeError, "summary_interval must be an int, got float"),
+        (dict(flush_secs=0), ValueError, "flush_secs"),
+        (dict(summary_max_queue=-1), ValueError, "summary_max_queue must be >= 1, got -1"),
     ],
 )
-def test_run_under_record_context_bad_arguments(tmp_path, kwargs, match):
+def test_run_under_record_context_bad_arguments(tmp_path, kwargs, error, match):
     args = dict(summary_interval=5, flush_secs=1) | kwargs
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(error, match=match):
         run_under_record_context(lambda: None, str(tmp_path / "d"), **args)
+    assert not (tmp_path / "d").exists()
+
+
+def test_run_under_record_context_needs_a_callable(tmp_path):
+    with pytest.raises(TypeError, match="func must be callable; got 3"):
+        run_under_record_context(3, str(tmp_path / "d"), summary_interval=1, flush_secs=1)
     assert not (tmp_path / "d").exists()
 
 

@@ -6,6 +6,7 @@ import os
 import random
 import select
 import signal
+import stat
 import subprocess
 import sys
 import tarfile
@@ -229,6 +230,7 @@ _HOSTILE = {
     ],
     "hard link out": [_member("alf/h", tarfile.LNKTYPE, linkname="../x")],
     "fifo": [_member("alf/fifo", tarfile.FIFOTYPE)],
+    "empty path": [_member("./")],
     "device": [_member("alf/dev", tarfile.CHRTYPE)],
 }
 
@@ -257,6 +259,24 @@ def test_links_inside_the_target_are_kept(tmp_path):
     unzip_alf_snapshot(job)
     assert os.readlink(job / "alf" / "alf" / "b.py") == "a.py"
     assert (job / "alf" / "c.py").read_text() == "A = 1\n"
+
+
+def test_folders_are_extracted_enterable_and_without_special_bits(tmp_path):
+    """A folder member stored with mode 0o000 (or set-id bits) is extracted
+    so that its owner can enter and later replace it."""
+    job = tmp_path / "job"
+    job.mkdir()
+    with tarfile.open(job / "alf.tar.gz", "w:gz") as tar:
+        folder, _ = _member("alf/alf/pkg", tarfile.DIRTYPE)
+        folder.mode = 0o000
+        tar.addfile(folder)
+        script, data = _member("alf/alf/pkg/run.py", data=b"print(1)\n")
+        script.mode = 0o4755  # set-uid: dropped
+        tar.addfile(script, data)
+    unzip_alf_snapshot(job)
+    assert stat.S_IMODE(os.stat(job / "alf" / "alf" / "pkg").st_mode) & 0o700 == 0o700
+    assert stat.S_IMODE(os.stat(job / "alf" / "alf" / "pkg" / "run.py").st_mode) == 0o755
+    unzip_alf_snapshot(job)  # the earlier extraction can be replaced
 
 
 # ---- a kill at any moment leaves a complete archive -----------------------------------------

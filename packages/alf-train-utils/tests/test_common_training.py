@@ -66,6 +66,11 @@ def test_interval_bad_input(cfg, kwargs, match):
         compute_summary_or_eval_interval(cfg, **kwargs)
 
 
+def test_interval_calls_must_be_an_int():
+    with pytest.raises(TypeError, match="summary_or_eval_calls must be an int, got float 2.5"):
+        compute_summary_or_eval_interval(config(num_iterations=10), summary_or_eval_calls=2.5)
+
+
 def test_create_ou_process_follows_the_recurrence():
     spec = BoundedTensorSpec((2,), torch.float32, -1, 1)
     ou = create_ou_process(spec, ou_stddev=0.3, ou_damping=0.25)

@@ -32,8 +32,11 @@ def test_periodically_none_period_never_runs_and_bad_input():
     assert calls == []
     with pytest.raises(TypeError, match="body must be callable"):
         Periodically(3, period=2)
-    for bad in (0, -2, 1.5, True):
-        with pytest.raises(ValueError, match="period must be a positive int"):
+    for bad in (0, -2):
+        with pytest.raises(ValueError, match=f"period must be >= 1, got {bad}"):
+            Periodically(lambda: None, period=bad)
+    for bad in (1.5, True, "2"):
+        with pytest.raises(TypeError, match="period must be an int or None, got"):
             Periodically(lambda: None, period=bad)
 
 
@@ -147,7 +150,8 @@ def test_update_now_and_bad_input_changes_nothing():
         (dict(models=src, target_models=nn.BatchNorm1d(3)), ValueError, "parameters|shape"),
         (dict(models=src, target_models=tgt, tau=1.5), ValueError, "tau"),
         (dict(models=src, target_models=tgt, tau=-0.1), ValueError, "tau"),
-        (dict(models=src, target_models=tgt, period=0), ValueError, "period"),
+        (dict(models=src, target_models=tgt, period=0), ValueError, "period must be >= 1, got 0"),
+        (dict(models=src, target_models=tgt, period=2.0), TypeError, "period must be an int, got"),
         (dict(models=src, target_models="net"), TypeError, "target_models"),
         (dict(models=[3], target_models=[tgt]), TypeError, r"models\[0\]"),
     ]

@@ -8,6 +8,7 @@ token lists.
 
 import collections
 import gzip
+import io
 import os
 import pickle
 import re
@@ -263,6 +264,39 @@ def test_load_mnist_rejects_non_idx_and_mismatched_labels(tmp_path):
 
 
 @pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"\x00\x00\x08", r"truncated IDX file \(3 bytes, no complete header\)"),
+        (b"\x00\x00\x08\x03" + bytes(8), r"truncated IDX file \(12 bytes, header needs 16\)"),
+    ],
+)
+def test_load_mnist_truncated_header_is_named(tmp_path, raw, match):
+    write_mnist(tmp_path, n_train=5, n_test=3)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(raw)
+    with pytest.raises(ValueError, match="train-labels-idx1-ubyte: " + match):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_load_mnist_rejects_images_of_another_layout_and_labels_above_9(tmp_path):
+    write_mnist(tmp_path, n_train=5, n_test=3)
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(idx_bytes(np.zeros((3, 784), np.uint8)))
+    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: MNIST images must be uint8 \[N"):
+        load_mnist(data_dir=tmp_path)
+    write_mnist(tmp_path, n_train=5, n_test=3)
+    (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(np.array([1, 12, 3], np.uint8)))
+    with pytest.raises(ValueError, match=r"t10k-labels-idx1-ubyte: MNIST labels must be in \[0, 10\), got 12"):
+        load_mnist(data_dir=tmp_path)
+
+
+def test_label_idx_may_hold_one_element_tensors(tmp_path):
+    data = write_mnist(tmp_path, n_train=40, n_test=20)
+    a, b = sorted(set(data["train"][1].tolist()) & set(data["test"][1].tolist()))[:2]
+    _, test = load_mnist(label_idx=[torch.tensor(a), np.int64(b)], data_dir=tmp_path)
+    labels = data["test"][1]
+    np.testing.assert_array_equal(collect(test)[1].numpy(), labels[(labels == a) | (labels == b)])
+
+
+@pytest.mark.parametrize(
     "kwargs, error, match",
     [
         (dict(train_bs=0), ValueError, "train_bs must be >= 1"),
@@ -372,6 +406,42 @@ def test_load_cifar10_truncated_or_malformed_batch_is_named(tmp_path):
         load_cifar10(data_dir=tmp_path)
 
 
+class _Persistent(pickle.Pickler):
+    def persistent_id(self, obj):
+        return "ext" if isinstance(obj, list) else None
+
+
+def test_load_cifar10_refuses_malformed_batches(tmp_path):
+    write_cifar(tmp_path)
+    path = tmp_path / "test_batch"
+    data = np.zeros((2, 3072), np.uint8)
+    path.write_bytes(pickle.dumps([data, [0, 1]], protocol=2))
+    with pytest.raises(ValueError, match="test_batch: a CIFAR-10 batch is a pickled dict, got list"):
+        load_cifar10(data_dir=tmp_path)
+    path.write_bytes(pickle.dumps({b"data": data}, protocol=2))
+    with pytest.raises(ValueError, match="test_batch: CIFAR-10 batch has no 'labels' entry"):
+        load_cifar10(data_dir=tmp_path)
+    path.write_bytes(pickle.dumps({"data": data, "labels": [[0, 1], [2]]}, protocol=2))
+    with pytest.raises(ValueError, match="test_batch: CIFAR-10 'labels' must be ints"):
+        load_cifar10(data_dir=tmp_path)
+    buf = io.BytesIO()
+    _Persistent(buf, protocol=2).dump({"data": data, "labels": [0, 1]})
+    path.write_bytes(buf.getvalue())
+    with pytest.raises(ValueError, match="persistent ids are not allowed"):
+        load_cifar10(data_dir=tmp_path)
+
+
+def test_load_cifar10_decodes_bytes_only_as_latin1(tmp_path):
+    """Python 3's protocol-2 pickles write bytes as ``_codecs.encode(text,
+    "latin1")``; any other codec is refused."""
+    write_cifar(tmp_path)
+    raw = pickle.dumps({"data": np.zeros((1, 3072), np.uint8), "labels": [0], "n": b"\xff"}, 2)
+    assert raw.count(b"latin1") >= 1
+    (tmp_path / "test_batch").write_bytes(raw.replace(b"latin1", b"utf_16"))
+    with pytest.raises(ValueError, match="test_batch.*_codecs.encode with 'utf_16' is not allowed"):
+        load_cifar10(data_dir=tmp_path)
+
+
 def test_load_cifar10_missing_files(tmp_path):
     write_cifar(tmp_path)
     (tmp_path / "data_batch_5").unlink()
@@ -410,6 +480,13 @@ def test_get_classes_matches_a_loop(labels, wanted):
     assert get_classes(subset, wanted) == [
         j for j, i in enumerate(range(len(labels))[::-1]) if labels[i] in wanted
     ]
+
+
+def test_get_classes_of_a_subset_without_targets():
+    """A Subset of a data set that keeps no ``targets``: the items are read."""
+    labels = [3, 1, 3, 0, 2]
+    subset = Subset(_PairList(labels), [4, 2, 0])
+    assert get_classes(subset, [3]) == [1, 2]
 
 
 def test_get_classes_rejects_non_int_labels():
@@ -571,6 +648,9 @@ def test_vocab_checks():
     with pytest.raises(ValueError, match="holds 'a' twice"):
         Vocab(["a", "a"])
     assert Vocab.__module__ == "alf.utils.datagen"
+    assert repr(vocab) == "Vocab(size=2, default_index=1)"
+    with pytest.raises(TypeError, match="itos\\[1\\] must be a str, got int"):
+        Vocab(["a", 1])
 
 
 # torchtext's basic_english, regex by regex (the reference the tokenizer follows)

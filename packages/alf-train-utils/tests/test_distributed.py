@@ -13,6 +13,7 @@ import os
 import sys
 
 import gin
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -228,3 +229,92 @@ def test_bad_input():
     obj._ddp_activated_rank = 0
     with pytest.raises(TypeError, match="torch.nn.Module"):
         obj.f()
+
+
+# ---------------------------------------------------------------- a group of one
+
+
+@pytest.fixture
+def group_of_one(tmp_path):
+    """A real gloo process group of this process alone (world size 1)."""
+    if not (dist.is_available() and dist.is_gloo_available()):
+        pytest.skip("needs torch.distributed with gloo")
+    assert not dist.is_initialized()
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+class Skipping(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.use = True
+
+    @data_distributed_when(lambda m: m.use)
+    def compute(self, x):
+        return self.lin(x)
+
+
+def test_activated_module_in_a_group_of_one(group_of_one):
+    """DDP wraps the method once per module and method, passes keywords, and
+    (one process) leaves the gradients those of the plain computation."""
+    torch.manual_seed(0)
+    m = Plain()
+    x = torch.randn(4, 2)
+    m._ddp_activated_rank = 0
+    out = m.compute(x, scale=2.0)
+    torch.testing.assert_close(out, (x @ m.lin.weight.T + m.lin.bias) * 2.0)
+    out.sum().backward()
+    torch.testing.assert_close(m.lin.weight.grad, 2.0 * x.sum(0).expand(2, 2))
+    torch.testing.assert_close(m.lin.bias.grad, torch.full((2,), 8.0))
+    performers = m.__dict__["_ddp_performer_map"]
+    assert len(performers) == 1
+    (performer,) = performers.values()
+    assert isinstance(performer, torch.nn.parallel.DistributedDataParallel)
+    assert performer.device_ids is None  # a CPU module
+    m.compute(x)
+    assert list(m.__dict__["_ddp_performer_map"].values()) == [performer]  # reused
+    m._ddp_activated_rank = None  # switched off again: direct calls
+    torch.testing.assert_close(m.compute(x, scale=1.0), x @ m.lin.weight.T + m.lin.bias)
+
+
+def test_condition_false_calls_directly_in_a_group(group_of_one):
+    m = Skipping()
+    m._ddp_activated_rank = 0
+    m.use = False
+    x = torch.ones(1, 2)
+    torch.testing.assert_close(m.compute(x), x @ m.lin.weight.T + m.lin.bias)
+    assert "_ddp_performer_map" not in m.__dict__
+    m.use = True
+    m.compute(x)
+    assert len(m.__dict__["_ddp_performer_map"]) == 1
+
+
+def test_make_ddp_performer_in_a_group_of_one(group_of_one):
+    m = Plain()
+    x = torch.ones(3, 2)
+    by_name = make_ddp_performer(m, "compute_when", np.int64(0))
+    torch.testing.assert_close(by_name(x), x @ m.lin.weight.T + m.lin.bias)
+    by_callable = make_ddp_performer(m, lambda v: m.lin(v) * 3.0, 0)
+    torch.testing.assert_close(by_callable(x), (x @ m.lin.weight.T + m.lin.bias) * 3.0)
+    assert list(by_callable.module.children()) == [m]  # DDP synchronises m only
+    with pytest.raises(ValueError, match=r"ddp_rank must be in \[0, world_size\) = \[0, 1\), got 1"):
+        make_ddp_performer(m, "compute", 1)
+    with pytest.raises(TypeError, match="ddp_rank must be an int, got bool True"):
+        make_ddp_performer(m, "compute", True)
+
+
+def test_object_without_dict_is_never_activated():
+    class Slotted:
+        __slots__ = ()
+
+        @data_distributed
+        def f(self, v):
+            return v + 1
+
+    assert Slotted().f(1) == 2

@@ -92,6 +92,12 @@ def test_not_a_repository_and_no_commit(tmp_path, monkeypatch):
         get_revision(str(empty))
 
 
+def test_git_missing_from_path(repo, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no-programs-here"))
+    with pytest.raises(FileNotFoundError, match="git_utils needs the 'git' program on PATH"):
+        get_revision(str(repo))
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(TypeError, match="module_root"):
         get_revision(3)

@@ -1,13 +1,16 @@
 """PerProcessContext: one instance per process, defaults, set/finalize, bad input.
 
-The singleton lives for the whole test process, so every test that changes it
-runs in a forked child (and reports back through a pipe); the tests in this
-process only read it or check calls that must fail without changing it.
+The singleton lives for the whole test process: a test that changes it runs
+in a forked child (and reports back through a queue), or on a fresh instance
+that the ``fresh_context`` fixture swaps in and out; the other tests only read
+it or check calls that must fail without changing it.
 """
 
 import multiprocessing
 import queue
+import threading
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -131,3 +134,49 @@ def test_bad_input():
     with pytest.raises(TypeError, match="paras_queue"):
         ctx.set_paras_queue([1, 2])
     assert state(ctx) == (-1, 1, False, True, None, False)
+
+
+@pytest.fixture
+def fresh_context():
+    """This process's singleton replaced by a new one for the test (and put
+    back after), so that the setters can run here and not in a child."""
+    saved = PerProcessContext._instance
+    PerProcessContext._instance = None
+    try:
+        yield PerProcessContext()
+    finally:
+        PerProcessContext._instance = saved
+
+
+def test_setters_and_finalize_in_this_process(fresh_context):
+    ctx = fresh_context
+    assert state(ctx) == (-1, 1, False, True, None, False)
+    ctx.set_distributed(np.int64(1), 2)
+    q = queue.Queue()
+    ctx.set_paras_queue(q)
+    assert state(ctx) == (1, 2, True, False, q, False)
+    ctx.finalize()
+    with pytest.raises(RuntimeError, match="set_distributed: the context was finalized"):
+        ctx.set_distributed(0, 1)
+    with pytest.raises(RuntimeError, match="set_paras_queue: the context was finalized"):
+        ctx.set_paras_queue(None)
+    assert state(PerProcessContext()) == (1, 2, True, False, q, True)
+    assert repr(ctx) == "PerProcessContext(ddp_rank=1, num_processes=2, finalized=True)"
+
+
+def test_threads_get_one_instance(fresh_context):
+    """The instance is created once even when many threads ask at once."""
+    PerProcessContext._instance = None
+    barrier = threading.Barrier(8)
+    got = []
+
+    def ask():
+        barrier.wait()
+        got.append(PerProcessContext())
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(DEADLINE_S)
+    assert len(got) == 8 and all(c is got[0] for c in got)

@@ -371,3 +371,90 @@ def test_bad_input():
         coord.wait_for_stop(-0.5)
     # none of these changed anything
     assert not coord.should_stop() and not coord.joined
+
+
+class Recorder(Process):
+    """A coordinated Process that records its hooks (run here, in this process)."""
+
+    def __init__(self, coord, stop_after):
+        super().__init__(coord, target=self.step, args=("x",), kwargs={"k": 1})
+        self.calls = []
+        self.stop_after = stop_after
+
+    def start_loop(self):
+        self.calls.append("start")
+
+    def step(self, arg, k):
+        self.calls.append((arg, k))
+        if len(self.calls) > self.stop_after:
+            self.coord.request_stop()
+
+    def stop_loop(self):
+        self.calls.append("stop")
+
+
+def test_run_is_the_coordinated_loop():
+    """``run()`` (what the child executes) in this process: start_loop, then
+    run_loop -> body -> target until the coordinator stops, then stop_loop."""
+    coord = Coordinator()
+    p = Recorder(coord, stop_after=3)
+    assert p.coord is coord
+    p.run()
+    assert p.calls == ["start", ("x", 1), ("x", 1), ("x", 1), "stop"]
+    coord.join(stop_grace_period_secs=0)  # a clean stop: nothing to raise
+
+
+class FailingRecorder(Recorder):
+    def step(self, arg, k):
+        raise KeyError(f"iteration {arg}")
+
+
+def test_run_records_a_failing_iteration_and_still_stops():
+    coord = Coordinator()
+    p = FailingRecorder(coord, stop_after=100)
+    p.run()
+    assert p.calls == ["start", "stop"]
+    with pytest.raises(KeyError, match="iteration x"):
+        coord.raise_requested_exception()
+
+
+@pytest.mark.parametrize("code, recorded", [(None, False), (0, False), (3, True), ("bye", True)])
+def test_system_exit_inside_stop_on_exception(code, recorded):
+    coord = Coordinator()
+    with coord.stop_on_exception():
+        sys.exit(code)
+    assert coord.should_stop()
+    if recorded:
+        with pytest.raises(SystemExit) as info:
+            coord.raise_requested_exception()
+        assert info.value.code == code
+    else:
+        coord.raise_requested_exception()  # nothing recorded
+
+
+def test_coordinator_takes_a_context_object():
+    ctx = multiprocessing.get_context("spawn")
+    coord = Coordinator(context=ctx)
+    assert not coord.should_stop()
+    coord.request_stop()
+    assert coord.wait_for_stop(0)
+
+
+@needs_fork
+def test_worker_killed_by_an_unnamed_signal_is_noticed():
+    """A signal without a name in ``signal.Signals`` (a real-time one) is
+    reported by its number."""
+    rt = signal.SIGRTMIN + 3
+    coord = Coordinator()
+    started = multiprocessing.Event()
+    counter = multiprocessing.Value("i", 0)
+    victim = Process(coord, target=workers.tick, args=(counter, started))
+    try:
+        victim.start()
+        assert started.wait(DEADLINE_S)
+        os.kill(victim.pid, rt)
+        assert coord.wait_for_stop(DEADLINE_S)
+        with pytest.raises(RuntimeError, match=rf"was killed by signal {rt} \(exit code -{rt}\)"):
+            join_watched(coord, [victim], stop_grace_period_secs=DEADLINE_S)
+    finally:
+        workers.reap([victim])

@@ -309,6 +309,7 @@ def test_scheduler_base_class():
 ALL = [
     ConstantScheduler(0.25),
     StepScheduler("iterations", [(10, 1.0), (20, 0.5)], warm_up_period=5, start=2),
+    StepScheduler("iterations", [(10, 1.0)]),
     LinearScheduler("percent", [(0, 1.0), (0.5, 0.1), (1.0, 0.01)]),
     ExponentialScheduler("env_steps", 1.0, 0.5, 100),
     CyclicalScheduler("global_counter", 0.1, 1.0, 3, switch_mode="linear"),
@@ -326,7 +327,28 @@ def test_pickle_and_repr(sched):
     namespace = {cls.__name__: cls for cls in map(type, ALL)}
     rebuilt = eval(repr(sched), namespace)
     assert repr(rebuilt) == repr(sched) and rebuilt() == sched()
-    assert repr(ALL[2]) == "LinearScheduler('percent', [(0, 1.0), (0.5, 0.1), (1.0, 0.01)])"
+    assert repr(ALL[3]) == "LinearScheduler('percent', [(0, 1.0), (0.5, 0.1), (1.0, 0.01)])"
+    assert repr(ALL[2]) == "StepScheduler('iterations', [(10, 1.0)])"
+
+
+@pytest.mark.parametrize("x", [-7.5, -3, -1, -0.25])
+def test_progress_below_zero(x):
+    """A progress below 0 (not refused): the linear schedule holds its first
+    value (as numpy.interp), the cyclical one continues its period backwards."""
+    lin = LinearScheduler("env_steps", [(0, 2.0), (10, 4.0)])
+    for mode in ("step", "linear"):
+        cyc = CyclicalScheduler("env_steps", 1.0, 3.0, 2, switch_mode=mode)
+        update_progress("env_steps", x)
+        assert lin() == np.interp(x, [0, 10], [2.0, 4.0])
+        assert cyc() == pytest.approx(cyclical_reference(x, 1.0, 3.0, 2, mode))
+
+
+def test_global_counter_takes_whole_floats():
+    update_progress("global_counter", 12.0)
+    assert get_progress("global_counter") == 12 and type(get_progress("global_counter")) is int
+    assert int(alf.summary.get_global_counter()) == 12
+    with pytest.raises(ValueError, match="'global_counter' must be an integer; got 1.5"):
+        update_progress("global_counter", 1.5)
 
 
 def test_schedulers_are_gin_configurable():

@@ -144,8 +144,10 @@ def test_histogram_continuous_defaults(log):
 
 
 def test_histogram_continuous_bad_input(log):
-    with pytest.raises(ValueError, match="bucket_count must be a positive int; got 0"):
+    with pytest.raises(ValueError, match="bucket_count must be >= 1, got 0"):
         histogram_continuous("h", torch.ones(3), bucket_count=0)
+    with pytest.raises(TypeError, match="bucket_count must be an int, got float 3.0"):
+        histogram_continuous("h", torch.ones(3), bucket_count=3.0)
     with pytest.raises(ValueError, match="bucket_min must be <= bucket_max; got 2.0 > 1.0"):
         histogram_continuous("h", torch.ones(3), bucket_min=2, bucket_max=1)
     with pytest.raises(ValueError, match="bucket_max must be finite"):
@@ -325,8 +327,10 @@ def test_summarize_tensor_gradients_clone_and_batch_dims(log):
         assert log.scalar(f"clone/{stat}") == pytest.approx(want, rel=1e-6)
     with pytest.raises(ValueError, match=r"batch_dims \(3\) exceeds the rank"):
         summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims=3)
-    with pytest.raises(ValueError, match="batch_dims must be an int >= 0"):
+    with pytest.raises(ValueError, match="batch_dims must be >= 0, got -1"):
         summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims=-1)
+    with pytest.raises(TypeError, match="batch_dims must be an int, got str"):
+        summarize_tensor_gradients("bad", torch.zeros(2, 2), batch_dims="1")
 
 
 def test_summarize_tensor_gradients_not_recording(log):
@@ -539,3 +543,77 @@ def test_nothing_is_written_or_computed_without_recording(log):
     acc = log.read()
     assert not acc.Tags()["scalars"] and not acc.Tags()["histograms"]
     assert summary_utils.__all__  # the module lists its API
+
+
+# ---- edge cases -----------------------------------------------------------
+def test_histogram_bounds_as_tensors(log):
+    data = torch.tensor([-2.0, 0.1, 0.2, 0.9, 3.0])
+    histogram_continuous("t", data, torch.tensor(-1.0), torch.tensor([1.0]), bucket_count=4)
+    clipped = np.clip(data.numpy().astype(np.float64), -1.0, 1.0)
+    assert buckets(log.histogram("t")) == np_buckets(clipped, np.linspace(-1.0, 1.0, 5))
+    with pytest.raises(ValueError, match=r"bucket_max must be a single number; got shape \[2\]"):
+        histogram_continuous("t", data, bucket_max=torch.tensor([1.0, 2.0]))
+
+
+def test_all_nan_or_empty_data_writes_no_histogram(log):
+    nan = torch.full((4,), float("nan"))
+    histogram_continuous("c_nan", nan, bucket_min=0.0, bucket_max=1.0)
+    histogram_discrete("d_nan", nan, 0, 3)
+    histogram_discrete("d_empty", torch.zeros(0), 0, 3)
+    histogram_continuous("written", torch.tensor([0.5]), 0.0, 1.0)
+    assert log.read().Tags()["histograms"] == ["written"]
+
+
+def test_summarize_nest_skips_none(log):
+    summarize_nest("n", {"a": None, "b": torch.tensor(3.0)})
+    assert log.scalars() == {"n/b": [3.0]}
+
+
+def test_summarize_gradients_of_sparse_gradients(log):
+    emb = torch.nn.Embedding(6, 3, sparse=True)
+    emb(torch.tensor([1, 4, 1])).pow(2).sum().backward()
+    assert emb.weight.grad.is_sparse
+    dense = emb.weight.grad.to_dense().numpy().astype(np.float64)
+    summarize_gradients([("emb", emb.weight)], with_histogram=True)
+    assert log.scalar("summarize_grads/emb_gradient_norm") == pytest.approx(
+        np.linalg.norm(dense), rel=1e-6
+    )
+    # the histogram holds the stored values: rows 1 and 4, not the zero rows
+    assert log.histogram("summarize_grads/emb_gradient").num == 2 * 3
+
+
+def test_summarize_tensor_gradients_leaves(log):
+    x = torch.ones(2, 3, requires_grad=True)
+    empty = torch.zeros(0, 3, requires_grad=True)
+    out = summarize_tensor_gradients("g", {"x": x, "frozen": torch.ones(2), "empty": empty})
+    (out["x"] * 2).sum().backward()
+    (empty * 2).sum().backward()
+    assert sorted(log.scalars()) == ["g/x/avg_norm", "g/x/max_norm", "g/x/min_norm"]
+    # each sample's gradient is 2 * ones(3): norm 2 * sqrt(3)
+    assert log.scalar("g/x/max_norm") == pytest.approx(2 * np.sqrt(3), rel=1e-6)
+    with pytest.raises(TypeError, match="tensor must hold Tensors; got str at 'b'"):
+        summarize_tensor_gradients("g", {"a": x, "b": "text"})
+
+
+def test_summarize_distribution_gradient_not_recording(log):
+    dist = td.Normal(torch.zeros(2, requires_grad=True), torch.ones(2))
+    with alf.summary.record_if(False):
+        assert summarize_distribution_gradient("quiet", dist, clone=True) is dist
+        with pytest.raises(ValueError, match="batch_dims must be >= 0, got -1"):
+            summarize_distribution_gradient("quiet", dist, batch_dims=-1)
+    assert log.scalars() == {}
+
+
+def test_summarize_distribution_ignores_unsupported_leaves(log):
+    dists = {
+        "gamma": td.Gamma(torch.ones(4, 2), torch.ones(4, 2)),  # no base distribution known
+        "number": 3.0,
+        "normal": td.Normal(torch.zeros(4, 1), torch.ones(4, 1)),
+    }
+    summarize_distribution("d", dists)
+    assert sorted(log.read().Tags()["histograms"]) == ["d/normal_loc/0", "d/normal_scale/0"]
+
+
+def test_summarize_loss_without_a_total(log):
+    summarize_loss(LossInfo(loss=(), extra={"a": torch.tensor(2.0)}))
+    assert log.scalars() == {"loss/a": [2.0]}

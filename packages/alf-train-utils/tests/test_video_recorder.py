@@ -6,6 +6,8 @@ of the prediction-info panel and of the blank frames.
 """
 
 import json
+import os
+import stat
 import sys
 
 import gymnasium
@@ -180,6 +182,19 @@ def test_previous_video_stays_readable_until_close(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.meta.json", "v.mp4"]
 
 
+def test_files_get_the_permissions_open_gives(tmp_path):
+    """The video and its metadata are readable as any file the user writes
+    (0o666 less the umask), not private like a temporary file."""
+    old = os.umask(0o022)
+    try:
+        with VideoRecorder(OldGymEnv(), path=str(tmp_path / "v.mp4")) as rec:
+            rec.capture_frame()
+    finally:
+        os.umask(old)
+    for name in ("v.mp4", "v.meta.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644, name
+
+
 def test_disabled_and_empty_recorders_write_no_video(tmp_path):
     env = OldGymEnv()
     rec = VideoRecorder(env, path=str(tmp_path / "off.mp4"), enabled=False)
@@ -240,10 +255,12 @@ def test_env_without_rgb_array_rendering_is_rejected(tmp_path):
     [
         (dict(path="video.avi"), ValueError, "path must end with .mp4"),
         (dict(path="a.mp4", base_path="b"), ValueError, "at most one of path and base_path"),
-        (dict(frames_per_sec=0), ValueError, "frames_per_sec must be a positive number"),
+        (dict(frames_per_sec=0), ValueError, "frames_per_sec must be > 0, got 0"),
+        (dict(frames_per_sec="30"), TypeError, "frames_per_sec must be a real number, got str"),
         (dict(last_step_repeats=-1), ValueError, "last_step_repeats must be >= 0"),
         (dict(frame_max_width=1.5), TypeError, "frame_max_width must be an int"),
         (dict(metadata={"f": object()}), TypeError, "metadata must be JSON-serialisable"),
+        (dict(metadata=[("run", 1)]), TypeError, "metadata must be a dict, got list"),
     ],
 )
 def test_bad_arguments(tmp_path, kwargs, error, match):
@@ -256,3 +273,52 @@ def test_missing_imageio_ffmpeg_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # makes the import fail
     with pytest.raises(ImportError, match=r"pip install alf-train-utils\[video\]"):
         VideoRecorder(OldGymEnv(), path=str(tmp_path / "x.mp4"))
+
+
+def test_without_a_path_the_video_goes_to_a_temporary_file():
+    """path=None: a fresh temporary .mp4 (as gym's recorder); removed again
+    when no frame was recorded."""
+    with VideoRecorder(OldGymEnv()) as rec:
+        rec.capture_frame()
+        rec.capture_frame()
+    try:
+        assert rec.path.endswith(".mp4") and len(decode(rec.path)[1]) == 2
+    finally:
+        os.remove(rec.path)
+        os.remove(rec.path[: -len(".mp4")] + ".meta.json")
+    with VideoRecorder(OldGymEnv()) as empty:
+        assert os.path.exists(empty.path)  # reserved
+    assert not os.path.exists(empty.path)
+    os.remove(empty.path[: -len(".mp4")] + ".meta.json")
+
+
+def test_disabled_recorder_caches_nothing(tmp_path):
+    rec = VideoRecorder(OldGymEnv(), path=str(tmp_path / "off.mp4"), enabled=False)
+    rec.cache_frame_and_pred_info(np.zeros((4, 4, 3), np.uint8), None, is_last_step=True)
+    rec.generate_video_from_cache()
+    rec.close()
+    assert rec.frames_written == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_video_that_cannot_be_put_in_place_leaves_no_partial_file(tmp_path):
+    """The target path turned out to be a folder: close() raises and removes
+    its temporary file; the folder is untouched."""
+    target = tmp_path / "taken.mp4"
+    rec = VideoRecorder(OldGymEnv(), path=str(target))
+    rec.capture_frame()
+    target.mkdir()
+    with pytest.raises(OSError):
+        rec.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken.mp4"]
+    assert target.is_dir() and list(target.iterdir()) == []
+
+
+def test_empty_frames_are_refused(tmp_path):
+    class EmptyEnv(OldGymEnv):
+        def render(self, mode="human"):
+            return np.zeros((0, 5, 3), np.uint8)
+
+    rec = VideoRecorder(EmptyEnv(), path=str(tmp_path / "e.mp4"))
+    with pytest.raises(ValueError, match=r"must not be empty, got shape \(0, 5, 3\)"):
+        rec.capture_frame()
+    rec.close()

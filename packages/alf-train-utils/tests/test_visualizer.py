@@ -80,11 +80,13 @@ def test_no_gradient_is_recorded():
             ValueError,
             "action_upper_right must be a floating-point tensor",
         ),
-        (dict(H=0), ValueError, "H must be a positive int"),
-        (dict(W=2.0), ValueError, "W must be a positive int"),
+        (dict(H=0), ValueError, "H must be >= 1, got 0"),
+        (dict(W=2.0), TypeError, "W must be an int, got float"),
         (dict(batch_size=3), ValueError, "batch_size=3"),
         (dict(net=lambda inp: inp[1][:1]), ValueError, "first dimension B \\* H \\* W = 8"),
         (dict(net=lambda inp: None), TypeError, "net must return a tensor"),
+        (dict(observation=[[0.0], [1.0]]), TypeError, "observation must be a \\(nest of\\) tensor"),
+        (dict(observation=torch.tensor(1.0)), TypeError, "observation must be a"),
     ],
 )
 def test_bad_input_names_the_argument(kwargs, error, match):

@@ -27,7 +27,8 @@ import gin.config as _gin_config
 
 import alf.summary
 from alf.utils import gin_utils
-from alf.utils._common_atomic import atomic_write_bytes
+from alf.utils._train_atomic import atomic_write_bytes
+from alf.utils._train_checks import check_path
 
 __all__ = [
     "copy_gin_configs",
@@ -51,19 +52,19 @@ _PathLike = Union[str, "os.PathLike[str]"]
 
 
 # ---- absl fallback ------------------------------------------------------------
+def _flag_defined(name: str) -> bool:
+    """Whether the program imported absl and defined the flag ``name`` (absl
+    is never imported here)."""
+    flag_values = getattr(sys.modules.get("absl.flags"), "FLAGS", None)
+    return flag_values is not None and name in flag_values
+
+
 def _absl_flag(name: str) -> Any:
-    """The value of the absl flag ``name`` if the program imported absl and
-    defined that flag; None otherwise. absl is never imported here."""
-    flags_module = sys.modules.get("absl.flags")
-    flag_values = getattr(flags_module, "FLAGS", None)
-    if flag_values is None:
+    """The value of the absl flag ``name`` if it is defined (see
+    :func:`_flag_defined`); None otherwise."""
+    if not _flag_defined(name):
         return None
-    try:
-        if name not in flag_values:
-            return None
-        return flag_values[name].value
-    except Exception:  # a FlagValues-like object we do not understand
-        return None
+    return sys.modules["absl.flags"].FLAGS[name].value
 
 
 def _or_flag(value: Any, flag: str) -> Any:
@@ -77,12 +78,7 @@ def _or_flag(value: Any, flag: str) -> Any:
 
 # ---- argument checks ----------------------------------------------------------
 def _path(value: Any, name: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(value).__name__}")
-    path = os.fspath(value)
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"{name} must be a non-empty path; got {value!r}")
-    return os.path.expanduser(path)
+    return os.path.expanduser(check_path(value, name, nonempty=True))
 
 
 def _bindings(value: Any, name: str) -> List[str]:
@@ -194,14 +190,6 @@ def get_gin_file(
     if not found:
         raise FileNotFoundError(f"no *.gin file in root_dir {root!r}; give gin_file")
     return found
-
-
-def _flag_defined(name: str) -> bool:
-    flag_values = getattr(sys.modules.get("absl.flags"), "FLAGS", None)
-    try:
-        return flag_values is not None and name in flag_values
-    except Exception:
-        return False
 
 
 def read_conf_file(
@@ -469,7 +457,7 @@ def summarize_gin_config() -> None:
 def _binding_rows(config: Iterable[Tuple[Tuple[str, str], dict]]) -> List[Tuple[str, Any]]:
     """``[(scope/Selector.param, value)]`` sorted by name, from gin's
     ``{(scope, selector): {param: value}}`` tables."""
-    rows = []
+    rows: List[Tuple[str, Any]] = []
     for (scope, selector), params in config:
         configurable = _gin_config._REGISTRY.get(selector)
         if configurable is not None and configurable.wrapped in (
@@ -518,8 +506,3 @@ def summarize_config(conf_file: Optional[_PathLike] = None) -> None:
     inoperative = _binding_rows(gin_utils._inoperative_bindings().items())
     if inoperative:
         alf.summary.text("config/inoperative_config", _html_table(inoperative))
-
-
-for _name in __all__:
-    globals()[_name].__module__ = "alf.utils.common"
-del _name

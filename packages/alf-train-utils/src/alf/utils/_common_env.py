@@ -237,20 +237,3 @@ def get_initial_time_step(env: Any, first_env_id: int = 0) -> Any:
     batch_shape = tuple(getattr(time_step.step_type, "shape", ()))[:1]
     prev_action = zeros_from_spec(env.action_spec(), batch_shape)
     return time_step._replace(prev_action=prev_action, env_id=time_step.env_id + first_env_id)
-
-
-for _obj in (
-    set_global_env,
-    get_env,
-    get_raw_observation_spec,
-    set_transformed_observation_spec,
-    get_observation_spec,
-    get_action_spec,
-    get_reward_spec,
-    get_states_shape,
-    get_vocab_size,
-    active_action_target_entropy,
-    get_initial_time_step,
-):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

@@ -31,7 +31,6 @@ __all__ = [
     "set_exe_mode",
 ]
 
-_PUBLIC_MODULE = "alf.utils.common"
 
 #: Collecting experience (``unroll()`` of the root algorithm).
 EXE_MODE_ROLLOUT = 0
@@ -205,23 +204,3 @@ def mark_pretrain(func: F) -> F:
         func (Callable): a function.
     """
     return cast(F, _marker(EXE_MODE_PRETRAIN, func, "mark_pretrain"))
-
-
-for _obj in (
-    set_exe_mode,
-    exe_mode_name,
-    is_rollout,
-    is_replay,
-    is_eval,
-    is_pretrain,
-    rollout_context,
-    replay_context,
-    eval_context,
-    pretrain_context,
-    mark_rollout,
-    mark_replay,
-    mark_eval,
-    mark_pretrain,
-):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

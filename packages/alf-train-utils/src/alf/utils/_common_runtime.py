@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import alf.summary
+from alf.utils._train_checks import check_int, check_real
 from alf.utils.common_core import abs_path
 
 __all__ = [
@@ -24,16 +25,9 @@ __all__ = [
     "set_random_seed",
 ]
 
-_PUBLIC_MODULE = "alf.utils.common"
 _logger = logging.getLogger("alf")
 
 T = TypeVar("T")
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive int; got {value!r}")
-    return int(value)
 
 
 def _default_seed() -> int:
@@ -64,16 +58,15 @@ def set_random_seed(seed: Optional[int], warn_only: bool = False) -> int:
         int: the seed used.
 
     Raises:
-        ValueError: ``seed`` is not None nor an int in ``[0, 2**32)``.
+        TypeError: ``seed`` is neither None nor an int.
+        ValueError: ``seed`` is an int outside ``[0, 2**32)``.
     """
     if seed is None:
         seed = _default_seed()
     else:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise ValueError(f"seed must be an int in [0, 2**32) or None; got {seed!r}")
-        seed = int(seed)
+        seed = check_int(seed, "seed", expected="an int in [0, 2**32) or None")
         if not 0 <= seed < 2**32:
-            raise ValueError(f"seed must be an int in [0, 2**32) or None; got {seed}")
+            raise ValueError(f"seed must be an int in [0, 2**32) or None, got {seed}")
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
@@ -111,11 +104,13 @@ def get_unused_port(start: int, end: int = 65536, n: int = 1) -> Union[int, List
         int | list[int]: the port for ``n=1``, else the list of ``n`` ports.
 
     Raises:
+        TypeError: ``start``, ``end`` or ``n`` is not an int.
         ValueError: a bad range or ``n``.
         OSError: (``socket.error``) no ``n`` consecutive free ports in the range.
     """
-    for name, value in (("start", start), ("end", end), ("n", n)):
-        _positive_int(value, name)
+    start = check_int(start, "start", 1)
+    end = check_int(end, "end", 1)
+    n = check_int(n, "n", 1)
     if not (start < end <= 65536 and start <= 65535):
         raise ValueError(f"need 0 < start < end <= 65536; got start={start}, end={end}")
     held: List[socket.socket] = []
@@ -145,13 +140,13 @@ def run_under_record_context(
     summary_max_queue: int = 10,
 ) -> T:
     """Run ``func()`` with a TensorBoard writer for ``summary_dir`` as the
-    ``alf.summary`` writer (pushed with ``push_summary_writer`` where
-    ``alf.summary`` has a writer stack, else the default writer), recording summaries only at global
-    counter values ``c`` with ``c % summary_interval == 0`` (and every ``c <
-    summary_interval`` if ``summarize_first_interval``).
+    ``alf.summary`` writer of this thread (``alf.summary.push_summary_writer``),
+    recording summaries only at global counter values ``c`` with
+    ``c % summary_interval == 0`` (and every ``c < summary_interval`` if
+    ``summarize_first_interval``).
 
-    The previous writer is restored and the new writer closed (flushed) when
-    ``func`` returns or raises.
+    The previous writer is restored (``pop_summary_writer``) and the new writer
+    closed (flushed) when ``func`` returns or raises.
 
     Args:
         func (Callable): what to run, called without arguments.
@@ -166,13 +161,14 @@ def run_under_record_context(
         What ``func`` returned.
 
     Raises:
+        TypeError: ``summary_interval`` or ``summary_max_queue`` is not an int,
+            or ``flush_secs`` not a real number.
         ValueError: a non-positive ``summary_interval``, ``flush_secs`` or
             ``summary_max_queue`` (before any file is created).
     """
-    summary_interval = _positive_int(summary_interval, "summary_interval")
-    summary_max_queue = _positive_int(summary_max_queue, "summary_max_queue")
-    if isinstance(flush_secs, bool) or not isinstance(flush_secs, (int, float)) or flush_secs <= 0:
-        raise ValueError(f"flush_secs must be a positive number; got {flush_secs!r}")
+    summary_interval = check_int(summary_interval, "summary_interval", 1)
+    summary_max_queue = check_int(summary_max_queue, "summary_max_queue", 1)
+    check_real(flush_secs, "flush_secs", 0, exclusive_minimum=True)
     if not callable(func):
         raise TypeError(f"func must be callable; got {func!r}")
     writer = alf.summary.create_summary_writer(
@@ -185,23 +181,13 @@ def run_under_record_context(
         step = int(counter)
         return (first and step < summary_interval) or step % summary_interval == 0
 
-    push = getattr(alf.summary, "push_summary_writer", None)
-    if push is not None:
-        # alf.summary with a writer stack: scoped to this thread, restored exactly
-        push(writer)
-        restore = alf.summary.pop_summary_writer  # type: ignore[attr-defined]
-    else:
-        previous = alf.summary.get_default_writer()
-        alf.summary.set_default_writer(writer)
-
-        def restore() -> None:
-            alf.summary.set_default_writer(previous)
-
+    # alf.summary's writer stack: scoped to this thread, restored exactly
+    alf.summary.push_summary_writer(writer)
     try:
         with alf.summary.record_if(should_record):
             return func()
     finally:
-        restore()
+        alf.summary.pop_summary_writer()
         writer.close()
 
 
@@ -230,14 +216,3 @@ def is_inside_docker_container() -> bool:
     """Whether this process runs inside a docker container: ``/.dockerenv``
     exists or ``/proc/self/cgroup`` mentions docker."""
     return _in_docker()
-
-
-for _obj in (
-    set_random_seed,
-    get_unused_port,
-    run_under_record_context,
-    log_metrics,
-    is_inside_docker_container,
-):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

@@ -25,7 +25,8 @@ import tarfile
 import tempfile
 from typing import Dict, Iterator, List, Optional, Tuple
 
-from alf.utils._common_atomic import atomic_writer
+from alf.utils._train_atomic import atomic_writer
+from alf.utils._train_checks import check_path
 
 __all__ = [
     "alf_root",
@@ -46,12 +47,7 @@ _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def _check_path(value, name: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(value).__name__}")
-    path = os.fspath(value)
-    if not isinstance(path, str) or not path:
-        raise ValueError(f"{name} must be a non-empty path; got {value!r}")
-    return os.path.abspath(os.path.expanduser(path))
+    return os.path.abspath(os.path.expanduser(check_path(value, name, nonempty=True)))
 
 
 # ---- repository roots -------------------------------------------------------------
@@ -390,8 +386,3 @@ def get_alf_snapshot_env_vars(root_dir: str) -> Dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(paths)
     return env
-
-
-for _name in __all__:
-    globals()[_name].__module__ = "alf.utils.common"
-del _name

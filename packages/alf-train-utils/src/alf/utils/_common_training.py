@@ -3,13 +3,13 @@ configuration or an algorithm: summary/eval intervals, exploration noise,
 epsilon-greedy, the training phase."""
 
 import math
-import numbers
 from typing import Any, Optional
 
 import gin
 
 from alf import nest
 from alf.utils._common_exe_mode import is_replay, is_rollout
+from alf.utils._train_checks import check_int
 from alf.utils.dist_utils import OUProcess
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "is_training",
 ]
 
-_PUBLIC_MODULE = "alf.utils.common"
 
 #: ``TrainerConfig.epsilon_greedy``'s default in the reference.
 _DEFAULT_EPSILON_GREEDY = 0.1
@@ -63,18 +62,12 @@ def compute_summary_or_eval_interval(
         int: the interval.
 
     Raises:
+        TypeError: ``summary_or_eval_calls`` is not an int.
         ValueError: both ``num_iterations`` and ``num_env_steps`` are 0, a
             non-positive ``summary_or_eval_calls``/``unroll_length``, or the
             number of environments is unknown.
     """
-    if (
-        isinstance(summary_or_eval_calls, bool)
-        or not isinstance(summary_or_eval_calls, numbers.Integral)
-        or summary_or_eval_calls <= 0
-    ):
-        raise ValueError(
-            f"summary_or_eval_calls must be a positive int; got {summary_or_eval_calls!r}"
-        )
+    summary_or_eval_calls = check_int(summary_or_eval_calls, "summary_or_eval_calls", 1)
     num_iterations = _attr(config, "num_iterations", 0)
     if num_iterations <= 0:
         num_env_steps = _attr(config, "num_env_steps", 0)
@@ -155,8 +148,3 @@ def is_training(alg: Any) -> bool:
     if callable(on_policy):
         on_policy = on_policy()
     return is_rollout() if on_policy else is_replay()
-
-
-for _obj in (compute_summary_or_eval_interval, create_ou_process, get_epsilon_greedy, is_training):
-    _obj.__module__ = _PUBLIC_MODULE
-del _obj

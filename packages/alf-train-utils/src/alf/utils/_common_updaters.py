@@ -5,18 +5,10 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 import torch.nn as nn
 
+from alf.utils._train_checks import check_int, check_real
+
 __all__ = ["Periodically", "TargetUpdater"]
 
-_PUBLIC_MODULE = "alf.utils.common"
-
-
-def _check_period(period: Any, name: str = "period", allow_none: bool = False) -> Optional[int]:
-    if period is None and allow_none:
-        return None
-    if isinstance(period, bool) or not isinstance(period, int) or period <= 0:
-        extra = " or None" if allow_none else ""
-        raise ValueError(f"{name} must be a positive int{extra}; got {period!r}")
-    return period
 
 
 class Periodically(nn.Module):
@@ -33,14 +25,16 @@ class Periodically(nn.Module):
         name (str): name of the object.
 
     Raises:
-        TypeError: ``body`` is not callable.
-        ValueError: ``period`` is not a positive int or None.
+        TypeError: ``body`` is not callable, or ``period`` is neither an int
+            nor None.
+        ValueError: ``period`` is an int < 1.
     """
 
     def __init__(self, body: Callable[[], Any], period: Optional[int], name: str = "periodically"):
         if not callable(body):
             raise TypeError(f"body must be callable; got {body!r}")
-        period = _check_period(period, allow_none=True)
+        if period is not None:
+            period = check_int(period, "period", 1, expected="an int or None")
         super().__init__()
         self._body = body
         self._period = period
@@ -114,7 +108,8 @@ class TargetUpdater(nn.Module):
             described above.
 
     Raises:
-        TypeError: a model or target is neither a Module nor a tensor.
+        TypeError: a model or target is neither a Module nor a tensor,
+            ``tau`` is not a real number or ``period`` not an int.
         ValueError: different numbers of models and targets, a pair whose
             parameters or buffers differ in number or shape, ``tau`` outside
             ``[0, 1]``, or a non-positive ``period``. Nothing is copied then.
@@ -136,9 +131,8 @@ class TargetUpdater(nn.Module):
                 f"models and target_models must have the same length; got {len(models)} "
                 f"and {len(target_models)}"
             )
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 <= tau <= 1:
-            raise ValueError(f"tau must be a number in [0, 1]; got {tau!r}")
-        _check_period(period)
+        check_real(tau, "tau", 0, 1)
+        period = check_int(period, "period", 1)
         pairs = []
         for i, (m, t) in enumerate(zip(models, target_models)):
             ms, mb = _tensors_of(m, f"models[{i}]")
@@ -214,7 +208,3 @@ class TargetUpdater(nn.Module):
         self._counter += 1
         if self._counter % self._period == 0:
             self.update()
-
-
-Periodically.__module__ = _PUBLIC_MODULE
-TargetUpdater.__module__ = _PUBLIC_MODULE

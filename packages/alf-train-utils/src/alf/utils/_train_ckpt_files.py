@@ -33,9 +33,11 @@ import pickle
 import re
 import secrets
 import socket
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import torch
+
+from alf.utils._train_atomic import atomic_write_bytes, fsync_dir
 
 __all__ = []
 
@@ -72,17 +74,6 @@ def tmp_file(final: str) -> str:
     return f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(4)}-{final}"
 
 
-def fsync_path(path: str) -> None:
-    """fsync a file or a directory by path (directories: POSIX only)."""
-    if os.name == "nt" and os.path.isdir(path):
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _writer_alive(host: str, pid: int) -> bool:
     if host != _HOST:
         return True  # another machine: not ours to judge
@@ -98,30 +89,24 @@ def _writer_alive(host: str, pid: int) -> bool:
 
 
 def list_steps(ckpt_dir: str) -> List[int]:
-    """Sorted steps whose ``ckpt-N`` exists in ``ckpt_dir`` ([] if none)."""
+    """Sorted steps whose file ``ckpt-N`` exists in ``ckpt_dir`` ([] if none;
+    a folder named ``ckpt-N`` is not a step)."""
     try:
-        names = os.listdir(ckpt_dir)
+        entries = list(os.scandir(ckpt_dir))
     except FileNotFoundError:
         return []
     steps = []
-    for name in names:
-        m = _STEP_FILE.match(name)
-        if m and m.group(2) is None:
+    for entry in entries:
+        m = _STEP_FILE.match(entry.name)
+        if m and m.group(2) is None and entry.is_file():
             steps.append(int(m.group(1)))
     return sorted(steps)
 
 
 def write_file_atomic(ckpt_dir: str, name: str, data: bytes, durable: bool) -> None:
-    """Replace ``ckpt_dir/name`` by ``data`` in one rename."""
-    tmp = os.path.join(ckpt_dir, tmp_file(name))
-    with open(tmp, "wb") as f:
-        f.write(data)
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, os.path.join(ckpt_dir, name))
-    if durable:
-        fsync_path(ckpt_dir)
+    """Replace ``ckpt_dir/name`` by ``data`` in one rename (the temporary file
+    is named as this module's, so that recovery knows its writer)."""
+    atomic_write_bytes(os.path.join(ckpt_dir, name), data, durable, tmp_name=tmp_file(name))
 
 
 def read_journal(ckpt_dir: str, step: int) -> Optional[List[Tuple[str, str]]]:
@@ -195,7 +180,7 @@ def _unlink(path: str) -> None:
 def commit_step(ckpt_dir: str, step: int, tmps: Dict[str, str], durable: bool) -> None:
     """Move the temporary files ``tmps`` (part -> base name) of ``step`` into place."""
     if durable:
-        fsync_path(ckpt_dir)  # the temporary files' entries
+        fsync_dir(ckpt_dir)  # the temporary files' entries
     renames = [(tmps[part], step_file(step, part)) for part in PARTS]
     if os.path.exists(os.path.join(ckpt_dir, step_file(step))):
         # saved again: the old files stay readable until the journal exists
@@ -206,11 +191,11 @@ def commit_step(ckpt_dir: str, step: int, tmps: Dict[str, str], durable: bool) -
     for tmp, final in renames[:-1]:
         os.replace(os.path.join(ckpt_dir, tmp), os.path.join(ckpt_dir, final))
     if durable:
-        fsync_path(ckpt_dir)
+        fsync_dir(ckpt_dir)
     tmp, final = renames[-1]
     os.replace(os.path.join(ckpt_dir, tmp), os.path.join(ckpt_dir, final))
     if durable:
-        fsync_path(ckpt_dir)
+        fsync_dir(ckpt_dir)
 
 
 def _finish_journal(ckpt_dir, step, renames, durable) -> None:
@@ -220,7 +205,7 @@ def _finish_journal(ckpt_dir, step, renames, durable) -> None:
         except FileNotFoundError:
             pass  # renamed before an interruption
     if durable:
-        fsync_path(ckpt_dir)
+        fsync_dir(ckpt_dir)
     _unlink(os.path.join(ckpt_dir, journal_file(step)))
 
 
@@ -232,7 +217,7 @@ def recover(ckpt_dir: str, durable: bool) -> None:
     Called by a writer before it saves; readers never change the directory.
     """
     names = os.listdir(ckpt_dir)
-    pending = set()
+    pending: Set[str] = set()
     for name in names:
         m = _JOURNAL_FILE.match(name)
         if m:
@@ -273,7 +258,7 @@ def apply_retention(ckpt_dir: str, keep: int, written: int, durable: bool) -> Li
     for s in doomed:
         delete_step(ckpt_dir, s)
     if doomed and durable:
-        fsync_path(ckpt_dir)
+        fsync_dir(ckpt_dir)
     return doomed
 
 
@@ -340,7 +325,7 @@ def read_step(ckpt_dir, req, wanted, map_location, weights_only):
             if req == "latest":
                 continue  # deleted meanwhile
             return None
-        todo = {p: paths[p] for p in wanted if paths[p] is not None}
+        todo = {p: path for p, path in paths.items() if p in wanted and path is not None}
         before = {p: _identity(path) for p, path in todo.items()}
         try:
             loaded = {p: load_file(path, map_location, weights_only) for p, path in todo.items()}

@@ -21,7 +21,7 @@ the strict check and the including_* switches all work on these keys.
 
 import weakref
 from collections import OrderedDict
-from typing import Dict, List, Mapping
+from typing import Any, Dict, List, Mapping, Set
 
 import torch
 from torch import nn
@@ -34,6 +34,18 @@ _DISABLED: "weakref.WeakSet[nn.Module]" = weakref.WeakSet()
 _REPLAY_BUFFER_ATTR = "_replay_buffer"
 _DATA_TRANSFORMER_ATTR = "_data_transformer"
 _TOP_LEVEL_REPLAY_BUFFER_NAMES = ("replay_buffer",)
+# torch keeps a module's version metadata as this attribute of its state dict.
+_METADATA_ATTR = "_metadata"
+
+
+def get_metadata(state: Any) -> Any:
+    """The version metadata torch attaches to a module's state dict (None if none)."""
+    return getattr(state, _METADATA_ATTR, None)
+
+
+def attach_metadata(state: Dict, metadata: Any) -> None:
+    """Attach ``metadata`` to ``state`` as ``Module.state_dict()`` does."""
+    setattr(state, _METADATA_ATTR, metadata)
 
 
 def set_checkpoint_enabled(module: nn.Module, flag: bool) -> None:
@@ -96,20 +108,21 @@ class ItemState:
         metadata: ``state_dict()._metadata`` of a module item (or None).
     """
 
-    def __init__(self, name, obj):
+    def __init__(self, name: str, obj: Any) -> None:
         self.name = name
         self.obj = unwrap(obj)
         self.whole = not isinstance(self.obj, nn.Module)
-        self.extras: Dict[str, object] = {}
+        # duck-typed objects with state_dict()/load_state_dict()
+        self.extras: Dict[str, Any] = {}
         self.skipped: List[str] = []
         self.metadata = None
         if self.whole:
             self.entries = self.obj.state_dict()
             return
-        seen = set()
+        seen: Set[int] = set()
         self._walk(self.obj, "", seen)
         state = self.obj.state_dict()
-        self.metadata = getattr(state, "_metadata", None)
+        self.metadata = get_metadata(state)
         entries = OrderedDict()
         for k, v in state.items():
             if not any(k.startswith(p) for p in self.skipped):
@@ -118,7 +131,7 @@ class ItemState:
             entries[key] = extra.state_dict()
         self.entries = entries
 
-    def _walk(self, module: nn.Module, prefix: str, seen: set) -> None:
+    def _walk(self, module: nn.Module, prefix: str, seen: Set[int]) -> None:
         if not checkpoint_enabled(module):
             self.skipped.append(prefix)
             return
@@ -144,7 +157,7 @@ class ItemState:
             if child is not None:
                 self._walk(child, f"{prefix}{child_name}.", seen)
 
-    def _add_extra(self, key, obj, seen):
+    def _add_extra(self, key: str, obj: Any, seen: Set[int]) -> None:
         if id(obj) not in seen:
             seen.add(id(obj))
             self.extras[key] = obj
@@ -160,7 +173,11 @@ def split(item: ItemState) -> Dict[str, Dict]:
         ``part -> dict`` (each possibly empty); the model part keeps the
         module's ``_metadata`` so version-dependent loaders still see it.
     """
-    parts = {MODEL: OrderedDict(), OPTIMIZER: OrderedDict(), REPLAY_BUFFER: OrderedDict()}
+    parts: Dict[str, Dict] = {
+        MODEL: OrderedDict(),
+        OPTIMIZER: OrderedDict(),
+        REPLAY_BUFFER: OrderedDict(),
+    }
     state = item.entries
     if item.whole and (isinstance(item.obj, torch.optim.Optimizer) or is_optimizer_state(state)):
         parts[OPTIMIZER] = state
@@ -182,7 +199,7 @@ def split(item: ItemState) -> Dict[str, Dict]:
         else:
             parts[MODEL][k] = v
     if item.metadata is not None:
-        parts[MODEL]._metadata = item.metadata
+        attach_metadata(parts[MODEL], item.metadata)
     return parts
 
 
@@ -198,9 +215,9 @@ def merge(files: Mapping[str, Mapping]) -> Dict[str, Mapping]:
             if isinstance(state, Mapping) and isinstance(merged.get(name), Mapping):
                 combined = OrderedDict(merged[name])
                 combined.update(state)
-                meta = getattr(merged[name], "_metadata", None)
+                meta = get_metadata(merged[name])
                 if meta is not None:
-                    combined._metadata = meta
+                    attach_metadata(combined, meta)
                 merged[name] = combined
             else:
                 merged[name] = state
@@ -256,7 +273,9 @@ def plan_item(item: ItemState, ckpt_state, sel: Selection):
         item, or None if nothing is loaded), the others are lists of full keys
         (``mismatched`` as readable strings).
     """
-    missing, unexpected, mismatched = [], [], []
+    missing: List[str] = []
+    unexpected: List[str] = []
+    mismatched: List[str] = []
     if item.whole:
         is_opt = isinstance(item.obj, torch.optim.Optimizer)
         if sel.excluded(item.name, item.entries, is_opt):
@@ -336,8 +355,8 @@ def apply_item(item: ItemState, to_load) -> None:
         item.obj.load_state_dict(to_load)
         return
     own = OrderedDict((k, v) for k, v in to_load.items() if k not in item.extras)
-    if item.metadata is not None or hasattr(to_load, "_metadata"):
-        own._metadata = getattr(to_load, "_metadata", item.metadata)
+    if item.metadata is not None or hasattr(to_load, _METADATA_ATTR):
+        attach_metadata(own, getattr(to_load, _METADATA_ATTR, item.metadata))
     if own:
         item.obj.load_state_dict(own, strict=False)
     for k, v in to_load.items():

@@ -96,7 +96,7 @@ def find_files(
 
 # ----------------------------------------------------------------------------- IDX
 
-_IDX_TYPES = {
+_IDX_TYPES: Dict[int, np.dtype] = {
     0x08: np.dtype("u1"),
     0x09: np.dtype("i1"),
     0x0B: np.dtype(">i2"),

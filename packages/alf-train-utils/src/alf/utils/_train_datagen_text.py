@@ -181,6 +181,3 @@ def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:
     dropped)."""
     rows = data.shape[0] // batch_size
     return data[: rows * batch_size].reshape(batch_size, rows).t().contiguous()
-
-
-Vocab.__module__ = "alf.utils.datagen"

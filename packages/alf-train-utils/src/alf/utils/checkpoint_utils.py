@@ -20,7 +20,6 @@ every step either complete or absent (see ``_train_ckpt_files``).
 
 import json
 import logging
-import operator
 import os
 from typing import Dict, Optional, Sequence, Union
 
@@ -29,6 +28,7 @@ from torch import nn
 
 from alf.utils import _train_ckpt_files as files
 from alf.utils import _train_ckpt_state as states
+from alf.utils._train_checks import check_int, check_path
 
 __all__ = [
     "Checkpointer",
@@ -41,21 +41,19 @@ _logger = logging.getLogger(__name__)
 _RESERVED = ("global_step",)
 
 
-def _check_step(value, name: str, allow_latest: bool) -> Union[int, str]:
-    if allow_latest and isinstance(value, str):
+def _check_step(value, name: str) -> int:
+    """``value`` as an int >= 0 (see ``check_int``: NumPy integers and one-element
+    integer tensors are taken too)."""
+    return check_int(value, name, 0, expected="a non-negative int")
+
+
+def _check_step_or_latest(value, name: str) -> Union[int, str]:
+    """``"latest"`` or a step as :func:`_check_step` takes it."""
+    if isinstance(value, str):
         if value != "latest":
             raise ValueError(f"{name} must be a non-negative int or 'latest'; got {value!r}")
         return value
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a non-negative int; got bool {value!r}")
-    try:
-        step = operator.index(value)
-    except TypeError:
-        what = "a non-negative int or 'latest'" if allow_latest else "a non-negative int"
-        raise TypeError(f"{name} must be {what}; got {type(value).__name__} {value!r}") from None
-    if step < 0:
-        raise ValueError(f"{name} must be >= 0; got {step}")
-    return step
+    return check_int(value, name, 0, expected="a non-negative int or 'latest'")
 
 
 def _check_bool(value, name: str) -> bool:
@@ -68,12 +66,6 @@ def _default_map_location(map_location):
     if map_location is None and not torch.cuda.is_available():
         return torch.device("cpu")
     return map_location
-
-
-def _check_path(value, name: str) -> str:
-    if not isinstance(value, (str, os.PathLike)):
-        raise TypeError(f"{name} must be a str or os.PathLike; got {type(value).__name__}")
-    return os.fspath(value)
 
 
 def enable_checkpoint(module: nn.Module, flag: bool = True) -> None:
@@ -146,7 +138,7 @@ def extract_sub_state_dict_from_checkpoint(
     """
     if not isinstance(checkpoint_prefix, str):
         raise TypeError(f"checkpoint_prefix must be a str; got {type(checkpoint_prefix).__name__}")
-    path = _check_path(checkpoint_path, "checkpoint_path")
+    path = check_path(checkpoint_path, "checkpoint_path")
     _check_bool(weights_only, "weights_only")
     state = files.load_file(path, _default_map_location(map_location), weights_only)
     if checkpoint_prefix == "":
@@ -215,11 +207,11 @@ class Checkpointer:
         weights_only: bool = True,
         **kwargs,
     ):
-        ckpt_dir = _check_path(ckpt_dir, "ckpt_dir")
+        ckpt_dir = check_path(ckpt_dir, "ckpt_dir")
         _check_bool(durable, "durable")
         _check_bool(weights_only, "weights_only")
         if max_to_keep is not None:
-            max_to_keep = _check_step(max_to_keep, "max_to_keep", allow_latest=False)
+            max_to_keep = _check_step(max_to_keep, "max_to_keep")
             if max_to_keep < 1:
                 raise ValueError(f"max_to_keep must be None or >= 1; got {max_to_keep}")
         for name, item in kwargs.items():
@@ -258,7 +250,7 @@ class Checkpointer:
         Returns:
             bool
         """
-        step = _check_step(global_step, "global_step", allow_latest=True)
+        step = _check_step_or_latest(global_step, "global_step")
         steps = files.list_steps(self._ckpt_dir)
         return bool(steps) if step == "latest" else step in steps
 
@@ -280,9 +272,9 @@ class Checkpointer:
             TypeError/ValueError: for a ``global_step`` that is not an int >= 0,
                 before anything is written.
         """
-        step = _check_step(global_step, "global_step", allow_latest=False)
+        step = _check_step(global_step, "global_step")
         items = [states.ItemState(name, obj) for name, obj in self._modules.items()]
-        parts = {p: {} for p in files.PARTS}
+        parts: Dict[str, Dict[str, object]] = {p: {} for p in files.PARTS}
         for item in items:
             for part, value in states.split(item).items():
                 parts[part][item.name] = value
@@ -363,7 +355,7 @@ class Checkpointer:
                 (the message names it).
             TypeError/ValueError: for bad arguments.
         """
-        req = _check_step(global_step, "global_step", allow_latest=True)
+        req = _check_step_or_latest(global_step, "global_step")
         if isinstance(ignored_parameter_prefixes, str) or not all(
             isinstance(p, str) for p in ignored_parameter_prefixes
         ):

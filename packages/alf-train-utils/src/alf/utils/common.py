@@ -190,3 +190,11 @@ __all__ = [
     "snapshot_repo_roots",
     "unzip_alf_snapshot",
 ]
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.common"  # not __name__: "__main__" under python -m
+del _name, _obj

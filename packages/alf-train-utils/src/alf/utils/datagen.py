@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from alf.utils._train_checks import check_int
 from alf.utils._train_datagen_files import find_files, read_cifar10_batch, read_idx
 from alf.utils._train_datagen_text import (
     Vocab,
@@ -57,14 +58,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Per-channel normalisation (mean, std) applied after scaling pixels to [0, 1].
 MNIST_MEAN_STD = ((0.1307,), (0.3081,))
 CIFAR10_MEAN_STD = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
-
-
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_labels(name: str, labels: Any, num_classes: Optional[int] = None) -> List[int]:
@@ -129,9 +122,9 @@ class TestDataSet(Dataset):
     __test__ = False
 
     def __init__(self, input_dim=3, output_dim=1, size=1000, weight=None):
-        input_dim = _check_int("input_dim", input_dim, 1)
-        output_dim = _check_int("output_dim", output_dim, 1)
-        size = _check_int("size", size, 1)
+        input_dim = check_int(input_dim, "input_dim", 1)
+        output_dim = check_int(output_dim, "output_dim", 1)
+        size = check_int(size, "size", 1)
         if weight is None:
             weight = torch.rand(input_dim, output_dim) + 5.0
         else:
@@ -221,9 +214,9 @@ def _check_loader_args(label_idx, train_bs, test_bs, num_workers, num_classes):
         label_idx = _check_labels("label_idx", label_idx, num_classes)
     return (
         label_idx,
-        _check_int("train_bs", train_bs, 1),
-        _check_int("test_bs", test_bs, 1),
-        _check_int("num_workers", num_workers, 0),
+        check_int(train_bs, "train_bs", 1),
+        check_int(test_bs, "test_bs", 1),
+        check_int(num_workers, "num_workers", 0),
     )
 
 
@@ -280,7 +273,9 @@ def load_mnist(
 
     Raises:
         FileNotFoundError: naming the four files and the folders searched.
-        ValueError: naming a truncated or malformed file, or a bad argument.
+        ValueError: naming a truncated or malformed file, or an argument out of
+            range.
+        TypeError: naming an argument of the wrong type.
     """
     label_idx, train_bs, test_bs, num_workers = _check_loader_args(
         label_idx, train_bs, test_bs, num_workers, 10
@@ -329,7 +324,9 @@ def load_cifar10(
 
     Raises:
         FileNotFoundError: naming the six files and the folders searched.
-        ValueError: naming a truncated or malformed batch, or a bad argument.
+        ValueError: naming a truncated or malformed batch, or an argument out
+            of range.
+        TypeError: naming an argument of the wrong type.
     """
     label_idx, train_bs, test_bs, num_workers = _check_loader_args(
         label_idx, train_bs, test_bs, num_workers, 10
@@ -368,10 +365,10 @@ def load_test(train_bs=50, test_bs=10, num_workers=0):
 
 
 def _load_wikitext(name: str, folder: str, train_bs, test_bs, max_vocab_size, data_dir):
-    train_bs = _check_int("train_bs", train_bs, 1)
-    test_bs = _check_int("test_bs", test_bs, 1)
+    train_bs = check_int(train_bs, "train_bs", 1)
+    test_bs = check_int(test_bs, "test_bs", 1)
     if max_vocab_size is not None:
-        max_vocab_size = _check_int("max_vocab_size", max_vocab_size, 1)
+        max_vocab_size = check_int(max_vocab_size, "max_vocab_size", 1)
     paths = find_files(
         data_dir,
         ".data",
@@ -418,7 +415,8 @@ def load_wikitext2(train_bs, test_bs, data_dir: Optional[PathLike] = None):
     Raises:
         FileNotFoundError: naming the three files and the folders searched.
         ValueError: naming a file that is not UTF-8 or holds fewer tokens than
-            its batch size, or a bad argument.
+            its batch size, or an argument out of range.
+        TypeError: naming an argument of the wrong type.
     """
     return _load_wikitext("WikiText2", "wikitext-2", train_bs, test_bs, None, data_dir)
 
@@ -451,3 +449,12 @@ def load_wikitext103(train_bs, test_bs, max_vocab_size=32768, data_dir: Optional
     return _load_wikitext(
         "WikiText103", "wikitext-103", train_bs, test_bs, max_vocab_size, data_dir
     )
+
+
+# Public names defined in this package's private helper modules report this module, so
+# pickles, reprs and docs name the public import path, never a private file.
+for _name in __all__:
+    _obj = globals()[_name]
+    if str(getattr(_obj, "__module__", None) or "").startswith("alf.utils._"):
+        _obj.__module__ = "alf.utils.datagen"  # not __name__: "__main__" under python -m
+del _name, _obj

@@ -28,14 +28,15 @@ all processes arrive).
 """
 
 import functools
-import operator
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 import gin
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+
+from alf.utils._train_checks import check_int
 
 __all__ = ["data_distributed", "data_distributed_when", "make_ddp_performer"]
 
@@ -57,7 +58,14 @@ class _MethodPerformer(nn.Module):
         return self._perform(*args, **kwargs)
 
 
-def _call_activated(method, cond, module, rank, args, kwargs):
+def _call_activated(
+    method: Callable[..., Any],
+    cond: Optional[Callable[[Any], Any]],
+    module: Any,
+    rank: Any,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+) -> Any:
     """The call of a method whose module has a ``_ddp_activated_rank``."""
     if rank is None or (isinstance(rank, int) and not isinstance(rank, bool) and rank < 0):
         return method(module, *args, **kwargs)
@@ -143,18 +151,15 @@ def make_ddp_performer(
                 f"method {method!r} is not a method of the module ({type(module).__name__} "
                 "has no callable attribute of that name)"
             )
-        method = bound
-    elif not callable(method):
+        fn: Callable[..., Any] = bound
+    elif callable(method):
+        fn = method
+    else:
         raise TypeError(
             f"method must be a callable or the name of a method of module, got "
             f"{type(method).__name__}"
         )
-    if isinstance(ddp_rank, bool):
-        raise TypeError(f"ddp_rank must be an int, got the bool {ddp_rank!r}")
-    try:
-        ddp_rank = operator.index(ddp_rank)
-    except TypeError:
-        raise TypeError(f"ddp_rank must be an int, got {type(ddp_rank).__name__}") from None
+    ddp_rank = check_int(ddp_rank, "ddp_rank")
     if not _process_group_ready():
         raise RuntimeError(
             "make_ddp_performer needs an initialised torch.distributed process group "
@@ -164,7 +169,7 @@ def make_ddp_performer(
     if not 0 <= ddp_rank < world_size:
         raise ValueError(f"ddp_rank must be in [0, world_size) = [0, {world_size}), got {ddp_rank}")
     return DistributedDataParallel(
-        _MethodPerformer(module, method),
+        _MethodPerformer(module, fn),
         device_ids=_device_ids(module),
         find_unused_parameters=bool(find_unused_parameters),
     )

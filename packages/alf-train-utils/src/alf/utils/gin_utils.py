@@ -17,6 +17,8 @@ from typing import Any, Dict, List, Tuple
 
 import gin.config as _gin_config
 
+from alf.utils._train_checks import check_int
+
 __all__ = ["inoperative_config_str"]
 
 _Key = Tuple[str, str]  # (scope string, full selector), gin's key of a binding table
@@ -99,14 +101,6 @@ def inoperative_config_str(max_line_length: int = 80, continuation_indent: int =
         ValueError: ``max_line_length`` is not positive, ``continuation_indent``
             is negative.
     """
-    for name, value in (
-        ("max_line_length", max_line_length),
-        ("continuation_indent", continuation_indent),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{name} must be an int; got {type(value).__name__}")
-    if max_line_length <= 0:
-        raise ValueError(f"max_line_length must be positive; got {max_line_length}")
-    if continuation_indent < 0:
-        raise ValueError(f"continuation_indent must be >= 0; got {continuation_indent}")
+    max_line_length = check_int(max_line_length, "max_line_length", 1)
+    continuation_indent = check_int(continuation_indent, "continuation_indent", 0)
     return _gin_config._config_str(_inoperative_bindings(), max_line_length, continuation_indent)

@@ -20,21 +20,12 @@ with ``spawn`` or ``forkserver`` starts from the defaults (not distributed, one
 process). Launch code therefore sets the context inside each worker process.
 """
 
-import operator
 import threading
 from typing import Any, Optional
 
+from alf.utils._train_checks import check_int
+
 __all__ = ["PerProcessContext"]
-
-
-def _as_int(value: Any, name: str) -> int:
-    """``value`` as a Python int; TypeError naming ``name`` for a bool or non-integer."""
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int, got the bool {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
 
 
 class PerProcessContext:
@@ -105,8 +96,8 @@ class PerProcessContext:
 
         Nothing changes when an error is raised.
         """
-        rank = _as_int(rank, "rank")
-        num_processes = _as_int(num_processes, "num_processes")
+        rank = check_int(rank, "rank")
+        num_processes = check_int(num_processes, "num_processes")
         if num_processes < 1:
             raise ValueError(f"num_processes must be at least 1, got {num_processes}")
         if not 0 <= rank < num_processes:

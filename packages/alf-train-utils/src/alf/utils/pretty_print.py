@@ -53,6 +53,11 @@ class PrettyPrinter(pprint.PrettyPrinter):
     namedtuple, the closing parenthesis after the last value.
     """
 
+    # Set by ``pprint.PrettyPrinter.__init__`` from ``width`` and ``indent``;
+    # typeshed does not declare these private attributes.
+    _width: int
+    _indent_per_level: int
+
     def format(
         self, object: Any, context: Dict[int, int], maxlevels: int, level: int
     ) -> Tuple[str, bool, bool]:

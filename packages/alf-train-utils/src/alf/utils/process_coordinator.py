@@ -26,7 +26,6 @@ with a non-zero code) makes ``should_stop()`` true and ``join()`` raise a
 """
 
 import contextlib
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -37,6 +36,8 @@ import threading
 import time
 import traceback
 from typing import Any, Iterable, Iterator, List, Optional, Set
+
+from alf.utils._train_checks import check_real
 
 __all__ = ["Coordinator", "Process"]
 
@@ -90,8 +91,9 @@ def _payload(exc: BaseException, tb_text: str) -> bytes:
     text = _stand_in_text(exc)
     if len(tb_text) > _TRACEBACK_CHARS:
         tb_text = "...\n" + tb_text[-_TRACEBACK_CHARS:]
+    pickled: Optional[bytes]
     try:
-        pickled: Optional[bytes] = pickle.dumps(exc)
+        pickled = pickle.dumps(exc)
         pickle.loads(pickled)
     except Exception:
         pickled = None
@@ -159,6 +161,7 @@ class Coordinator:
             TypeError, ValueError: ``context`` is neither None, a context nor
                 a known start method.
         """
+        ctx: multiprocessing.context.BaseContext
         if context is None:
             ctx = multiprocessing.get_context()
         elif isinstance(context, str):
@@ -369,7 +372,7 @@ class Coordinator:
             TypeError, ValueError: ``timeout`` is not a non-negative number.
         """
         if timeout is not None:
-            timeout = _non_negative_secs(timeout, "timeout")
+            timeout = check_real(timeout, "timeout", 0, finite=False)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if self.should_stop():
@@ -466,8 +469,8 @@ class Coordinator:
             TypeError, ValueError: bad arguments (nothing is waited for).
             Exception: the exception recorded by ``request_stop``.
         """
-        stop_grace_period_secs = _non_negative_secs(
-            stop_grace_period_secs, "stop_grace_period_secs"
+        stop_grace_period_secs = check_real(
+            stop_grace_period_secs, "stop_grace_period_secs", 0, finite=False
         )
         extra = [] if processes is None else list(processes)
         for p in extra:
@@ -518,15 +521,6 @@ class Coordinator:
                 f"Coordinator stopped with processes still alive {stop_grace_period_secs} s "
                 "after the stop request: " + ", ".join(_describe(p) for p in stragglers)
             )
-
-
-def _non_negative_secs(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
-    value = float(value)
-    if math.isnan(value) or value < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds, got {value}")
-    return value
 
 
 class Process(multiprocessing.Process):

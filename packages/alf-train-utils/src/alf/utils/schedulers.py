@@ -32,6 +32,7 @@ import gin
 import torch
 
 import alf.summary
+from alf.utils._train_checks import check_real
 
 __all__ = [
     "ConstantScheduler",
@@ -182,17 +183,13 @@ def disallow_scheduler() -> None:
 
 
 def _check_real(value: Any, name: str) -> Any:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number; got {value!r}")
-    if not math.isfinite(float(value)):
-        raise ValueError(f"{name} must be finite; got {value!r}")
+    """``value`` itself (ints stay ints, for the ``repr``), once checked finite."""
+    check_real(value, name)
     return value
 
 
 def _check_positive(value: Any, name: str) -> Number:
-    _check_real(value, name)
-    if value <= 0:
-        raise ValueError(f"{name} must be positive; got {value!r}")
+    check_real(value, name, 0, exclusive_minimum=True)
     return value
 
 

@@ -18,6 +18,7 @@ import torch.distributions as td
 import alf.nest
 import alf.summary
 from alf.utils import dist_utils
+from alf.utils._train_checks import check_int
 
 __all__ = [
     "add_mean_hist_summary",
@@ -64,16 +65,19 @@ def _floating(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype.is_floating_point and t.dtype != torch.bfloat16 else t.to(torch.float32)
 
 
-def _check_mask(value: torch.Tensor, mask: Any) -> Optional[torch.Tensor]:
+def _masked(value: Any, mask: Any) -> torch.Tensor:
+    """The elements of the tensor ``value`` that the bool tensor ``mask`` (of
+    ``value``'s shape) selects, flattened; all of ``value`` when ``mask`` is None."""
+    value = _as_tensor(value, "value")
     if mask is None:
-        return None
+        return value
     if not isinstance(mask, torch.Tensor):
         raise TypeError(f"mask must be a bool Tensor or None; got {type(mask).__name__}")
     if mask.shape != value.shape:
         raise ValueError(
             f"mask must have the shape of value {list(value.shape)}; got {list(mask.shape)}"
         )
-    return mask.to(torch.bool)
+    return value[mask.to(torch.bool)]
 
 
 # ---- histograms -----------------------------------------------------------
@@ -118,13 +122,11 @@ def histogram_continuous(
         step (None|int|Tensor): step of the summary; defaults to
             ``alf.summary.get_global_counter()``.
     Raises:
-        ValueError: ``bucket_count`` is not a positive int, a bound is not
+        TypeError: ``bucket_count`` is not an int.
+        ValueError: ``bucket_count`` is below 1, a bound is not
             finite, or ``bucket_min > bucket_max``.
     """
-    if isinstance(bucket_count, bool) or not isinstance(bucket_count, (int, np.integer)):
-        raise ValueError(f"bucket_count must be a positive int; got {bucket_count!r}")
-    if bucket_count < 1:
-        raise ValueError(f"bucket_count must be a positive int; got {bucket_count}")
+    bucket_count = check_int(bucket_count, "bucket_count", 1)
     lo, hi = _bound(bucket_min, "bucket_min"), _bound(bucket_max, "bucket_max")
     if lo is not None and hi is not None and lo > hi:
         raise ValueError(f"bucket_min must be <= bucket_max; got {lo} > {hi}")
@@ -223,10 +225,7 @@ def safe_mean_summary(name: str, value: torch.Tensor, mask: Optional[torch.Tenso
     Raises:
         ValueError: ``mask`` has another shape than ``value``.
     """
-    value = _as_tensor(value, "value")
-    mask = _check_mask(value, mask)
-    if mask is not None:
-        value = value[mask]
+    value = _masked(value, mask)
     if value.numel() > 0:
         add_mean_summary(name, value)
 
@@ -246,10 +245,7 @@ def safe_mean_hist_summary(
     Raises:
         ValueError: ``mask`` has another shape than ``value``.
     """
-    value = _as_tensor(value, "value")
-    mask = _check_mask(value, mask)
-    if mask is not None:
-        value = value[mask]
+    value = _masked(value, mask)
     if value.numel() > 0:
         add_mean_hist_summary(name, value)
 
@@ -405,12 +401,6 @@ def summarize_gradients(
         alf.summary.scalar("summarize_grads/" + var_name + "_gradient_norm", _floating(grad).norm())
 
 
-def _check_batch_dims(batch_dims: Any) -> int:
-    if isinstance(batch_dims, bool) or not isinstance(batch_dims, int) or batch_dims < 0:
-        raise ValueError(f"batch_dims must be an int >= 0; got {batch_dims!r}")
-    return batch_dims
-
-
 def summarize_tensor_gradients(
     name: str, tensor: Any, batch_dims: int = 1, clone: bool = False
 ) -> Any:
@@ -439,10 +429,10 @@ def summarize_tensor_gradients(
         tensor or cloned tensor: the cloned tensor should be used for the
         downstream calculations.
     Raises:
-        ValueError: ``batch_dims`` is not an int >= 0 or exceeds a leaf's
-            rank; TypeError: a leaf is not a Tensor.
+        ValueError: ``batch_dims`` is negative or exceeds a leaf's rank.
+        TypeError: ``batch_dims`` is not an int, or a leaf is not a Tensor.
     """
-    batch_dims = _check_batch_dims(batch_dims)
+    batch_dims = check_int(batch_dims, "batch_dims", 0)
     leaves = alf.nest.flatten_with_path(tensor)
     for path, leaf in leaves:
         if not isinstance(leaf, torch.Tensor):
@@ -500,14 +490,15 @@ def summarize_distribution_gradient(
         distribution or cloned distribution: what should be used for the
         downstream calculations.
     Raises:
-        ValueError: unsupported distribution type, or bad ``batch_dims``.
+        ValueError: unsupported distribution type, or a negative ``batch_dims``.
+        TypeError: ``batch_dims`` is not an int.
     """
     params = dist_utils.distributions_to_params(distribution)
     if not clone:
         summarize_tensor_gradients(name, params, batch_dims, clone=False)
         return distribution
     if not alf.summary.should_record_summaries():
-        _check_batch_dims(batch_dims)
+        check_int(batch_dims, "batch_dims", 0)
         return distribution
     spec = dist_utils.extract_spec(distribution)
     params = summarize_tensor_gradients(name, params, batch_dims, clone=True)

@@ -11,10 +11,12 @@ a half-written file at ``path``.
 import json
 import os
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, List, Optional, Tuple
 
 import numpy as np
 
+from alf.utils._train_atomic import atomic_write_bytes, commit_file, create_temp_file
+from alf.utils._train_checks import check_int, check_real
 from alf.utils._train_video_frames import (
     compose,
     extract_images,
@@ -67,14 +69,6 @@ def _env_fps(env: Any) -> float:
     metadata = getattr(env, "metadata", None) or {}
     fps = metadata.get("render_fps") or metadata.get("video.frames_per_second") or 30
     return float(fps)
-
-
-def _check_int(name: str, value: Any, minimum: Optional[int]) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _video_path(path: Optional[str], base_path: Optional[str]) -> Tuple[str, bool]:
@@ -151,6 +145,8 @@ class VideoRecorder:
     Raises:
         ValueError: naming ``env`` if it cannot render ``rgb_array`` frames, or
             another argument that is out of range.
+        TypeError: naming an argument of the wrong type (an int argument that
+            is not an int, ``metadata`` that is not a JSON-serialisable dict).
         ImportError: naming ``pip install alf-train-utils[video]`` when
             imageio-ffmpeg is missing.
     """
@@ -167,18 +163,11 @@ class VideoRecorder:
         metadata: Optional[Dict[str, Any]] = None,
         enabled: bool = True,
     ):
-        frame_max_width = _check_int("frame_max_width", frame_max_width, 2)
-        last_step_repeats = _check_int("last_step_repeats", last_step_repeats, 0)
-        append_blank_frames = _check_int("append_blank_frames", append_blank_frames, None)
+        frame_max_width = check_int(frame_max_width, "frame_max_width", 2)
+        last_step_repeats = check_int(last_step_repeats, "last_step_repeats", 0)
+        append_blank_frames = check_int(append_blank_frames, "append_blank_frames")
         if frames_per_sec is not None:
-            if (
-                isinstance(frames_per_sec, bool)
-                or not isinstance(frames_per_sec, (int, float, np.integer, np.floating))
-                or not frames_per_sec > 0
-            ):
-                raise ValueError(
-                    f"frames_per_sec must be a positive number, got {frames_per_sec!r}"
-                )
+            check_real(frames_per_sec, "frames_per_sec", 0, exclusive_minimum=True)
         if metadata is not None:
             if not isinstance(metadata, dict):
                 raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
@@ -189,7 +178,7 @@ class VideoRecorder:
         self.enabled = bool(enabled)
         self.env = env
         self._render: Optional[Callable[[], Any]] = None
-        self._ffmpeg = None
+        self._ffmpeg: Any = None  # the imageio_ffmpeg module (no annotations) once enabled
         if self.enabled:
             self._render = _renderer(env)
             self._ffmpeg = _import_imageio_ffmpeg()
@@ -204,7 +193,8 @@ class VideoRecorder:
         self._frame_cache: List[np.ndarray] = []
         self._pred_info_cache: List[Any] = []
         self._last_step_cache: List[bool] = []
-        self._writer = None
+        # imageio_ffmpeg.write_frames: a generator that is sent the frames' bytes
+        self._writer: Optional[Generator[None, Optional[bytes], None]] = None
         self._partial_path: Optional[str] = None
         self._size: Optional[Tuple[int, int]] = None  # (height, width) of the video
         self._frames_written = 0
@@ -242,9 +232,10 @@ class VideoRecorder:
         Raises:
             ValueError: if the env returns anything but a uint8 [H, W, 3|4] array.
         """
-        if not self.functional:
+        render = self._render
+        if render is None or not self.functional:
             return None
-        return to_rgb_frame(self._render(), f"env.render() of {type(self.env).__name__}")
+        return to_rgb_frame(render(), f"env.render() of {type(self.env).__name__}")
 
     def capture_frame(self, pred_info=None, is_last_step=False):
         """Render self.env and add the resulting frame to the video. Also plot
@@ -304,20 +295,21 @@ class VideoRecorder:
     def _encode(self, frame: np.ndarray, pred_info: Any, is_last_step: bool) -> None:
         frame = compose(frame, extract_images(pred_info))
         frame = pad_to_even(limit_width(frame, self._frame_max_width))
-        if self._writer is None:
-            self._start(frame.shape[0], frame.shape[1])
+        if self._writer is None or self._size is None:
+            self._writer, self._size = self._start(frame.shape[0], frame.shape[1])
+        writer = self._writer
         frame = fit_into(frame, *self._size)
-        self._write(frame, 1)
+        self._write(writer, frame, 1)
         if is_last_step:
-            self._write(frame, self._last_step_repeats)
-            self._write(np.zeros_like(frame), self._append_blank_frames)
+            self._write(writer, frame, self._last_step_repeats)
+            self._write(writer, np.zeros_like(frame), self._append_blank_frames)
 
-    def _start(self, height: int, width: int) -> None:
-        folder = os.path.dirname(os.path.abspath(self.path))
-        fd, partial = tempfile.mkstemp(
-            prefix="." + os.path.basename(self.path) + ".", suffix=".partial", dir=folder
-        )
-        os.close(fd)
+    def _start(
+        self, height: int, width: int
+    ) -> Tuple[Generator[None, Optional[bytes], None], Tuple[int, int]]:
+        """Start ffmpeg on a temporary file beside ``path``: the frame writer
+        and the video's ``(height, width)``."""
+        partial = create_temp_file(self.path)
         writer = self._ffmpeg.write_frames(
             partial,
             (width, height),
@@ -331,14 +323,17 @@ class VideoRecorder:
             output_params=["-f", "mp4"],
         )
         writer.send(None)  # starts ffmpeg
-        self._writer, self._partial_path, self._size = writer, partial, (height, width)
+        self._partial_path = partial
+        return writer, (height, width)
 
-    def _write(self, frame: np.ndarray, times: int) -> None:
+    def _write(
+        self, writer: Generator[None, Optional[bytes], None], frame: np.ndarray, times: int
+    ) -> None:
         if times <= 0:
             return
         data = np.ascontiguousarray(frame).tobytes()
         for _ in range(times):
-            self._writer.send(data)
+            writer.send(data)
         self._frames_written += times
 
     def close(self):
@@ -354,15 +349,14 @@ class VideoRecorder:
         finally:
             self._closed = True
             writer, self._writer = self._writer, None
-            if writer is not None:
+            partial = self._partial_path
+            if writer is not None and partial is not None:
                 try:
                     writer.close()  # ffmpeg flushes and exits
-                    with open(self._partial_path, "rb+") as f:
-                        os.fsync(f.fileno())
-                    os.replace(self._partial_path, self.path)
+                    commit_file(partial, self.path)
                 except BaseException:
-                    if os.path.exists(self._partial_path):
-                        os.remove(self._partial_path)
+                    if os.path.exists(partial):
+                        os.remove(partial)
                     raise
             elif self._temporary and os.path.exists(self.path):
                 os.remove(self.path)
@@ -382,15 +376,4 @@ class VideoRecorder:
             meta["height"], meta["width"] = self._size
         self.metadata = meta
         meta_path = os.path.splitext(self.path)[0] + ".meta.json"
-        folder = os.path.dirname(os.path.abspath(meta_path))
-        fd, tmp = tempfile.mkstemp(prefix=".meta.", suffix=".partial", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(meta, f, indent=1, sort_keys=True)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, meta_path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write_bytes(meta_path, json.dumps(meta, indent=1, sort_keys=True).encode())

@@ -5,6 +5,7 @@ from typing import Any, Callable, Optional
 import torch
 
 import alf.nest as nest
+from alf.utils._train_checks import check_int
 
 __all__ = ["critic_network_visualizer"]
 
@@ -17,12 +18,6 @@ def _check_action(name: str, value: Any) -> torch.Tensor:
             f"{name} must be a floating-point tensor [action_dim], got {value.dtype} "
             f"{list(value.shape)}"
         )
-    return value
-
-
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
     return value
 
 
@@ -95,9 +90,9 @@ def critic_network_visualizer(
 
     Raises:
         TypeError/ValueError: naming the argument for actions that are not float
-            tensors [action_dim] of one shape, a non-positive ``H``/``W``, an
-            observation whose leaves disagree with ``batch_size``, or a network
-            output whose first dimension is not ``B * H * W``.
+            tensors [action_dim] of one shape, an ``H``/``W`` that is not an int
+            >= 1, an observation whose leaves disagree with ``batch_size``, or a
+            network output whose first dimension is not ``B * H * W``.
     """
     upper_left = _check_action("action_upper_left", action_upper_left)
     upper_right = _check_action("action_upper_right", action_upper_right)
@@ -108,14 +103,14 @@ def critic_network_visualizer(
             f"[action_dim], got {list(upper_left.shape)}, {list(upper_right.shape)} and "
             f"{list(lower_left.shape)}"
         )
-    H = _check_positive("H", H)
-    W = _check_positive("W", W)
+    H = check_int(H, "H", 1)
+    W = check_int(W, "W", 1)
     leaves = nest.flatten(observation)
     if not leaves or not all(isinstance(x, torch.Tensor) and x.dim() >= 1 for x in leaves):
         raise TypeError("observation must be a (nest of) tensor(s) [B, ...]")
     if batch_size is None:
         batch_size = leaves[0].shape[0]
-    batch_size = _check_positive("batch_size", batch_size)
+    batch_size = check_int(batch_size, "batch_size", 1)
     sizes = [x.shape[0] for x in leaves]
     if any(s != batch_size for s in sizes):
         raise ValueError(
