@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -438,11 +438,13 @@ class SharedSync:
         base = self._mem.data_ptr()
         self._seq_address = (base + 8 * _SEQ, base + 8 * _SEQ + 4)
         self._native = native if native.futex else None
+        self._wakers: Tuple[Callable[[], Any], ...]
         if self._native is not None:
             self._wakers = tuple(native.waker(address) for address in self._seq_address)
         else:  # waiters poll
             self._wakers = (_nothing, _nothing)
         self._poll = _timespec(_POLL_S)
+        self.lock: Union[_RobustLock, _PlainLock]
         if self._robust:
             self.lock = _RobustLock(native, base, self._state)
         else:
@@ -553,7 +555,7 @@ class SharedSync:
         self._bump(kind)
         self._wakers[kind]()
 
-    def note_space(self) -> Optional[Callable[[], None]]:
+    def note_space(self) -> Optional[Callable[[], Any]]:
         """Space was freed (call holding ``lock``): the sleepers' wake-up, to
         call after releasing the lock (so that they do not wake up only to
         wait for it), or None when no call waits for space."""
@@ -562,7 +564,7 @@ class SharedSync:
             return self._wakers[SPACE]
         return None
 
-    def note_data(self) -> Optional[Callable[[], None]]:
+    def note_data(self) -> Optional[Callable[[], Any]]:
         """As ``note_space``, for data."""
         if self._state[_WAITERS + DATA]:
             self._bump(DATA)

@@ -253,7 +253,7 @@ class RingBuffer(nn.Module):
         self._storage = [self.get_buffer(n) for n in self._buffer_names]
         self._flat_storage = [s.view((rows,) + tuple(s.shape[2:])) for s in self._storage]
         self._leaf_shapes = [tuple(s.shape[2:]) for s in self._storage]
-        self._device = self._buffers["_current_pos"].device
+        self._device = self.get_buffer("_current_pos").device
         self._on_cpu = self._device.type == "cpu"
         self._all_env_ids = torch.arange(self._num_envs, device=self._device)
         if self._device.type == "cpu":
@@ -270,7 +270,8 @@ class RingBuffer(nn.Module):
             self._count_nonzero = torch.count_nonzero
         self._pack = compile_packer(self._data_spec)
         self._check = ItemChecker(self._data_spec, self._specs)
-        self._lock = self._sync.lock
+        # None without allow_multiprocess, where _try_lock() always returns 0
+        self._lock: Any = self._sync.lock
         # the lock on the hot paths (no-ops without allow_multiprocess)
         self._try_lock, self._unlock = self._sync.try_lock, self._sync.unlock
 
