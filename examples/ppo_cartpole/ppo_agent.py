@@ -123,7 +123,9 @@ def ppo_update(
             minibatches = [batch]
         else:
             order = torch.randperm(n)
-            minibatches = [{k: v[i] for k, v in batch.items()} for i in order.chunk(num_minibatches)]
+            minibatches = [
+                {k: v[i] for k, v in batch.items()} for i in order.chunk(num_minibatches)
+            ]
         for mb in minibatches:
             dist, value = agent(mb["observation"])
             log_prob = dist_utils.compute_log_probability(dist, mb["action"])

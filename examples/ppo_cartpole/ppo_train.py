@@ -30,6 +30,8 @@ from typing import Any, Callable, Dict, List, Optional
 import gymnasium as gym
 import numpy as np
 import torch
+from ppo_agent import ActorCritic, greedy_action, ppo_update, spec_from_space
+from ppo_config import PPOConfig, piecewise_linear
 
 import alf.summary
 from alf.data_structures import StepType
@@ -37,9 +39,6 @@ from alf.tensor_specs import BoundedTensorSpec, TensorSpec
 from alf.utils import dist_utils, value_ops
 from alf.utils.data_buffer import DataBuffer
 from alf.utils.normalizers import AdaptiveNormalizer
-
-from ppo_agent import ActorCritic, greedy_action, ppo_update, spec_from_space
-from ppo_config import PPOConfig, piecewise_linear
 
 __all__ = ["check_inputs", "evaluate", "make_vector_env", "train"]
 
@@ -360,7 +359,13 @@ def train(
             elapsed = time.perf_counter() - start
             with alf.summary.record_if(iteration % config.summary_interval == 0):
                 _write_train_summaries(
-                    stats, lr, clip_ratio, recent_returns, recent_lengths, env_steps, episodes,
+                    stats,
+                    lr,
+                    clip_ratio,
+                    recent_returns,
+                    recent_lengths,
+                    env_steps,
+                    episodes,
                     env_steps / elapsed,
                 )
             # LEAD: plug Checkpointer.save(global_step) here (every N iterations).
