@@ -195,7 +195,8 @@ def train(
         ``steps_to_target`` (environment steps at the end of the first
         iteration where the recent return over a full window reached
         ``config.target_return``, or None), ``eval_returns``, ``eval_mean``,
-        ``train_seconds``, ``eval_seconds``.
+        ``train_seconds`` (wall), ``train_cpu_seconds`` (this process's CPU
+        time, less sensitive to other load on the machine), ``eval_seconds``.
 
     Raises:
         ValueError: bad input (see ``check_inputs``), before training starts.
@@ -255,6 +256,7 @@ def train(
     env_steps = episodes = 0
     steps_to_target = None
     start = time.perf_counter()
+    start_cpu = time.process_time()
 
     def observe(obs, step_type, reward, discount) -> np.ndarray:
         """Act on one step of every environment and store it; returns the
@@ -380,6 +382,7 @@ def train(
                     }
                 )
         train_seconds = time.perf_counter() - start
+        train_cpu_seconds = time.process_time() - start_cpu
     finally:
         env.close()
         writer.close()
@@ -408,6 +411,7 @@ def train(
         "eval_returns": eval_returns,
         "eval_mean": eval_mean,
         "train_seconds": round(train_seconds, 2),
+        "train_cpu_seconds": round(train_cpu_seconds, 2),
         "eval_seconds": round(time.perf_counter() - eval_start, 2),
     }
     _write_json_atomically(os.path.join(out_dir, "result.json"), result)
