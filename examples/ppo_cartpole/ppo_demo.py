@@ -61,6 +61,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     mode.add_argument(
         "--restart", dest="restart", action="store_true", help="train every seed from scratch"
     )
+    parser.set_defaults(restart=False)
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
 
@@ -141,7 +142,11 @@ def _train_seeds(
             except Exception:
                 print(f"seed {config.seed} failed:\n{traceback.format_exc()}", file=sys.stderr)
         return results
-    context = multiprocessing.get_context("spawn")
+    # fork: children start at once with torch already imported (the parent
+    # has run no torch op, so no thread pool is copied half-way); spawn
+    # elsewhere, where it costs an import of torch per seed.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     messages = context.Queue()
     pending = list(configs)
     running: Dict[int, Any] = {}
@@ -185,7 +190,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     Returns:
         0 when every seed trained, 1 when one failed, 2 on bad input.
     """
-    start = time.perf_counter()
     args = parse_args(argv)
     if args.num_processes != 1:
         # LEAD: plug alf.utils.distributed here (spawn num_processes ranks per
@@ -222,7 +226,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             shutil.rmtree(run_dir)
         configs.append(config)
 
-    setup_seconds = time.perf_counter() - start
     jobs = args.jobs or min(len(configs), os.cpu_count() or 1) or 1
     bars = _Bars(
         [c.seed for c in configs],
@@ -249,7 +252,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         "total_steps": base.total_steps,
         "seeds": [results[s] for s in args.seeds if s in results],
         "failed_seeds": failed,
-        "setup_seconds": round(setup_seconds, 2),
         "train_seconds": round(train_seconds, 2),
         "jobs": jobs,
     }
@@ -276,10 +278,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"{seed:>4}  {reached:>14}  {r['final_recent_return']:>15.1f}  "
             f"{r['eval_mean']:>11.1f}  {r['train_seconds']:>7.1f}"
         )
-    print(
-        f"\nsetup {setup_seconds:.1f} s, training and evaluation {train_seconds:.1f} s "
-        f"({jobs} at a time)"
-    )
+    print(f"\ntraining and evaluation: {train_seconds:.1f} s wall, {jobs} seed(s) at a time")
     print(f"runs:        {os.path.join(args.out, 'seed-<n>')}/ (train/, eval/, result.json)")
     print(f"summary:     {summary_path}")
     print(f"TensorBoard: tensorboard --logdir {args.out}")
