@@ -106,8 +106,10 @@ def ppo_update(
             Minibatches are shuffled with torch's global generator.
 
     Returns:
-        Floats averaged over the minibatches: ``policy_loss``, ``value_loss``,
-        ``entropy``, ``approx_kl``, ``clip_fraction``, ``grad_norm``.
+        Floats averaged over the minibatches of the last epoch (before their
+        optimizer step): ``policy_loss``, ``value_loss``, ``entropy``,
+        ``approx_kl`` and ``clip_fraction`` (how far the policy moved from
+        the behaviour policy), ``grad_norm`` (before clipping).
     """
     n = batch["action"].shape[0]
     advantage = batch["advantage"]
@@ -116,9 +118,8 @@ def ppo_update(
     batch = {**batch, "advantage": advantage}
     params = [p for p in agent.parameters()]
     totals = torch.zeros(6)
-    count = 0
     num_minibatches = max(1, min(config.num_minibatches, n))
-    for _ in range(config.num_epochs):
+    for epoch in range(config.num_epochs):
         if num_minibatches == 1:  # the full batch: no shuffle, no gather
             minibatches = [batch]
         else:
@@ -126,10 +127,10 @@ def ppo_update(
             minibatches = [
                 {k: v[i] for k, v in batch.items()} for i in order.chunk(num_minibatches)
             ]
+        last_epoch = epoch == config.num_epochs - 1
         for mb in minibatches:
             dist, value = agent(mb["observation"])
             log_prob = dist_utils.compute_log_probability(dist, mb["action"])
-            entropy = dist_utils.compute_entropy(dist).mean()
             log_ratio = log_prob - mb["log_prob"]
             ratio = log_ratio.exp()
             adv = mb["advantage"]
@@ -137,22 +138,26 @@ def ppo_update(
                 ratio * adv, ratio.clamp(1.0 - clip_ratio, 1.0 + clip_ratio) * adv
             ).mean()
             value_loss = 0.5 * (mb["return"] - value).square().mean()
-            loss = policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy
+            loss = policy_loss + config.value_coef * value_loss
+            if config.entropy_coef:
+                entropy = dist_utils.compute_entropy(dist).mean()
+                loss = loss - config.entropy_coef * entropy
             optimizer.zero_grad(set_to_none=False)
             loss.backward()
             _, grad_norm = clip_by_global_norm(
                 [p.grad for p in params], config.max_grad_norm, in_place=True
             )
             optimizer.step()
-            with torch.no_grad():
-                approx_kl = ((ratio - 1.0) - log_ratio).mean()
-                clipped = ((ratio - 1.0).abs() > clip_ratio).float().mean()
-                totals += torch.stack(
-                    [policy_loss, value_loss, entropy, approx_kl, clipped, grad_norm]
-                ).detach()
-            count += 1
+            if last_epoch:  # statistics of the last epoch only: they cost time
+                with torch.no_grad():
+                    entropy = dist_utils.compute_entropy(dist).mean()
+                    approx_kl = ((ratio - 1.0) - log_ratio).mean()
+                    clipped = ((ratio - 1.0).abs() > clip_ratio).float().mean()
+                    totals += torch.stack(
+                        [policy_loss, value_loss, entropy, approx_kl, clipped, grad_norm]
+                    )
     names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm")
-    return dict(zip(names, (totals / count).tolist()))
+    return dict(zip(names, (totals / len(minibatches)).tolist()))
 
 
 def greedy_action(agent: ActorCritic, observation: torch.Tensor) -> np.ndarray:
