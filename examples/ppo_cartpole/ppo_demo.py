@@ -104,6 +104,9 @@ class _Bars:
                 position=i,
                 leave=True,
                 dynamic_ncols=True,
+                # the rate shown is the worker's own (steps since its start / time)
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
+                "[{elapsed}<{remaining}{postfix}]",
                 disable=disable,
             )
             for i, seed in enumerate(seeds)

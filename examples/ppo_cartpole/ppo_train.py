@@ -239,11 +239,13 @@ def train(
     action_offset = int(action_spec.minimum)
 
     # LEAD: plug alf.utils.checkpoint_utils.Checkpointer here: a Checkpointer on
-    # out_dir/ckpt holding agent, optimizer, normalizer, rollout and a small
-    # state object (iteration, env_steps, episodes, steps_to_target,
-    # recent_returns/lengths, random/numpy/torch RNG states); when
-    # has_checkpoint(), load() and continue the loop from the saved iteration
-    # (the environments restart their episodes).
+    # out_dir/ckpt holding agent, optimizer, normalizer and a small state
+    # object (iteration, env_steps, episodes, steps_to_target, recent_returns/
+    # lengths, random/numpy/torch RNG states). When has_checkpoint(): load(),
+    # set the global counter to the saved iteration and start the loop below
+    # there (range(saved_iteration, num_iterations)). The environments then
+    # reset as at a start (episodes in flight are lost), so the rollout ring
+    # need not be saved: the initial observe() and the next unroll refill it.
 
     # LEAD: plug alf.utils.summary_utils here (e.g. summarize_variables /
     # summarize_gradients / add_mean_hist_summary inside the update).
