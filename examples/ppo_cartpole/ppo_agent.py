@@ -3,6 +3,13 @@ the clipped-surrogate update.
 
 Shapes: ``B`` a batch of environments or samples, ``D`` the observation size,
 ``A`` the number of discrete actions.
+
+Data-parallel training: the update computes its outputs through
+``ActorCritic.logits_and_value``, marked ``@data_distributed``. Once the
+module is activated (``agent._ddp_activated_rank = rank``) and a
+``torch.distributed`` process group exists, that call runs under PyTorch's
+DistributedDataParallel, so ``backward()`` averages the gradients over the
+processes; otherwise it is a plain call.
 """
 
 import math
@@ -15,7 +22,8 @@ import torch.distributions as td
 from torch import nn
 
 from alf.tensor_specs import BoundedTensorSpec, TensorSpec
-from alf.utils import dist_utils
+from alf.utils import common, dist_utils
+from alf.utils.distributed import data_distributed
 from alf.utils.tensor_utils import clip_by_global_norm
 
 __all__ = ["ActorCritic", "greedy_action", "ppo_update", "spec_from_space"]
@@ -86,6 +94,29 @@ class ActorCritic(nn.Module):
         dist = td.Categorical(logits=logits, validate_args=False)
         return dist, self.critic(observation).squeeze(-1)
 
+    @data_distributed
+    def logits_and_value(self, observation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+        """The outputs the update trains: float32 logits ``[B, A]`` and values
+        ``[B]`` for ``observation`` ``[B, D]``. Under DDP (see the module
+        docstring) their ``backward()`` averages the gradients over processes."""
+        return self.actor(observation), self.critic(observation).squeeze(-1)
+
+    def act(self, observation: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The policy step for ``observation`` float32 ``[B, D]``: int64
+        action indices ``[B]`` (``0..A-1``), their float32 log-probabilities
+        ``[B]`` and the values ``[B]``.
+
+        The execution mode of ``alf.utils.common`` decides: in eval mode
+        (``common.eval_context()``) the action is the mode of the
+        distribution (the greedy policy), otherwise a sample.
+        """
+        dist, value = self(observation)
+        if common.is_eval():
+            action = dist_utils.get_mode(dist)
+            return action, dist_utils.compute_log_probability(dist, action), value
+        action, log_prob = dist_utils.sample_action_distribution(dist, return_log_prob=True)
+        return action, log_prob, value
+
 
 def ppo_update(
     agent: ActorCritic,
@@ -107,9 +138,11 @@ def ppo_update(
 
     Returns:
         Floats averaged over the minibatches of the last epoch (before their
-        optimizer step): ``policy_loss``, ``value_loss``, ``entropy``,
-        ``approx_kl`` and ``clip_fraction`` (how far the policy moved from
-        the behaviour policy), ``grad_norm`` (before clipping).
+        optimizer step): ``loss`` (the total minimized), ``policy_loss``,
+        ``value_loss``, ``entropy``, ``approx_kl`` and ``clip_fraction`` (how
+        far the policy moved from the behaviour policy), ``grad_norm``
+        (before clipping). The parameters' ``.grad`` keep the clipped
+        gradients of the last minibatch.
     """
     n = batch["action"].shape[0]
     advantage = batch["advantage"]
@@ -117,7 +150,7 @@ def ppo_update(
         advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
     batch = {**batch, "advantage": advantage}
     params = [p for p in agent.parameters()]
-    totals = torch.zeros(6)
+    totals = torch.zeros(7)
     num_minibatches = max(1, min(config.num_minibatches, n))
     for epoch in range(config.num_epochs):
         if num_minibatches == 1:  # the full batch: no shuffle, no gather
@@ -129,7 +162,8 @@ def ppo_update(
             ]
         last_epoch = epoch == config.num_epochs - 1
         for mb in minibatches:
-            dist, value = agent(mb["observation"])
+            logits, value = agent.logits_and_value(mb["observation"])
+            dist = td.Categorical(logits=logits, validate_args=False)
             log_prob = dist_utils.compute_log_probability(dist, mb["action"])
             log_ratio = log_prob - mb["log_prob"]
             ratio = log_ratio.exp()
@@ -154,14 +188,23 @@ def ppo_update(
                     approx_kl = ((ratio - 1.0) - log_ratio).mean()
                     clipped = ((ratio - 1.0).abs() > clip_ratio).float().mean()
                     totals += torch.stack(
-                        [policy_loss, value_loss, entropy, approx_kl, clipped, grad_norm]
+                        [loss, policy_loss, value_loss, entropy, approx_kl, clipped, grad_norm]
                     )
-    names = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm")
+    names = (
+        "loss",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clip_fraction",
+        "grad_norm",
+    )
     return dict(zip(names, (totals / len(minibatches)).tolist()))
 
 
 def greedy_action(agent: ActorCritic, observation: torch.Tensor) -> np.ndarray:
     """Deterministic (mode) action indices ``[B]`` int64 for ``observation``
-    ``[B, D]``."""
-    dist, _ = agent(observation)
-    return dist_utils.get_mode(dist).numpy()
+    ``[B, D]``: ``agent.act`` in ``common.eval_context()``, without gradients."""
+    with common.eval_context(), torch.no_grad():
+        action, _, _ = agent.act(observation)
+    return action.numpy()

@@ -3,14 +3,14 @@
 Every number the training loop uses lives in ``PPOConfig``; ``ppo_train.train``
 reads nothing else. The learning rate and the clip ratio follow piecewise
 linear schedules over training progress (0 at the start, 1 at the end), written
-as ``((progress, value), ...)`` pairs: the format of
+as ``((progress, value), ...)`` pairs and computed by
 ``alf.utils.schedulers.LinearScheduler("percent", schedule)``.
 """
 
 import dataclasses
 from typing import Tuple
 
-__all__ = ["PPOConfig", "piecewise_linear"]
+__all__ = ["PPOConfig"]
 
 Schedule = Tuple[Tuple[float, float], ...]
 
@@ -48,7 +48,12 @@ class PPOConfig:
     return_window: int = 20  # "recent return" = mean over this many episodes
     target_return: float = 475.0  # the step where the recent return first reaches it is reported
     eval_episodes: int = 10
-    summary_interval: int = 1  # iterations between two summary writes
+    summary_interval: int = 1  # iterations between two writes of the scalar summaries
+    # iterations between two writes of histograms, variable and gradient norms
+    detail_summary_interval: int = 10
+    checkpoint_interval: int = 20  # iterations between two checkpoints (and one at the end)
+    checkpoints_to_keep: int = 3
+    num_processes: int = 1  # data-parallel processes; they share the num_envs environments
     torch_threads: int = 1
 
     @property
@@ -60,18 +65,3 @@ class PPOConfig:
     def num_iterations(self) -> int:
         """Updates in the run: ``total_steps`` rounded up to whole iterations."""
         return -(-self.total_steps // self.steps_per_iteration)
-
-
-def piecewise_linear(schedule: Schedule, progress: float) -> float:
-    """The value of a ``((progress, value), ...)`` schedule at ``progress``.
-
-    Linear between the listed points, constant after the last one (the
-    first point must be at progress 0), as ``LinearScheduler`` computes it.
-    """
-    # LEAD: plug alf.utils.schedulers.LinearScheduler("percent", schedule) here
-    (p0, value), *rest = schedule
-    for p1, v1 in rest:
-        if progress < p1:
-            return value + (v1 - value) * (progress - p0) / (p1 - p0)
-        p0, value = p1, v1
-    return value
