@@ -1,6 +1,6 @@
 """Summarize a nox run for CI: one line per package, one for lint, and a closing count.
 
-Usage (called by ``.ci/run`` after ``nox -s tests isolated lowest lint``)::
+Usage (called by ``.ci/run`` after ``nox -s tests isolated lowest lint examples``)::
 
     python tools/ci_summary.py REPORT.json RESULTS_DIR
 

@@ -484,7 +484,8 @@ def _report(
     readme_png = None
     if done:
         start = time.perf_counter()
-        title = f"PPO on {base.env_id}, {len(done)} seed{'s' if len(done) > 1 else ''}"
+        band = "95% confidence band" if len(done) > 1 else "one seed"
+        title = f"PPO on {base.env_id}: mean return, {band}"
         try:
             plot_returns([_run_dir(out, s) for s in done], png, title)
         except (ValueError, OSError) as e:

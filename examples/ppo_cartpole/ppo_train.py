@@ -280,7 +280,8 @@ def load_policy(run_dir: str) -> Tuple[PPOConfig, ActorCritic, AdaptiveNormalize
     finally:
         env.close()
     checkpointer = Checkpointer(ckpt_dir(run_dir), agent=agent, normalizer=normalizer)
-    step = checkpointer.load(including_optimizer=False)
+    # the other items of the checkpoint (optimizer, rollout, ...) are not needed
+    step = checkpointer.load(including_optimizer=False, strict=False)
     if step < 0:
         raise FileNotFoundError(f"{ckpt_dir(run_dir)} holds no checkpoint")
     return config, agent, normalizer, step

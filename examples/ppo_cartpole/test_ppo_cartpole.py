@@ -575,7 +575,7 @@ def test_num_processes_2_trains_one_seed_data_parallel(tmp_path, capsys):
     assert _agents_equal(run_dir)
     saved = torch.load(os.path.join(ckpt_dir(run_dir, 1), "ckpt-4"), weights_only=True)
     assert saved["envs"]["observation"].shape == (4, 4)  # rank 1's 4 environments
-    assert "1 process(es) each" not in capsys.readouterr().out
+    assert "(1 seed(s) at a time, 2 process(es) each)" in capsys.readouterr().out
 
 
 def test_torchrun_runs_the_same_script(tmp_path):
