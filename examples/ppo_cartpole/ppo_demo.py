@@ -269,6 +269,15 @@ def _worker(
         messages.put(("error", config.seed, f"rank {rank}: {traceback.format_exc()}"))
 
 
+def _preload_for_workers() -> None:
+    """Import once, before forking, what every worker would import at its
+    start: TensorBoard's writer and the modules that
+    ``torch.use_deterministic_algorithms`` (``common.set_random_seed``)
+    loads (a few seconds per process on loaded cores otherwise)."""
+    import torch._inductor  # noqa: F401
+    import torch.utils.tensorboard  # noqa: F401
+
+
 def _train_seeds(
     configs: List[PPOConfig], out: str, jobs: int, bars: _Bars
 ) -> Dict[int, Dict[str, Any]]:
@@ -293,6 +302,8 @@ def _train_seeds(
     # elsewhere, where it costs an import of torch per process.
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if context.get_start_method() == "fork":
+        _preload_for_workers()
     messages = context.Queue()
     pending = list(configs)
     running: Dict[int, List[Any]] = {}
@@ -462,7 +473,8 @@ def _readme_figure_path(args: argparse.Namespace, base: PPOConfig) -> Optional[s
         and base.num_processes == 1
         and base.checkpoint_interval == defaults.checkpoint_interval
     )
-    return README_FIGURE if is_default and os.path.isdir(os.path.dirname(README_FIGURE)) else None
+    in_repository = os.path.isfile(os.path.join(REPO_ROOT, "noxfile.py"))
+    return README_FIGURE if is_default and in_repository else None
 
 
 def _report(
