@@ -13,7 +13,7 @@ processes; otherwise it is a plain call.
 """
 
 import math
-from typing import Dict, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import gymnasium as gym
 import numpy as np
@@ -124,6 +124,7 @@ def ppo_update(
     batch: Dict[str, torch.Tensor],
     clip_ratio: float,
     config,
+    all_reduce: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
 ) -> Dict[str, float]:
     """Run ``config.num_epochs`` epochs of clipped PPO on one batch of samples.
 
@@ -135,6 +136,12 @@ def ppo_update(
         clip_ratio: the PPO clip epsilon for this update.
         config: the ``PPOConfig`` (epochs, minibatches, coefficients).
             Minibatches are shuffled with torch's global generator.
+        all_reduce: data-parallel training: a function summing a float64
+            tensor over the processes (None: a single process). The
+            advantages are then normalized with the statistics of all the
+            processes' samples, and each process's loss is weighted by its
+            share of the samples, so that the gradients DDP averages are
+            those of the mean loss over every sample.
 
     Returns:
         Floats averaged over the minibatches of the last epoch (before their
@@ -146,8 +153,27 @@ def ppo_update(
     """
     n = batch["action"].shape[0]
     advantage = batch["advantage"]
-    if config.normalize_advantages and n > 1:
-        advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    weight = 1.0
+    if all_reduce is None:
+        if config.normalize_advantages and n > 1:
+            advantage = (advantage - advantage.mean()) / (advantage.std() + 1e-8)
+    else:
+        a = advantage.double()
+        count, total, squares, processes = all_reduce(
+            torch.stack(
+                [
+                    torch.tensor(float(n), dtype=torch.float64),
+                    a.sum(),
+                    a.square().sum(),
+                    torch.tensor(1.0, dtype=torch.float64),
+                ]
+            )
+        ).tolist()
+        weight = n * processes / count  # DDP averages: sum of n_i / count
+        if config.normalize_advantages and count > 1:
+            mean = total / count
+            std = math.sqrt(max(squares - count * mean * mean, 0.0) / (count - 1))
+            advantage = (advantage - mean) / (std + 1e-8)
     batch = {**batch, "advantage": advantage}
     params = [p for p in agent.parameters()]
     totals = torch.zeros(7)
@@ -177,7 +203,7 @@ def ppo_update(
                 entropy = dist_utils.compute_entropy(dist).mean()
                 loss = loss - config.entropy_coef * entropy
             optimizer.zero_grad(set_to_none=False)
-            loss.backward()
+            (loss * weight if all_reduce is not None else loss).backward()
             _, grad_norm = clip_by_global_norm(
                 [p.grad for p in params], config.max_grad_norm, in_place=True
             )

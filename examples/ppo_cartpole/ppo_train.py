@@ -349,6 +349,13 @@ def _gather_list(items: list, world: int) -> list:
     return [x for part in lists for x in part]
 
 
+def _all_reduce_sum(x: torch.Tensor) -> torch.Tensor:
+    """``x`` summed over the ranks (a copy)."""
+    x = x.clone()
+    dist.all_reduce(x)
+    return x
+
+
 def _common_latest_step(checkpointer: Checkpointer, world: int) -> int:
     """The latest checkpoint step every rank has (-1 if none)."""
     steps = set(checkpointer.checkpointed_steps())
@@ -442,6 +449,7 @@ def train(
     }
     rollout = DataBuffer(rollout_spec, capacity=unroll + 1, name="rollout")
     in_time_order = torch.arange(unroll + 1)
+    all_reduce = _all_reduce_sum if world > 1 else None
     action_offset = int(action_spec.minimum)
     state = TrainingState(config.return_window, num_envs)
     checkpointer = Checkpointer(
@@ -589,7 +597,7 @@ def train(
                 }
                 batch = {k: v[valid] for k, v in batch.items()}
                 with common.replay_context(), summary_utils.record_time("time/update"):
-                    stats = ppo_update(agent, optimizer, batch, clip_ratio, config)
+                    stats = ppo_update(agent, optimizer, batch, clip_ratio, config, all_reduce)
                 # The statistics change once per unroll (one batched update):
                 # the stored observations and log-probabilities stay
                 # consistent, and acting costs a normalize() per step only.

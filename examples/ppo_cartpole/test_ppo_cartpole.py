@@ -578,6 +578,83 @@ def test_num_processes_2_trains_one_seed_data_parallel(tmp_path, capsys):
     assert "(1 seed(s) at a time, 2 process(es) each)" in capsys.readouterr().out
 
 
+def _update_half(rank, port, batch, initial, config, results):
+    """One rank of test_ddp_update_equals_full_batch_update."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        agent = ActorCritic(*_TINY_SPECS, (16,))
+        agent.load_state_dict(initial)
+        agent._ddp_activated_rank = rank
+        optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
+        part = slice(0, 40) if rank == 0 else slice(40, None)  # unequal shares
+
+        def all_reduce(x):
+            x = x.clone()
+            dist.all_reduce(x)
+            return x
+
+        ppo_update(
+            agent, optimizer, {k: v[part] for k, v in batch.items()}, 0.2, config, all_reduce
+        )
+        results.put((rank, {k: v.numpy() for k, v in agent.state_dict().items()}))
+    finally:
+        dist.destroy_process_group()
+
+
+_TINY_SPECS = (
+    BoundedTensorSpec((4,), torch.float32, -1.0, 1.0),
+    BoundedTensorSpec((), torch.int64, 0, 1),
+)
+
+
+def test_ddp_update_equals_full_batch_update():
+    """Two gloo ranks holding 40 and 24 of 64 samples end with the parameters
+    a single process gets from the whole batch (global advantage statistics,
+    losses weighted by each rank's share, gradients averaged by DDP)."""
+    import multiprocessing
+
+    torch.manual_seed(0)
+    agent = ActorCritic(*_TINY_SPECS, (16,))
+    initial = {k: v.clone() for k, v in agent.state_dict().items()}
+    obs = torch.randn(64, 4)
+    action = torch.randint(0, 2, (64,))
+    with torch.no_grad():
+        dist_, value = agent(obs)
+    batch = {
+        "observation": obs,
+        "action": action,
+        "log_prob": dist_.log_prob(action),
+        "value": value,
+        "advantage": torch.randn(64) + 0.5,
+        "return": value + torch.randn(64),
+    }
+    config = dataclasses.replace(SHORT, num_epochs=3)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
+    ppo_update(agent, optimizer, batch, 0.2, config)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    port = common.get_unused_port(21000)
+    ranks = [
+        context.Process(target=_update_half, args=(r, port, batch, initial, config, results))
+        for r in range(2)
+    ]
+    for process in ranks:
+        process.start()
+    try:
+        got = dict(results.get(timeout=DEADLINE) for _ in range(2))
+    finally:
+        for process in ranks:
+            process.join(DEADLINE)
+            if process.is_alive():
+                process.kill()
+    assert [p.exitcode for p in ranks] == [0, 0]
+    for name, expected in agent.state_dict().items():
+        np.testing.assert_allclose(got[0][name], expected.numpy(), rtol=1e-4, atol=1e-6)
+        np.testing.assert_array_equal(got[0][name], got[1][name])
+
+
 def test_torchrun_runs_the_same_script(tmp_path):
     """The README's torchrun line, on one machine (2 processes, gloo)."""
     out = str(tmp_path / "torchrun")
