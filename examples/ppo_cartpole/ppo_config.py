@@ -44,7 +44,7 @@ class PPOConfig:
     hidden_sizes: Tuple[int, ...] = (64, 64)
     normalize_observations: bool = True
     obs_normalizer_speed: float = 1.0  # AdaptiveNormalizer speed (1: equal weights)
-    obs_clip: float = 5.0  # normalized observations are clipped to +-obs_clip
+    obs_clip: float = 10.0  # normalized observations are clipped to +-obs_clip
     return_window: int = 20  # "recent return" = mean over this many episodes
     target_return: float = 475.0  # the step where the recent return first reaches it is reported
     eval_episodes: int = 10

@@ -472,6 +472,13 @@ def train(
     if resumed:
         checkpointer.load(latest)  # every item, the environments replayed
         alf.summary.set_global_counter(state.iteration)
+        if not envs.replay_exact:
+            common.warning(
+                "%s: replaying the environments did not reproduce the checkpointed "
+                "observations (an environment that is not deterministic given its seed "
+                "and actions); training continues from the replayed state",
+                out_dir,
+            )
     resumed_from = state.iteration
     if rank == 0 and not resumed:
         _write_json_atomically(os.path.join(out_dir, "config.json"), _config_dict(config))
