@@ -307,11 +307,15 @@ def _train_seeds(
     messages = context.Queue()
     pending = list(configs)
     running: Dict[int, List[Any]] = {}
+    next_port = 20000  # each seed's ranks meet on their own port
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 config = pending.pop(0)
-                port = common.get_unused_port(20000) if config.num_processes > 1 else 0
+                port = 0
+                if config.num_processes > 1:
+                    port = common.get_unused_port(next_port)
+                    next_port = port + 1
                 ranks = [
                     context.Process(
                         target=_worker,

@@ -630,7 +630,7 @@ def test_ddp_update_equals_full_batch_update():
         "advantage": torch.randn(64) + 0.5,
         "return": value + torch.randn(64),
     }
-    config = dataclasses.replace(SHORT, num_epochs=3)
+    config = dataclasses.replace(SHORT, num_epochs=3, normalize_advantages=True)
     optimizer = torch.optim.Adam(agent.parameters(), lr=1e-2)
     ppo_update(agent, optimizer, batch, 0.2, config)
     context = multiprocessing.get_context("fork")
