@@ -1,9 +1,11 @@
-"""Nox sessions of the alf-utils monorepo: tests, isolated wheel installs, lint, build, bench.
+"""Nox sessions of the alf-utils monorepo: tests, isolated wheel installs, lint, the
+examples, build, bench, and the demo.
 
 The package table is read from ``packages/*/pyproject.toml`` (see
 ``tools/workspace.py``); every per-package session is generated from it.
 
-    nox -s tests isolated lowest subset typecheck lint     what CI runs (.ci/run)
+    nox -s demo                           train PPO on CartPole with every package (runs/demo)
+    nox -s tests isolated lowest subset typecheck lint examples   what CI runs (.ci/run)
     nox -s "tests(alf-math-cpu)"          one package, one torch flavour
     nox -s "tests(alf-plot-none-py3.9)"   the torch-free package on one CPython
     nox -s "isolated(alf-dist)"           one package's wheel, installed alone
@@ -13,6 +15,7 @@ The package table is read from ``packages/*/pyproject.toml`` (see
     nox -s build                          every wheel and sdist into dist/ (-- NAME ... for some)
     nox -s subset                         each package installed alone from dist/, as documented
     nox -s typecheck                      mypy over every package's src/
+    nox -s examples                       the tests of examples/ (pytest examples/)
     nox -s bench -- bench_buffers         benchmarks (not part of CI)
 
 Add ``-r`` to reuse the test virtualenvs between runs (``isolated`` always starts
@@ -29,6 +32,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nox
@@ -57,7 +61,7 @@ CUDA_INDEX = os.environ.get("ALF_TORCH_CUDA_INDEX", "https://download.pytorch.or
 
 PACKAGES: dict[str, Package] = discover_packages(ROOT)
 
-nox.options.sessions = ["tests", "isolated", "lowest", "subset", "typecheck", "lint"]
+nox.options.sessions = ["tests", "isolated", "lowest", "subset", "typecheck", "lint", "examples"]
 nox.options.error_on_external_run = True
 # uv creates the venvs and installs into them, hard-linking every file from its
 # cache: torch is unpacked once on disk instead of once per session. Without uv
@@ -531,6 +535,77 @@ def lint(session: nox.Session) -> None:
             failed.append(label)
     if failed:
         session.error(f"{', '.join(failed)} failed (see above)")
+
+
+# What examples/ needs besides the packages: the environments (with pygame, CartPole's
+# renderer) and the progress bars.
+EXAMPLE_REQUIREMENTS = ["gymnasium[classic-control]>=1.0", "tqdm>=4.60"]
+DEMO_SCRIPT = Path("examples") / "ppo_cartpole" / "ppo_demo.py"
+
+
+def _install_examples(session: nox.Session, *extra: str) -> None:
+    """The six packages from their folders (alf-train-utils with its ``video`` extra,
+    the MP4 encoder), the example requirements and ``extra``."""
+    folders = []
+    for pkg in PACKAGES.values():
+        target = f"{pkg.path}[video]" if pkg.name == "alf-train-utils" else str(pkg.path)
+        folders += ["-e", target]
+    _pip_install(session, *folders, *EXAMPLE_REQUIREMENTS, *extra)
+
+
+@nox.session(reuse_venv=True)
+def demo(session: nox.Session) -> None:
+    """Train PPO on CartPole-v1 with every package (3 seeds, plot, video in runs/demo).
+
+    The newcomer's first command: 3 seeds in parallel, TensorBoard logs and checkpoints
+    under runs/demo, runs/demo/return.png, an MP4 of the trained policy. Arguments after ``--`` go to the script
+    (``nox -s demo -- --seeds 0 --total-steps 20000``); a rerun resumes unfinished seeds
+    and keeps finished ones (``-- --restart`` trains again). The venv is kept between runs.
+    Not part of CI (``examples`` tests the same code on a short configuration).
+    """
+    start = time.perf_counter()
+    _install_examples(session)
+    setup = time.perf_counter() - start
+    session.chdir(ROOT)
+    start = time.perf_counter()
+    # one torch thread per process: the seeds train in parallel processes
+    _step(
+        session, "demo", "python", str(DEMO_SCRIPT), *session.posargs, env={"OMP_NUM_THREADS": "1"}
+    )
+    session.log(
+        f"installs {setup:.0f} s, demo script {time.perf_counter() - start:.0f} s "
+        "(the script's own split is printed above)"
+    )
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """The tests of examples/ (``pytest examples/``), with what the demo installs.
+
+    A short configuration of the demo's code, its artifacts, resuming after SIGKILL,
+    data-parallel runs, bad input.
+    Arguments after ``--`` go to pytest.
+    """
+    _install_examples(session, "pytest")
+    session.chdir(ROOT)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    junit = RESULTS / f"{results_name(session.name)}.xml"
+    junit.unlink(missing_ok=True)
+    _step(
+        session,
+        "examples tests",
+        "pytest",
+        "-c",
+        str(ROOT / "pyproject.toml"),
+        "-p",
+        "no:cacheprovider",
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit2",
+        "examples",
+        *session.posargs,
+        env={"OMP_NUM_THREADS": "1"},
+    )
 
 
 @nox.session
