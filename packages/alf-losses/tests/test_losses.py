@@ -285,8 +285,10 @@ def _np_expected_two_hot_of_cauchy(x):
 
     n = len(x)
     p = np.zeros(n)
-    p[0] += scipy.stats.cauchy.cdf(x[0])
-    p[-1] += scipy.stats.cauchy.sf(x[-1])
+    # the tails in closed form, accurate far out (older SciPy's cauchy.cdf
+    # computes 1/2 + atan(x)/pi there and loses every digit)
+    p[0] += np.arctan(-1.0 / x[0]) / np.pi if x[0] < 0 else scipy.stats.cauchy.cdf(x[0])
+    p[-1] += np.arctan(1.0 / x[-1]) / np.pi if x[-1] > 0 else scipy.stats.cauchy.sf(x[-1])
     for i in range(n - 1):
         a, b = x[i], x[i + 1]
 
