@@ -32,6 +32,7 @@ or, for all environments at one common slot, with plain slices.
 
 import contextlib
 import functools
+import multiprocessing
 from typing import Any, Callable, List
 
 import numpy as np
@@ -46,6 +47,7 @@ from alf.utils._buffer_checks import (
     is_integer_dtype,
     state_problems,
 )
+from alf.utils._buffer_files import FileStore
 from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
 
@@ -126,6 +128,17 @@ class RingBuffer(nn.Module):
     loads it in place (also with ``assign=True``), so running children see the
     loaded items.
 
+    File-backed storage: with ``storage_dir`` the items live in
+    memory-mapped files in that folder (one per leaf of the spec, see
+    ``flush``), so the buffer may be larger than the memory; the API and
+    ``state_dict`` are unchanged. A folder that already holds a buffer's
+    storage is reopened: its items and positions come back, exactly those of
+    every call that completed, also after the writing process was killed
+    (each call writes the items first and then commits the positions in a
+    small header). Such a buffer stays on the CPU, is pickled only to start a
+    process (the child maps the same files) and belongs to one buffer object
+    (and its child processes) at a time.
+
     Args:
         data_spec (nested TensorSpec): spec describing a single item that can
             be stored in this buffer.
@@ -137,11 +150,18 @@ class RingBuffer(nn.Module):
         allow_multiprocess (bool): if True, allows multiple processes to write
             and read the buffer asynchronously.
         name (str): name of the replay buffer.
+        storage_dir (str | os.PathLike | None): a folder for file-backed
+            storage (created if needed; reopened if it holds a buffer of the
+            same ``num_environments``, ``max_length`` and ``data_spec``);
+            None keeps the storage in memory.
     Raises:
-        ValueError: ``num_environments`` or ``max_length`` is < 1, or
-            ``data_spec`` has no leaf.
+        ValueError: ``num_environments`` or ``max_length`` is < 1,
+            ``data_spec`` has no leaf, ``storage_dir`` with a device other
+            than the CPU, or ``storage_dir`` holds a storage of another
+            layout or a corrupt one.
         TypeError: a leaf of ``data_spec`` is not a ``TensorSpec`` or an int
             argument is not an int.
+        OSError: ``storage_dir`` cannot be created or mapped.
     """
 
     def __init__(
@@ -152,6 +172,7 @@ class RingBuffer(nn.Module):
         device: Any = "cpu",
         allow_multiprocess: bool = False,
         name: str = "RingBuffer",
+        storage_dir: Any = None,
     ):
         super().__init__()
         num_environments = check_int(num_environments, "num_environments", 1)
@@ -160,6 +181,8 @@ class RingBuffer(nn.Module):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
         device = torch.device(device)
+        if storage_dir is not None and device.type != "cpu":
+            raise ValueError(f"storage_dir needs device='cpu' (mapped files); got device={device}")
         self._name = name
         self._data_spec = data_spec
         self._specs = leaves
@@ -167,12 +190,21 @@ class RingBuffer(nn.Module):
         self._max_length = max_length
         self._allow_multiprocess = bool(allow_multiprocess)
         self._buffer_names = [_buffer_name(i, path) for i, (path, _) in enumerate(leaves)]
-        for buf_name, (_, spec) in zip(self._buffer_names, leaves):
-            storage = torch.zeros(
-                (num_environments, max_length) + tuple(spec.shape),
-                dtype=spec.dtype,
-                device=device,
-            )
+        # file-backed storage (None: in memory)
+        self._files = (
+            None
+            if storage_dir is None
+            else FileStore(storage_dir, leaves, num_environments, max_length)
+        )
+        for i, (buf_name, (_, spec)) in enumerate(zip(self._buffer_names, leaves)):
+            if self._files is not None:
+                storage = self._files.tensors[i]
+            else:
+                storage = torch.zeros(
+                    (num_environments, max_length) + tuple(spec.shape),
+                    dtype=spec.dtype,
+                    device=device,
+                )
             self.register_buffer(buf_name, storage)
         self.register_buffer(
             "_current_size", torch.zeros(num_environments, dtype=torch.int64, device=device)
@@ -180,6 +212,10 @@ class RingBuffer(nn.Module):
         self.register_buffer(
             "_current_pos", torch.zeros(num_environments, dtype=torch.int64, device=device)
         )
+        if self._files is not None:
+            pos, size = self._files.committed()
+            self._buffers["_current_pos"].copy_(torch.from_numpy(pos))
+            self._buffers["_current_size"].copy_(torch.from_numpy(size))
         self._sync = SharedSync() if self._allow_multiprocess else LocalSync()
         self._lock = self._sync.lock
         if self._allow_multiprocess:
@@ -238,9 +274,21 @@ class RingBuffer(nn.Module):
         ``data_spec`` (and int64 positions), and its contiguous layout:
         ``.double()``, ``.half()``, ``.to(dtype)`` or
         ``.to(memory_format=...)`` of an enclosing module leave them as they
-        are, as dtype conversions leave integer tensors."""
+        are, as dtype conversions leave integer tensors. File-backed storage
+        stays where it is mapped (``ValueError`` for a move off the CPU,
+        before anything moves)."""
+        mapped = set()
+        if self._files is not None:
+            mapped = {id(self._buffers[name]) for name in self._buffer_names}
+            probe = fn(self._buffers["_current_pos"].clone())
+            if probe.device.type != "cpu":
+                raise ValueError(
+                    f"a buffer with storage_dir stays on the CPU; cannot move it to {probe.device}"
+                )
 
         def keep_dtype_and_layout(tensor):
+            if id(tensor) in mapped:
+                return tensor
             out = fn(tensor)
             if out.dtype != tensor.dtype:
                 out = tensor.to(device=out.device)
@@ -284,9 +332,13 @@ class RingBuffer(nn.Module):
         if problems:
             error_msgs.extend(problems)
             return
-        if self._allow_multiprocess and local_metadata.get("assign_to_params_buffers"):
+        in_place = self._allow_multiprocess or self._files is not None
+        if in_place and local_metadata.get("assign_to_params_buffers"):
             local_metadata = dict(local_metadata, assign_to_params_buffers=False)
         with self._locked():
+            if self._files is not None:
+                # nothing visible while the stored items are replaced
+                self._files.commit(self._pos, np.zeros_like(self._size))
             super()._load_from_state_dict(
                 state_dict,
                 prefix,
@@ -302,6 +354,7 @@ class RingBuffer(nn.Module):
                 if not tensor.is_contiguous():
                     self._buffers[name] = tensor.contiguous()
             self._refresh()
+            self._commit()
             self._sync.data_added()
             self._sync.space_freed()
 
@@ -309,18 +362,78 @@ class RingBuffer(nn.Module):
         state = super().__getstate__()
         for key in self._DERIVED:
             state.pop(key, None)
+        if state.get("_files") is not None:
+            # a process being started maps the same files; anything else
+            # would copy (or alias) the storage behind the user's back
+            if multiprocessing.context.get_spawning_popen() is None:
+                raise TypeError(
+                    f"a buffer with storage_dir ({self._files.folder!r}) can be pickled only "
+                    "to start a process; save its state_dict() or reopen the folder instead"
+                )
+            state["_buffers"] = {
+                name: (None if name in self._buffer_names else tensor)
+                for name, tensor in self._buffers.items()
+            }
+            state["_files"] = self._files.folder
         return state
 
     def __setstate__(self, state):
+        state.setdefault("_files", None)  # pickled before file-backed storage existed
+        folder = state["_files"]
+        if folder is not None:
+            files = FileStore(folder, state["_specs"], state["_num_envs"], state["_max_length"])
+            buffers = dict(state["_buffers"])
+            for name, tensor in zip(state["_buffer_names"], files.tensors):
+                buffers[name] = tensor
+            state = dict(state, _files=files, _buffers=buffers)
         super().__setstate__(state)
         self._refresh()
 
     def extra_repr(self) -> str:
+        files = "" if self._files is None else f", storage_dir={self._files.folder!r}"
         return (
             f"name={self._name!r}, num_environments={self._num_envs}, "
             f"max_length={self._max_length}, device={self._device}, "
-            f"allow_multiprocess={self._allow_multiprocess}"
+            f"allow_multiprocess={self._allow_multiprocess}{files}"
         )
+
+    # ---- file-backed storage ----------------------------------------------
+    @property
+    def storage_dir(self) -> Any:
+        """The folder of file-backed storage (an absolute path, str), or None
+        when the storage is in memory."""
+        return None if self._files is None else self._files.folder
+
+    @atomic
+    def flush(self) -> None:
+        """Write file-backed storage to the disk: the mapped item files, then
+        the header with the committed positions.
+
+        Not needed to survive a killed process (the operating system keeps
+        what the process stored in the mapped files); call it to make what
+        is stored so far survive an operating-system crash or a power loss.
+        Does nothing for a buffer in memory.
+        """
+        if self._files is not None:
+            self._files.flush()
+
+    def _commit(self) -> None:
+        """Commit the positions and sizes of file-backed storage (after the
+        data they make visible is written)."""
+        if self._files is not None:
+            self._files.commit(self._pos, self._size)
+
+    def _drop_overwritten(self, envs: Any, n: int = 1) -> None:
+        """File-backed storage: commit sizes that leave out the items that
+        writing ``n`` more items into ``envs`` overwrites (the oldest ones of
+        rings with fewer than ``n`` free slots), before they are written."""
+        if self._files is None:
+            return
+        size = self._size[envs]
+        keep = max(self._max_length - n, 0)
+        if np.count_nonzero(size > keep):
+            self._size[envs] = np.minimum(size, keep)
+            self._commit()
 
     # ---- properties -------------------------------------------------------
     @property
@@ -486,6 +599,7 @@ class RingBuffer(nn.Module):
     def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
         """Store ``items[leaf][b]`` at the current position of environment
         ``b`` of ``envs`` and advance the positions."""
+        self._drop_overwritten(envs)
         pos = self._pos[envs]
         if envs is _ALL and self._one_slot(pos):
             idx = int(pos[0]) % self._max_length
@@ -500,6 +614,7 @@ class RingBuffer(nn.Module):
         self._pos[envs] = pos + 1
         size = self._size[envs]
         self._size[envs] = size + (size < self._max_length)
+        self._commit()
 
     # ---- reading ----------------------------------------------------------
     def dequeue(self, env_ids: Any = None, n: int = 1, blocking: bool = False) -> Any:
@@ -544,6 +659,7 @@ class RingBuffer(nn.Module):
                 )
             result = self._read(envs, n)
             self._size[envs] = self._size[envs] - n
+            self._commit()
             self._sync.space_freed()
         return self._pack(result)
 
@@ -582,6 +698,7 @@ class RingBuffer(nn.Module):
         n = min(check_int(n, "n", 0), self._max_length)
         envs = self._env_index(env_ids)
         self._size[envs] = (self._size[envs] - n).clip(min=0)
+        self._commit()
         self._sync.space_freed()
 
     @atomic
@@ -596,6 +713,7 @@ class RingBuffer(nn.Module):
         envs = self._env_index(env_ids)
         self._size[envs] = 0
         self._pos[envs] = 0
+        self._commit()
         self._sync.space_freed()
 
     # ---- stop / revive ----------------------------------------------------
@@ -631,13 +749,24 @@ class DataBuffer(RingBuffer):
         capacity (int): capacity of the buffer.
         device (str): which device to store the data
         name (str): name of the buffer
+        storage_dir (str | os.PathLike | None): a folder for file-backed
+            storage (see ``RingBuffer``): the items live in memory-mapped
+            files there, so ``capacity`` may exceed the memory; reopening the
+            folder (same spec and capacity) gives back every item whose
+            ``add_batch`` completed. None keeps the storage in memory.
     Raises:
-        ValueError: ``capacity`` < 1 or ``data_spec`` has no leaf.
+        ValueError: ``capacity`` < 1, ``data_spec`` has no leaf, or a bad
+            ``storage_dir`` (see ``RingBuffer``).
         TypeError: a leaf of ``data_spec`` is not a ``TensorSpec``.
     """
 
     def __init__(
-        self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"
+        self,
+        data_spec: Any,
+        capacity: int,
+        device: Any = "cpu",
+        name: str = "DataBuffer",
+        storage_dir: Any = None,
     ):
         capacity = check_int(capacity, "capacity", 1)
         super().__init__(
@@ -647,6 +776,7 @@ class DataBuffer(RingBuffer):
             device=device,
             allow_multiprocess=False,
             name=name,
+            storage_dir=storage_dir,
         )
 
     _DERIVED = RingBuffer._DERIVED + ("_rings",)
@@ -696,12 +826,14 @@ class DataBuffer(RingBuffer):
         n = min(batch_size, self._max_length)
         if n == 0:
             return
+        self._drop_overwritten(_ALL, n)
         pos = self._current_pos[0:1]
         idx = self.circular(pos + torch.arange(n, device=self._device))
         for ring, item in zip(self._rings, items):
             ring.index_copy_(0, idx, item[batch_size - n :])
         self._current_pos.add_(n)
         self._current_size.copy_(torch.clamp(self._current_size + n, max=self._max_length))
+        self._commit()
 
     def get_batch(self, batch_size: int) -> Any:
         """Get batch_size random samples in the buffer (uniformly, with
