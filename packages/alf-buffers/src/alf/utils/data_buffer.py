@@ -48,6 +48,7 @@ from alf.utils._buffer_checks import (
     state_problems,
 )
 from alf.utils._buffer_files import FileStore
+from alf.utils._buffer_memory import zeros_storage
 from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
 
@@ -200,10 +201,10 @@ class RingBuffer(nn.Module):
             if self._files is not None:
                 storage = self._files.tensors[i]
             else:
-                storage = torch.zeros(
+                storage = zeros_storage(
                     (num_environments, max_length) + tuple(spec.shape),
-                    dtype=spec.dtype,
-                    device=device,
+                    spec.dtype,
+                    device,
                 )
             self.register_buffer(buf_name, storage)
         self.register_buffer(
