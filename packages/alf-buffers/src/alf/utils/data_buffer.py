@@ -237,6 +237,9 @@ class RingBuffer(nn.Module):
         "_count_nonzero",
         "_pack",
         "_check",
+        "_lockstep_ok",
+        "_lockstep",
+        "_slot_views",
     )
 
     def _refresh(self) -> None:
@@ -268,6 +271,17 @@ class RingBuffer(nn.Module):
             self._count_nonzero = torch.count_nonzero
         self._pack = compile_packer(self._data_spec)
         self._check = ItemChecker(self._data_spec, self._specs)
+        # the lockstep shortcut (see _find_lockstep) serves single-process
+        # CPU buffers in memory; nothing else can change their positions
+        self._lockstep_ok = (
+            self._device.type == "cpu" and not self._allow_multiprocess and self._files is None
+        )
+        self._lockstep = None
+        # per leaf, the [num_environments] + spec.shape view of each slot,
+        # made on first use (a cached view saves a third of a write); only
+        # for rings short enough that all the views stay small
+        cache = self._lockstep_ok and len(self._storage) * self._max_length <= 65536
+        self._slot_views = [[None] * self._max_length for _ in self._storage] if cache else None
 
     def _apply(self, fn, recurse=True):
         """``nn.Module`` conversions move the storage (``.to(device)``,
@@ -355,7 +369,7 @@ class RingBuffer(nn.Module):
                 if not tensor.is_contiguous():
                     self._buffers[name] = tensor.contiguous()
             self._refresh()
-            self._commit()
+            self._positions_changed()
             self._sync.data_added()
             self._sync.space_freed()
 
@@ -418,9 +432,11 @@ class RingBuffer(nn.Module):
         if self._files is not None:
             self._files.flush()
 
-    def _commit(self) -> None:
-        """Commit the positions and sizes of file-backed storage (after the
-        data they make visible is written)."""
+    def _positions_changed(self) -> None:
+        """Called after every change of the positions or sizes: forgets the
+        lockstep shortcut and commits the positions of file-backed storage
+        (after the data they make visible is written)."""
+        self.__dict__["_lockstep"] = None
         if self._files is not None:
             self._files.commit(self._pos, self._size)
 
@@ -434,7 +450,7 @@ class RingBuffer(nn.Module):
         keep = max(self._max_length - n, 0)
         if np.count_nonzero(size > keep):
             self._size[envs] = np.minimum(size, keep)
-            self._commit()
+            self._positions_changed()
 
     # ---- properties -------------------------------------------------------
     @property
@@ -585,6 +601,8 @@ class RingBuffer(nn.Module):
             RuntimeError: blocking without ``allow_multiprocess`` when the
                 buffer has no space (the wait could never end).
         """
+        if env_ids is None and not blocking and self._lockstep_ok:
+            return self._enqueue_lockstep(batch)
         envs = self._env_index(env_ids)
         items = self._check(batch, self._batch_size(envs), self._device)
         with self._locked():
@@ -596,6 +614,68 @@ class RingBuffer(nn.Module):
 
     def _locked(self):
         return self._lock if self._lock is not None else _NO_LOCK
+
+    # ---- lockstep shortcut --------------------------------------------------
+    # A single-process CPU buffer in memory whose environments all have one
+    # position and one size (the usual case: every call with env_ids=None)
+    # keeps them as two ints, ``_lockstep = (pos, size)``: enqueue and
+    # dequeue of all environments then cost one slice copy per leaf and two
+    # NumPy fills, with no per-environment arithmetic. Every other change of
+    # the positions goes through _positions_changed(), which forgets them.
+    # (_lockstep is set through __dict__: nn.Module.__setattr__ costs more
+    # than the rest of the bookkeeping.)
+    def _find_lockstep(self) -> Any:
+        """``(pos, size)`` shared by all environments, or None."""
+        pos, size = self._pos, self._size
+        p, s = int(pos[0]), int(size[0])
+        if np.count_nonzero(pos != p) or np.count_nonzero(size != s):
+            return None
+        self.__dict__["_lockstep"] = (p, s)
+        return (p, s)
+
+    def _enqueue_lockstep(self, batch: Any) -> bool:
+        """``enqueue(batch)`` into all environments (non-blocking)."""
+        items = self._check(batch, self._num_envs, self._device)
+        step = self._lockstep or self._find_lockstep()
+        if step is None:  # the environments are at different positions
+            self._write(_ALL, items)
+            return True
+        pos, size = step
+        idx = pos % self._max_length
+        if self._slot_views is None:
+            for storage, item in zip(self._storage, items):
+                storage.select(1, idx).copy_(item)
+        else:
+            for storage, views, item in zip(self._storage, self._slot_views, items):
+                view = views[idx]
+                if view is None:
+                    view = views[idx] = storage.select(1, idx)
+                view.copy_(item)
+        pos += 1
+        if size < self._max_length:
+            size += 1
+        self._pos.fill(pos)
+        self._size.fill(size)
+        self.__dict__["_lockstep"] = (pos, size)
+        return True
+
+    def _dequeue_lockstep(self, n: int) -> Any:
+        """``dequeue(n=n)`` from all environments (non-blocking) when they
+        hold ``n`` items in one piece of the ring; else None (the general
+        path then decides, raising when there is not enough data)."""
+        step = self._lockstep or self._find_lockstep()
+        if step is None:
+            return None
+        pos, size = step
+        start = (pos - size) % self._max_length
+        if n > size or start + n > self._max_length:
+            return None
+        # narrow_copy: a contiguous copy, cheaper than narrow().clone()
+        result = [storage.narrow_copy(1, start, n) for storage in self._storage]
+        size -= n
+        self._size.fill(size)
+        self.__dict__["_lockstep"] = (pos, size)
+        return self._pack(result)
 
     def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
         """Store ``items[leaf][b]`` at the current position of environment
@@ -615,7 +695,7 @@ class RingBuffer(nn.Module):
         self._pos[envs] = pos + 1
         size = self._size[envs]
         self._size[envs] = size + (size < self._max_length)
-        self._commit()
+        self._positions_changed()
 
     # ---- reading ----------------------------------------------------------
     def dequeue(self, env_ids: Any = None, n: int = 1, blocking: bool = False) -> Any:
@@ -640,6 +720,10 @@ class RingBuffer(nn.Module):
                 buffer has not enough data (the wait could never end).
         """
         n = check_int(n, "n", 1)
+        if env_ids is None and not blocking and self._lockstep_ok:
+            result = self._dequeue_lockstep(n)
+            if result is not None:
+                return result
         if n > self._max_length:
             message = (
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
@@ -660,7 +744,7 @@ class RingBuffer(nn.Module):
                 )
             result = self._read(envs, n)
             self._size[envs] = self._size[envs] - n
-            self._commit()
+            self._positions_changed()
             self._sync.space_freed()
         return self._pack(result)
 
@@ -699,7 +783,7 @@ class RingBuffer(nn.Module):
         n = min(check_int(n, "n", 0), self._max_length)
         envs = self._env_index(env_ids)
         self._size[envs] = (self._size[envs] - n).clip(min=0)
-        self._commit()
+        self._positions_changed()
         self._sync.space_freed()
 
     @atomic
@@ -714,7 +798,7 @@ class RingBuffer(nn.Module):
         envs = self._env_index(env_ids)
         self._size[envs] = 0
         self._pos[envs] = 0
-        self._commit()
+        self._positions_changed()
         self._sync.space_freed()
 
     # ---- stop / revive ----------------------------------------------------
@@ -834,7 +918,7 @@ class DataBuffer(RingBuffer):
             ring.index_copy_(0, idx, item[batch_size - n :])
         self._current_pos.add_(n)
         self._current_size.copy_(torch.clamp(self._current_size + n, max=self._max_length))
-        self._commit()
+        self._positions_changed()
 
     def get_batch(self, batch_size: int) -> Any:
         """Get batch_size random samples in the buffer (uniformly, with
