@@ -23,6 +23,13 @@ Four producer processes (fork), each owning 16 environments, and one consumer
 
 Figures are items per second (median of repeats for the single process; one
 timed run for the producers); "ratio" is candidate / baseline throughput.
+
+First, the setting of issue 16's table, as time per step: 64 environments,
+one float32[64] item each, max_length 1024, one enqueue + one dequeue of all
+environments per step; raw is the slice write + copying read above (one
+tensor [64, 1024, 64]); alf a RingBuffer of that TensorSpec (and of a
+one-key dict of it). Medians and 10th percentiles of interleaved repeats,
+and the median of the per-repeat ratios to raw.
 """
 
 import argparse
@@ -85,6 +92,49 @@ def single_process(steps, repeats):
     return {name: steps * N_ENVS / statistics.median(t) for name, t in times.items()}
 
 
+def table_case(steps, repeats):
+    """{name: (median us/step, p10 us/step, paired ratio to raw)} for the
+    issue-16 setting (see the module docstring)."""
+    n_envs, length = 64, 1024
+    spec = TensorSpec((64,), torch.float32)
+    batch = torch.randn(n_envs, 64)
+    raw = torch.zeros(n_envs, length, 64)
+
+    def run_raw():
+        for t in range(steps):
+            i = t % length
+            raw[:, i] = batch
+            raw[:, i].clone()
+
+    def run_ring(rb, item):
+        def loop():
+            for _ in range(steps):
+                rb.enqueue(item)
+                rb.dequeue()
+
+        return loop
+
+    candidates = {
+        "raw": run_raw,
+        "alf": run_ring(RingBuffer(spec, n_envs, length), batch),
+        "alf dict": run_ring(RingBuffer({"obs": spec}, n_envs, length), {"obs": batch}),
+    }
+    times = {name: [] for name in candidates}
+    for fn in candidates.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) / steps * 1e6)
+    result = {}
+    for name, t in times.items():
+        ordered = sorted(t)
+        paired = statistics.median(a / b for a, b in zip(t, times["raw"]))
+        result[name] = (statistics.median(t), ordered[len(t) // 10], paired)
+    return result
+
+
 def ring_producer(rb, env_ids, steps):
     torch.set_num_threads(1)
     batch = make_batch(len(env_ids))
@@ -137,7 +187,11 @@ def main():
     args = parser.parse_args()
     torch.set_num_threads(1)
     steps, repeats = (200, 3) if args.quick else (1000, 9)
-    print(f"torch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}\n")
+    print(f"torch {torch.__version__}; issue 16 setting: 64 environments, float32[64], L=1024")
+    print(f"{'candidate':>9} {'us/step':>8} {'p10':>7} {'/raw':>6}")
+    for name, (med, p10, paired) in table_case(steps, repeats * 3).items():
+        print(f"{name:>9} {med:8.2f} {p10:7.2f} {paired:6.2f}")
+    print(f"\ntorch {torch.__version__}; {N_ENVS} environments, max_length {MAX_LENGTH}\n")
     header = f"{'setting':28} {'candidate':>9} {'items/s':>11} {'ratio':>6}"
     print(header)
     print("-" * len(header))
