@@ -100,3 +100,69 @@ def test_normalizers_after_copy_and_load():
     m = adaptive_mean([f.mean() for f in flat], 4.0)
     m2 = adaptive_mean([(f * f).mean() for f in flat], 4.0)
     np.testing.assert_allclose(out.numpy(), (x[-1] - m) / np.sqrt(m2 - m * m + 1e-10), atol=2e-4)
+
+
+# ---- clip_by_global_norm: a plain list of one dtype skips the nest walk ----
+
+
+def _loop_clip(tensors, clip_norm):
+    """Float64 reference: global norm and clipped values, per tensor."""
+    arrays = [t.detach().double().numpy() for t in tensors]
+    norm = np.sqrt(sum((a * a).sum() for a in arrays))
+    factor = clip_norm / max(norm, clip_norm)
+    return [a * factor for a in arrays], norm
+
+
+def test_clip_by_global_norm_list_and_tuple_paths():
+    from alf.utils.tensor_utils import clip_by_global_norm
+
+    gen = torch.Generator().manual_seed(2)
+    tensors = [torch.randn(s, generator=gen) * 3 for s in [(4, 3), (3,), (), (2, 2, 2)]]
+    expected, expected_norm = _loop_clip(tensors, 1.0)
+    for container in (list, tuple):
+        got, norm = clip_by_global_norm(container(tensors), 1.0)
+        assert type(got) is container and len(got) == len(tensors)
+        assert abs(norm.item() - expected_norm) < 1e-5 * expected_norm
+        for g, e, t in zip(got, expected, tensors):
+            assert g.shape == t.shape and g.dtype == t.dtype
+            np.testing.assert_allclose(g.numpy(), e, rtol=1e-5, atol=1e-7)
+    # parameters (with grad) out of place keep the graph; in place, the inputs
+    # gradients through the norm too (foreach_mul's backward fails for a
+    # scalar tensor that needs a gradient): against a per-tensor loop
+    params = [torch.nn.Parameter(t.clone()) for t in tensors]
+    got, _ = clip_by_global_norm(params, 1.0)
+    sum((g * g.detach()).sum() for g in got).backward()
+    ref = [t.clone().requires_grad_() for t in tensors]
+    norm = torch.sqrt(sum((r * r).sum() for r in ref))
+    scaled = [r * (1.0 / torch.clamp(norm, min=1.0)) for r in ref]
+    sum((x * x.detach()).sum() for x in scaled).backward()
+    for p, r in zip(params, ref):
+        torch.testing.assert_close(p.grad, r.grad, rtol=1e-5, atol=1e-6)
+    work = [t.clone() for t in tensors]
+    same, _ = clip_by_global_norm(work, 1.0, in_place=True)
+    assert same is work
+    for w, e in zip(work, expected):
+        np.testing.assert_allclose(w.numpy(), e, rtol=1e-5, atol=1e-7)
+
+
+def test_clip_by_global_norm_lists_that_take_the_general_path():
+    from alf.utils.tensor_utils import clip_by_global_norm
+
+    mixed = [torch.ones(2), torch.ones(2, dtype=torch.float64) * 2, None]
+    got, norm = clip_by_global_norm(mixed, 1.0)
+    assert got[2] is None and got[1].dtype == torch.float64
+    assert abs(norm.item() - np.sqrt(2 + 8)) < 1e-6
+    np.testing.assert_allclose(got[0].numpy(), np.ones(2) / np.sqrt(10), rtol=1e-6)
+    try:
+        clip_by_global_norm([torch.ones(2), torch.ones(2, dtype=torch.int64)], 1.0)
+    except TypeError as error:
+        assert "int64" in str(error) and "'1'" in str(error)
+    else:
+        raise AssertionError("an integer tensor was accepted")
+    try:
+        clip_by_global_norm([torch.ones(2, dtype=torch.int64)] * 2, 1.0)
+    except TypeError as error:
+        assert "int64" in str(error)
+    else:
+        raise AssertionError("integer tensors were accepted")
+    assert clip_by_global_norm([], 1.0)[1].item() == 0.0
