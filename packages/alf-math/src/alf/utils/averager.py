@@ -324,7 +324,7 @@ class EMAverager(nn.Module):
         self._accumulate(means, self._update_rate)
 
     def _accumulate(self, means: List[torch.Tensor], rate: Union[float, torch.Tensor]) -> None:
-        mass = self._mass
+        mass = self._buffers["_mass"]  # (nn.Module.__getattr__ costs a call)
         if isinstance(rate, torch.Tensor):
             rate64 = rate.reshape(()).to(device=mass.device, dtype=torch.float64)
             for name, m in zip(self._average_names, means):
@@ -374,7 +374,7 @@ class EMAverager(nn.Module):
         buf = self._buffers[self._average_names[index]]
         # mass is 0 only before the first update, when buf is 0 too; the 0-d
         # float64 mass does not promote buf's dtype
-        mass = self._mass
+        mass = self._buffers["_mass"]  # (nn.Module.__getattr__ costs a call)
         if mass.is_cpu:  # read without a sync: one kernel instead of two
             value = mass.item()
             if value == 1.0 and may_alias:
@@ -452,7 +452,7 @@ class AdaptiveAverager(EMAverager):
         self.register_buffer("_total_steps", torch.tensor(self._speed, dtype=torch.float64))
 
     def _update_means(self, means: List[torch.Tensor]) -> None:
-        steps = self._total_steps
+        steps = self._buffers["_total_steps"]
         if steps.is_cpu:
             # the rate as a Python float: read without a sync on the CPU,
             # and a float rate takes the cheaper path of _accumulate

@@ -197,14 +197,16 @@ class Normalizer(nn.Module):
     def _update_from(self, inputs: List[Any]) -> None:
         self._layout.check_nonempty(inputs)
         moments = [_batch_moments(x) for x in inputs]
-        self._mean_averager._update_means([m for m, _ in moments])
-        self._m2_averager._update_means([m2 for _, m2 in moments])
+        averagers = self._modules  # (nn.Module.__getattr__ costs a call)
+        averagers["_mean_averager"]._update_means([m for m, _ in moments])
+        averagers["_m2_averager"]._update_means([m2 for _, m2 in moments])
 
     def _group_stats(self, index: int):
         """float64 ``(mean, variance)`` of dtype group ``index``, each ``[D]``."""
         # (read at once, never modified: the averagers' buffers may be returned)
-        mean = self._mean_averager._group_average(index, may_alias=True)
-        m2 = self._m2_averager._group_average(index, may_alias=True)
+        averagers = self._modules
+        mean = averagers["_mean_averager"]._group_average(index, may_alias=True)
+        m2 = averagers["_m2_averager"]._group_average(index, may_alias=True)
         # m2 - m^2 can come out slightly negative through rounding
         var = torch.addcmul(m2, mean, mean, value=-1.0).relu_()
         return mean, var
