@@ -27,7 +27,16 @@ through NumPy views of the two position tensors (same memory, also when it is
 shared between processes), so no torch call is spent on bookkeeping; data
 moves with ``index_copy_``/``index_select`` on a flat
 ``[num_environments * max_length] + spec.shape`` view of each storage tensor,
-or, for all environments at one common slot, with plain slices.
+or, for all environments at one common slot, with plain slices. A
+single-process CPU buffer whose environments share one position keeps it
+as two Python ints ("lockstep", see ``_find_lockstep``) while calls use
+``env_ids=None``; every other change of the positions goes through
+``_positions_changed``, which ends that shortcut and commits file-backed
+positions.
+
+Storage: in memory (large CPU storage advised for huge pages, see
+``_buffer_memory``) or, with ``storage_dir``, memory-mapped files whose
+positions are committed after the data (see ``_buffer_files``).
 """
 
 import contextlib
