@@ -30,6 +30,9 @@ def add_batches_forever(folder, capacity, batch_size, started, completed):
 
     ``started``/``completed`` (shared int64 values) count the items whose
     ``add_batch`` began / returned."""
+    # a forked child must not start OpenMP parallel regions (GNU OpenMP's
+    # threads do not survive fork: large copies would hang)
+    torch.set_num_threads(1)
     db = DataBuffer(SPEC, capacity, storage_dir=folder)
     next_id = int(db.current_pos)
     completed.value = next_id
@@ -46,6 +49,7 @@ def enqueue_forever(rb, started, completed):
     ``s * num_environments + e``), dequeuing two steps whenever the rings
     are full, until killed. ``started``/``completed`` count the steps whose
     enqueue began / returned."""
+    torch.set_num_threads(1)  # see add_batches_forever
     n = rb.num_environments
     step = int(rb.get_current_position()[0])
     completed.value = step
@@ -61,6 +65,7 @@ def enqueue_forever(rb, started, completed):
 def enqueue_steps(rb, steps, done):
     """Blocking-enqueue ``steps`` numbered steps into every environment of
     ``rb`` (as ``enqueue_forever`` numbers them); then set ``done``."""
+    torch.set_num_threads(1)
     n = rb.num_environments
     for step in range(steps):
         rb.enqueue(items(step * n, n), blocking=True)
