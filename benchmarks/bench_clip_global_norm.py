@@ -8,7 +8,12 @@ network (weights and biases from a few dozen to ~65k elements), with
   as a straightforward implementation would do;
 * alf-math: ``clip_by_global_norm`` (fused ``torch._foreach_*`` kernels);
 * for reference, ``torch.nn.utils.clip_grad_norm_`` on parameters whose
-  ``.grad`` are the same tensors (in place only).
+  ``.grad`` are the same tensors (in place only);
+* "raw" (issue 16's baseline): the same work written directly with the fused
+  kernels, ``torch._foreach_norm`` + ``torch.stack`` + ``vector_norm``, the
+  factor ``clip / max(norm, clip)``, ``torch._foreach_mul(_)``: no nest
+  handling, no checks; the "alf / raw" column is the median of per-repeat
+  ratios.
 
 Each figure is the median over ``--repeats`` timings of ``--inner`` calls, the
 contenders timed in turn within each repeat; the results are checked against
@@ -52,14 +57,24 @@ def loop_clip(tensors, clip_norm, in_place):
     return [t * factor for t in tensors], norm
 
 
+def raw_clip(tensors, clip_norm, in_place):
+    norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(tensors)))
+    factor = clip_norm / torch.clamp(norm, min=clip_norm)
+    if in_place:
+        torch._foreach_mul_(tensors, factor)
+        return tensors, norm
+    return torch._foreach_mul(tensors, factor), norm
+
+
 def torch_clip(params, clip_norm):
     return torch.nn.utils.clip_grad_norm_(params, clip_norm)
 
 
-def timeit(fns, repeats, inner, device):
+def timeit(fns, repeats, inner, device, raw_times=None):
     """Median seconds per call of each function in ``fns``. The functions are
     timed in turn within each repeat, so load from other processes on a
-    shared machine hits all of them alike."""
+    shared machine hits all of them alike. ``raw_times``, a dict, receives
+    the per-repeat times of each function (by position)."""
     times = [[] for _ in fns]
     for _ in range(repeats):
         for fn, record in zip(fns, times):
@@ -71,6 +86,8 @@ def timeit(fns, repeats, inner, device):
             if device.type == "cuda":
                 torch.cuda.synchronize()
             record.append((time.perf_counter() - start) / inner)
+    if raw_times is not None:
+        raw_times.update(enumerate(times))
     return [statistics.median(t) for t in times]
 
 
@@ -90,32 +107,45 @@ def run(args, device, width):
     for p, t in zip(params, work):
         p.grad = t
 
-    def bench(*fns):
-        return timeit(fns, args.repeats, args.inner, device)
+    def bench(*fns, per_repeat=None):
+        return timeit(fns, args.repeats, args.inner, device, per_repeat)
 
-    rows = [
-        (
-            "out of place",
-            *bench(
-                lambda: loop_clip(tensors, clip, False), lambda: clip_by_global_norm(tensors, clip)
-            ),
-        ),
-    ]
-    base, ours, torch_time = bench(
+    got_raw, norm_raw = raw_clip(tensors, clip, False)
+    torch.testing.assert_close(norm_raw, got_norm)
+    for a, b in zip(got_raw, got):
+        torch.testing.assert_close(a, b)
+    out_times, in_times = {}, {}
+    base, ours, raw = bench(
+        lambda: loop_clip(tensors, clip, False),
+        lambda: clip_by_global_norm(tensors, clip),
+        lambda: raw_clip(tensors, clip, False),
+        per_repeat=out_times,
+    )
+    rows = [("out of place", base, ours, raw, out_times)]
+    base, ours, raw, torch_time = bench(
         lambda: loop_clip(work, clip, True),
         lambda: clip_by_global_norm(work, clip, in_place=True),
+        lambda: raw_clip(work, clip, True),
         lambda: torch_clip(params, clip),
+        per_repeat=in_times,
     )
-    rows.append(("in place", base, ours))
+    rows.append(("in place", base, ours, raw, in_times))
 
     n_elements = sum(t.numel() for t in tensors)
     print(
         f"\n{args.tensors} tensors (layer width <= {width}), {n_elements} elements, "
         f"device={device}, torch {torch.__version__}, median of {args.repeats}x{args.inner} calls"
     )
-    print(f"{'mode':<14}{'python loop (ms)':>18}{'alf-math (ms)':>16}{'speed-up':>10}")
-    for name, base, ours in rows:
-        print(f"{name:<14}{base * 1e3:>18.3f}{ours * 1e3:>16.3f}{base / ours:>9.2f}x")
+    print(
+        f"{'mode':<14}{'python loop (ms)':>18}{'alf-math (ms)':>16}{'speed-up':>10}"
+        f"{'raw (ms)':>10}{'alf / raw':>10}"
+    )
+    for name, base, ours, raw, per_repeat in rows:
+        paired = statistics.median(o / r for o, r in zip(per_repeat[1], per_repeat[2]))
+        print(
+            f"{name:<14}{base * 1e3:>18.3f}{ours * 1e3:>16.3f}{base / ours:>9.2f}x"
+            f"{raw * 1e3:>10.3f}{paired:>9.2f}x"
+        )
     print(
         f"reference: torch.nn.utils.clip_grad_norm_ (in place) {torch_time * 1e3:.3f} ms "
         f"(alf-math in place / torch = {rows[1][2] / torch_time:.2f})"

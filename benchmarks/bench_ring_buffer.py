@@ -44,6 +44,14 @@ process: in the same repeat loop; producers: alternating timed runs, --runs
 of each, median). The first "vs old" is this version's / the baseline's
 throughput, the second the baseline's / this version's CPU time per item
 (above 1: this version is cheaper).
+
+First, the setting of issue 16's table, as time per step: 64 environments,
+one float32[64] item each, max_length 1024, one enqueue + one dequeue of all
+environments per step; raw is the slice write + copying read above (one
+tensor [64, 1024, 64]); alf a RingBuffer of that TensorSpec (and of a
+one-key dict of it). Medians and 10th percentiles of interleaved repeats,
+and the median of the per-repeat ratios to raw (with --baseline, also
+the baseline's RingBuffer, rows 'old ...').
 """
 
 import argparse
@@ -158,6 +166,52 @@ def cpu_seconds():
     me = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+def table_case(steps, repeats, classes):
+    """{name: (median us/step, p10 us/step, paired ratio to raw)} for the
+    issue-16 setting (see the module docstring): ``raw`` and, for each
+    ``(label, RingBuffer class)`` of ``classes``, ``alf`` and ``alf dict``
+    (the label prefixed)."""
+    n_envs, length = 64, 1024
+    spec = TensorSpec((64,), torch.float32)
+    batch = torch.randn(n_envs, 64)
+    raw = torch.zeros(n_envs, length, 64)
+
+    def run_raw():
+        for t in range(steps):
+            i = t % length
+            raw[:, i] = batch
+            raw[:, i].clone()
+
+    def run_ring(rb, item):
+        def loop():
+            for _ in range(steps):
+                rb.enqueue(item)
+                rb.dequeue()
+
+        return loop
+
+    candidates = {"raw": run_raw}
+    for label, cls in classes:
+        candidates[label + "alf"] = run_ring(cls(spec, n_envs, length), batch)
+        candidates[label + "alf dict"] = run_ring(
+            cls({"obs": spec}, n_envs, length), {"obs": batch}
+        )
+    times = {name: [] for name in candidates}
+    for fn in candidates.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) / steps * 1e6)
+    result = {}
+    for name, t in times.items():
+        ordered = sorted(t)
+        paired = statistics.median(a / b for a, b in zip(t, times["raw"]))
+        result[name] = (statistics.median(t), ordered[len(t) // 10], paired)
+    return result
 
 
 def ring_producer(rb, env_ids, steps):
@@ -303,6 +357,11 @@ def main():
         f"{'setting':28} {'candidate':>13} {'items/s':>11} {'ratio':>6} {'vs old':>6} "
         f"{'CPU us/item':>11} {'vs old':>6}"
     )
+    print("issue 16 setting: 64 environments, float32[64], L=1024")
+    print(f"{'candidate':>14} {'us/step':>8} {'p10':>7} {'/raw':>6}")
+    for name, (med, p10, paired) in table_case(steps, repeats * 3, classes).items():
+        print(f"{name:>14} {med:8.2f} {p10:7.2f} {paired:6.2f}")
+    print()
     print(header)
     print("-" * len(header))
 

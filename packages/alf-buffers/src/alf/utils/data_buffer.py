@@ -27,7 +27,16 @@ through NumPy views of the two position tensors (same memory, also when it is
 shared between processes), so no torch call is spent on bookkeeping; data
 moves with ``index_copy_``/``index_select`` on a flat
 ``[num_environments * max_length] + spec.shape`` view of each storage tensor,
-or, for all environments at one common slot, with plain slices.
+or, for all environments at one common slot, with plain slices. A
+single-process CPU buffer whose environments share one position keeps it
+as two Python ints ("lockstep", see ``_find_lockstep``) while calls use
+``env_ids=None``; every other change of the positions goes through
+``_positions_changed``, which ends that shortcut and commits file-backed
+positions.
+
+Storage: in memory (large CPU storage advised for huge pages, see
+``_buffer_memory``) or, with ``storage_dir``, memory-mapped files whose
+positions are committed after the data (see ``_buffer_files``).
 
 Shared between processes (``allow_multiprocess=True``), a buffer survives the
 death of any participant at any moment: see ``RingBuffer`` and
@@ -36,6 +45,7 @@ death of any participant at any moment: see ``RingBuffer`` and
 
 import contextlib
 import functools
+import multiprocessing
 import time
 from typing import Any, Callable, List, Tuple
 
@@ -53,6 +63,8 @@ from alf.utils._buffer_checks import (
     is_integer_dtype,
     state_problems,
 )
+from alf.utils._buffer_files import FileStore
+from alf.utils._buffer_memory import zeros_storage
 from alf.utils._buffer_pack import compile_packer
 from alf.utils._buffer_sync import LocalSync, SharedSync
 
@@ -148,6 +160,17 @@ class RingBuffer(nn.Module):
     (``enqueue`` returns False, ``dequeue`` None). Blocking calls take a
     ``timeout`` (``TimeoutError``).
 
+    File-backed storage: with ``storage_dir`` the items live in
+    memory-mapped files in that folder (one per leaf of the spec, see
+    ``flush``), so the buffer may be larger than the memory; the API and
+    ``state_dict`` are unchanged. A folder that already holds a buffer's
+    storage is reopened: its items and positions come back, exactly those of
+    every call that completed, also after the writing process was killed
+    (each call writes the items first and then commits the positions in a
+    small header). Such a buffer stays on the CPU, is pickled only to start a
+    process (the child maps the same files) and belongs to one buffer object
+    (and its child processes) at a time.
+
     Args:
         data_spec (nested TensorSpec): spec describing a single item that can
             be stored in this buffer.
@@ -159,11 +182,18 @@ class RingBuffer(nn.Module):
         allow_multiprocess (bool): if True, allows multiple processes to write
             and read the buffer asynchronously.
         name (str): name of the replay buffer.
+        storage_dir (str | os.PathLike | None): a folder for file-backed
+            storage (created if needed; reopened if it holds a buffer of the
+            same ``num_environments``, ``max_length`` and ``data_spec``);
+            None keeps the storage in memory.
     Raises:
-        ValueError: ``num_environments`` or ``max_length`` is < 1, or
-            ``data_spec`` has no leaf.
+        ValueError: ``num_environments`` or ``max_length`` is < 1,
+            ``data_spec`` has no leaf, ``storage_dir`` with a device other
+            than the CPU, or ``storage_dir`` holds a storage of another
+            layout or a corrupt one.
         TypeError: a leaf of ``data_spec`` is not a ``TensorSpec`` or an int
             argument is not an int.
+        OSError: ``storage_dir`` cannot be created or mapped.
     """
 
     # Registered buffers (see __init__) and what _refresh derives from them: NumPy
@@ -185,6 +215,7 @@ class RingBuffer(nn.Module):
         device: Any = "cpu",
         allow_multiprocess: bool = False,
         name: str = "RingBuffer",
+        storage_dir: Any = None,
     ):
         super().__init__()
         num_environments = check_int(num_environments, "num_environments", 1)
@@ -193,6 +224,8 @@ class RingBuffer(nn.Module):
         if not isinstance(name, str):
             raise TypeError(f"name must be a str; got {type(name).__name__}")
         device = torch.device(device)
+        if storage_dir is not None and device.type != "cpu":
+            raise ValueError(f"storage_dir needs device='cpu' (mapped files); got device={device}")
         self._name = name
         self._data_spec = data_spec
         self._specs = leaves
@@ -200,12 +233,21 @@ class RingBuffer(nn.Module):
         self._max_length = max_length
         self._allow_multiprocess = bool(allow_multiprocess)
         self._buffer_names = [_buffer_name(i, path) for i, (path, _) in enumerate(leaves)]
-        for buf_name, (_, spec) in zip(self._buffer_names, leaves):
-            storage = torch.zeros(
-                (num_environments, max_length) + tuple(spec.shape),
-                dtype=spec.dtype,
-                device=device,
-            )
+        # file-backed storage (None: in memory)
+        self._files = (
+            None
+            if storage_dir is None
+            else FileStore(storage_dir, leaves, num_environments, max_length)
+        )
+        for i, (buf_name, (_, spec)) in enumerate(zip(self._buffer_names, leaves)):
+            if self._files is not None:
+                storage = self._files.tensors[i]
+            else:
+                storage = zeros_storage(
+                    (num_environments, max_length) + tuple(spec.shape),
+                    spec.dtype,
+                    device,
+                )
             self.register_buffer(buf_name, storage)
         # positions before sizes: load_state_dict copies in this order (see
         # _load_from_state_dict)
@@ -215,6 +257,10 @@ class RingBuffer(nn.Module):
         self.register_buffer(
             "_current_size", torch.zeros(num_environments, dtype=torch.int64, device=device)
         )
+        if self._files is not None:
+            pos, size = self._files.committed()
+            self._current_pos.copy_(torch.from_numpy(pos))
+            self._current_size.copy_(torch.from_numpy(size))
         self._sync = SharedSync() if self._allow_multiprocess else LocalSync()
         if self._allow_multiprocess:
             self.share_memory()
@@ -238,6 +284,9 @@ class RingBuffer(nn.Module):
         "_lock",
         "_try_lock",
         "_unlock",
+        "_lockstep_ok",
+        "_lockstep",
+        "_slot_views",
     )
 
     def _refresh(self) -> None:
@@ -274,6 +323,15 @@ class RingBuffer(nn.Module):
         self._lock: Any = self._sync.lock
         # the lock on the hot paths (no-ops without allow_multiprocess)
         self._try_lock, self._unlock = self._sync.try_lock, self._sync.unlock
+        # the lockstep shortcut (see _find_lockstep) serves single-process
+        # CPU buffers in memory; nothing else can change their positions
+        self._lockstep_ok = self._on_cpu and not self._allow_multiprocess and self._files is None
+        self._lockstep = None
+        # per leaf, the [num_environments] + spec.shape view of each slot,
+        # made on first use (a cached view saves a third of a write); only
+        # for rings short enough that all the views stay small
+        cache = self._lockstep_ok and len(self._storage) * self._max_length <= 65536
+        self._slot_views = [[None] * self._max_length for _ in self._storage] if cache else None
 
     def _apply(self, fn, recurse=True):
         """``nn.Module`` conversions move the storage (``.to(device)``,
@@ -281,9 +339,21 @@ class RingBuffer(nn.Module):
         ``data_spec`` (and int64 positions), and its contiguous layout:
         ``.double()``, ``.half()``, ``.to(dtype)`` or
         ``.to(memory_format=...)`` of an enclosing module leave them as they
-        are, as dtype conversions leave integer tensors."""
+        are, as dtype conversions leave integer tensors. File-backed storage
+        stays where it is mapped (``ValueError`` for a move off the CPU,
+        before anything moves)."""
+        mapped = set()
+        if self._files is not None:
+            mapped = {id(self._buffers[name]) for name in self._buffer_names}
+            probe = fn(self._buffers["_current_pos"].clone())
+            if probe.device.type != "cpu":
+                raise ValueError(
+                    f"a buffer with storage_dir stays on the CPU; cannot move it to {probe.device}"
+                )
 
         def keep_dtype_and_layout(tensor):
+            if id(tensor) in mapped:
+                return tensor
             out = fn(tensor)
             if out.dtype != tensor.dtype:
                 out = tensor.to(device=out.device)
@@ -330,11 +400,16 @@ class RingBuffer(nn.Module):
         if problems:
             error_msgs.extend(problems)
             return
-        if self._allow_multiprocess and local_metadata.get("assign_to_params_buffers"):
+        in_place = self._allow_multiprocess or self._files is not None
+        if in_place and local_metadata.get("assign_to_params_buffers"):
             local_metadata = dict(local_metadata, assign_to_params_buffers=False)
         with self._locked():
-            if self._allow_multiprocess and prefix + "_current_size" in state_dict:
-                self._current_size.zero_()  # (all entries are there: state_problems)
+            if in_place and prefix + "_current_size" in state_dict:
+                # nothing visible while the stored items are replaced (all
+                # entries are there: state_problems); committed at once for
+                # file-backed storage
+                self._current_size.zero_()
+                self._positions_changed()
             super()._load_from_state_dict(
                 state_dict,
                 prefix,
@@ -350,6 +425,7 @@ class RingBuffer(nn.Module):
                 if not tensor.is_contiguous():
                     self._buffers[name] = tensor.contiguous()
             self._refresh()
+            self._positions_changed()
             self._sync.data_added()
             self._sync.space_freed()
 
@@ -357,18 +433,84 @@ class RingBuffer(nn.Module):
         state = super().__getstate__()
         for key in self._DERIVED:
             state.pop(key, None)
+        if state.get("_files") is not None:
+            # a process being started maps the same files; anything else
+            # would copy (or alias) the storage behind the user's back
+            if multiprocessing.context.get_spawning_popen() is None:
+                raise TypeError(
+                    f"a buffer with storage_dir ({self._files.folder!r}) can be pickled only "
+                    "to start a process; save its state_dict() or reopen the folder instead"
+                )
+            state["_buffers"] = {
+                name: (None if name in self._buffer_names else tensor)
+                for name, tensor in self._buffers.items()
+            }
+            state["_files"] = self._files.folder
         return state
 
     def __setstate__(self, state):
+        state.setdefault("_files", None)  # pickled before file-backed storage existed
+        folder = state["_files"]
+        if folder is not None:
+            files = FileStore(folder, state["_specs"], state["_num_envs"], state["_max_length"])
+            buffers = dict(state["_buffers"])
+            for name, tensor in zip(state["_buffer_names"], files.tensors):
+                buffers[name] = tensor
+            state = dict(state, _files=files, _buffers=buffers)
         super().__setstate__(state)
         self._refresh()
 
     def extra_repr(self) -> str:
+        files = "" if self._files is None else f", storage_dir={self._files.folder!r}"
         return (
             f"name={self._name!r}, num_environments={self._num_envs}, "
             f"max_length={self._max_length}, device={self._device}, "
-            f"allow_multiprocess={self._allow_multiprocess}"
+            f"allow_multiprocess={self._allow_multiprocess}{files}"
         )
+
+    # ---- file-backed storage ----------------------------------------------
+    @property
+    def storage_dir(self) -> Any:
+        """The folder of file-backed storage (an absolute path, str), or None
+        when the storage is in memory."""
+        return None if self._files is None else self._files.folder
+
+    @atomic
+    def flush(self) -> None:
+        """Write file-backed storage to the disk: the mapped item files, then
+        the header with the committed positions.
+
+        Not needed to survive a killed process (the operating system keeps
+        what the process stored in the mapped files); call it to make what
+        is stored so far survive an operating-system crash or a power loss.
+        Does nothing for a buffer in memory.
+        """
+        if self._files is not None:
+            self._files.flush()
+
+    def _positions_changed(self) -> None:
+        """Called after every change of the positions or sizes: forgets the
+        lockstep shortcut and commits the positions of file-backed storage
+        (after the data they make visible is written)."""
+        self.__dict__["_lockstep"] = None
+        if self._files is not None:
+            self._files.commit(self._pos, self._size)
+
+    def _drop_overwritten(self, envs: Any, n: int = 1) -> None:
+        """Before writing ``n`` more items into ``envs`` of a buffer shared
+        between processes or stored in files: shrink the rings with fewer
+        than ``n`` free slots by the oldest items that the write overwrites
+        (and commit those sizes), so that no visible item is ever
+        half-overwritten, whenever a process dies. Nothing to do for a
+        single-process buffer in memory."""
+        if self._files is None and not self._allow_multiprocess:
+            return
+        size = self._size[envs]
+        keep = max(self._max_length - n, 0)
+        # (on CUDA without looking: that would wait for the device)
+        if not self._on_cpu or self._count_nonzero(size > keep):
+            self._size[envs] = size.clip(max=keep)
+            self._positions_changed()
 
     # ---- properties -------------------------------------------------------
     @property
@@ -530,17 +672,10 @@ class RingBuffer(nn.Module):
         """
         if timeout is not None:
             timeout = check_timeout(timeout)
+        if env_ids is None and not blocking and self._lockstep_ok:
+            return self._enqueue_lockstep(batch)
         envs = self._env_index(env_ids)
-        batch_size = self._batch_size(envs)
-        try:
-            items = self._check(batch, batch_size, self._device)
-        except ValueError:
-            # ALF stores by assignment, which broadcasts; retry with the
-            # leaves broadcast (views), keeping the first error if they do not
-            broadcast = self._broadcast_leaves(batch, batch_size)
-            if broadcast is None:
-                raise
-            items = self._check(broadcast, batch_size, self._device)
+        items = self._items(batch, self._batch_size(envs))
         if blocking:
             return self._enqueue_blocking(envs, items, timeout)
         rc = self._try_lock()
@@ -554,6 +689,18 @@ class RingBuffer(nn.Module):
         if wake is not None:
             wake()
         return True
+
+    def _items(self, batch: Any, batch_size: int) -> List[torch.Tensor]:
+        """The checked leaves of ``batch``, each ``[batch_size] + spec.shape``."""
+        try:
+            return self._check(batch, batch_size, self._device)
+        except ValueError:
+            # ALF stores by assignment, which broadcasts; retry with the
+            # leaves broadcast (views), keeping the first error if they do not
+            broadcast = self._broadcast_leaves(batch, batch_size)
+            if broadcast is None:
+                raise
+            return self._check(broadcast, batch_size, self._device)
 
     def _enqueue_blocking(self, envs: Any, items: List[torch.Tensor], timeout: Any) -> bool:
         deadline = self._take_lock(timeout, "enqueue")
@@ -611,24 +758,86 @@ class RingBuffer(nn.Module):
     def _locked(self):
         return self._lock if self._lock is not None else _NO_LOCK
 
+    # ---- lockstep shortcut --------------------------------------------------
+    # A single-process CPU buffer in memory whose environments all have one
+    # position and one size (the usual case: every call with env_ids=None)
+    # keeps them as two ints, ``_lockstep = (pos, size)``: enqueue and
+    # dequeue of all environments then cost one slice copy per leaf and two
+    # NumPy fills, with no per-environment arithmetic. Every other change of
+    # the positions goes through _positions_changed(), which forgets them.
+    # (_lockstep is set through __dict__: nn.Module.__setattr__ costs more
+    # than the rest of the bookkeeping.)
+    def _find_lockstep(self) -> Any:
+        """``(pos, size)`` shared by all environments, or None."""
+        pos, size = self._pos, self._size
+        p, s = int(pos[0]), int(size[0])
+        if np.count_nonzero(pos != p) or np.count_nonzero(size != s):
+            return None
+        self.__dict__["_lockstep"] = (p, s)
+        return (p, s)
+
+    def _enqueue_lockstep(self, batch: Any) -> bool:
+        """``enqueue(batch)`` into all environments (non-blocking)."""
+        items = self._items(batch, self._num_envs)
+        step = self._lockstep or self._find_lockstep()
+        if step is None:  # the environments are at different positions
+            self._write(_ALL, items)
+            return True
+        pos, size = step
+        idx = pos % self._max_length
+        if self._slot_views is None:
+            for storage, item in zip(self._storage, items):
+                storage.select(1, idx).copy_(item)
+        else:
+            for storage, views, item in zip(self._storage, self._slot_views, items):
+                view = views[idx]
+                if view is None:
+                    view = views[idx] = storage.select(1, idx)
+                view.copy_(item)
+        pos += 1
+        if size < self._max_length:
+            size += 1
+        self._pos.fill(pos)
+        self._size.fill(size)
+        self.__dict__["_lockstep"] = (pos, size)
+        return True
+
+    def _dequeue_lockstep(self, n: int) -> Any:
+        """``dequeue(n=n)`` from all environments (non-blocking) when they
+        hold ``n`` items in one piece of the ring; else None (the general
+        path then decides, raising when there is not enough data)."""
+        step = self._lockstep or self._find_lockstep()
+        if step is None:
+            return None
+        pos, size = step
+        start = (pos - size) % self._max_length
+        if n > size or start + n > self._max_length:
+            return None
+        # narrow_copy: a contiguous copy, cheaper than narrow().clone()
+        result = [storage.narrow_copy(1, start, n) for storage in self._storage]
+        size -= n
+        self._size.fill(size)
+        self.__dict__["_lockstep"] = (pos, size)
+        return self._pack(result)
+
     def _write(self, envs: Any, items: List[torch.Tensor]) -> None:
         """Store ``items[leaf][b]`` at the current position of environment
         ``b`` of ``envs`` and advance the positions.
 
         The positions are committed after the data: a process killed while
-        writing leaves every visible item complete. With
-        ``allow_multiprocess``, a full ring first shrinks by its oldest item,
-        whose slot is about to be overwritten, so that it is never visible
-        half-overwritten (it would be gone after the write anyway).
+        writing leaves every visible item complete. A full ring of a buffer
+        shared between processes or stored in files first shrinks by its
+        oldest item, whose slot is about to be overwritten, so that it is
+        never visible half-overwritten (it would be gone after the write
+        anyway): see ``_drop_overwritten``.
         """
+        self._drop_overwritten(envs)
         pos = self._pos[envs]  # (views for envs=_ALL: use before changing)
         size = self._size[envs]
-        room = size < self._max_length
-        new_size = size + room
-        if self._allow_multiprocess and (
-            not self._on_cpu or self._count_nonzero(room) != len(room)
-        ):  # (on CUDA without looking: that would wait for the device)
-            self._size[envs] = size.clip(max=self._max_length - 1)
+        # formed before the data is written: a process killed between the
+        # commits of the positions and of the sizes (which would hide the
+        # oldest item) has one assignment to die in, not four
+        new_size = size + (size < self._max_length)
         if envs is _ALL and self._one_slot(pos):
             idx = int(pos[0]) % self._max_length
             for storage, item in zip(self._storage, items):
@@ -641,6 +850,7 @@ class RingBuffer(nn.Module):
                 flat.index_copy_(0, rows, item)
         self._pos[envs] = pos + 1
         self._size[envs] = new_size
+        self._positions_changed()
 
     # ---- reading ----------------------------------------------------------
     def dequeue(
@@ -674,6 +884,10 @@ class RingBuffer(nn.Module):
         n = check_int(n, "n", 1)
         if timeout is not None:
             timeout = check_timeout(timeout)
+        if env_ids is None and not blocking and self._lockstep_ok:
+            result = self._dequeue_lockstep(n)
+            if result is not None:
+                return result
         if n > self._max_length:
             message = (
                 f"n must be <= max_length={self._max_length} (more can never be stored); got {n}"
@@ -726,6 +940,7 @@ class RingBuffer(nn.Module):
         releasing the lock; None if none waits)."""
         result = self._read(envs, n)
         self._size[envs] = self._size[envs] - n
+        self._positions_changed()
         return result, self._sync.note_space()
 
     def _read(self, envs: Any, n: int) -> List[torch.Tensor]:
@@ -763,6 +978,7 @@ class RingBuffer(nn.Module):
         n = min(check_int(n, "n", 0), self._max_length)
         envs = self._env_index(env_ids)
         self._size[envs] = (self._size[envs] - n).clip(min=0)
+        self._positions_changed()
         self._sync.space_freed()
 
     @atomic
@@ -777,6 +993,7 @@ class RingBuffer(nn.Module):
         envs = self._env_index(env_ids)
         self._size[envs] = 0
         self._pos[envs] = 0
+        self._positions_changed()
         self._sync.space_freed()
 
     # ---- stop / revive ----------------------------------------------------
@@ -815,13 +1032,24 @@ class DataBuffer(RingBuffer):
         capacity (int): capacity of the buffer.
         device (str): which device to store the data
         name (str): name of the buffer
+        storage_dir (str | os.PathLike | None): a folder for file-backed
+            storage (see ``RingBuffer``): the items live in memory-mapped
+            files there, so ``capacity`` may exceed the memory; reopening the
+            folder (same spec and capacity) gives back every item whose
+            ``add_batch`` completed. None keeps the storage in memory.
     Raises:
-        ValueError: ``capacity`` < 1 or ``data_spec`` has no leaf.
+        ValueError: ``capacity`` < 1, ``data_spec`` has no leaf, or a bad
+            ``storage_dir`` (see ``RingBuffer``).
         TypeError: a leaf of ``data_spec`` is not a ``TensorSpec``.
     """
 
     def __init__(
-        self, data_spec: Any, capacity: int, device: Any = "cpu", name: str = "DataBuffer"
+        self,
+        data_spec: Any,
+        capacity: int,
+        device: Any = "cpu",
+        name: str = "DataBuffer",
+        storage_dir: Any = None,
     ):
         capacity = check_int(capacity, "capacity", 1)
         super().__init__(
@@ -831,6 +1059,7 @@ class DataBuffer(RingBuffer):
             device=device,
             allow_multiprocess=False,
             name=name,
+            storage_dir=storage_dir,
         )
 
     _DERIVED: Tuple[str, ...] = RingBuffer._DERIVED + ("_rings",)
@@ -880,12 +1109,14 @@ class DataBuffer(RingBuffer):
         n = min(batch_size, self._max_length)
         if n == 0:
             return
+        self._drop_overwritten(_ALL, n)
         pos = self._current_pos[0:1]
         idx = self.circular(pos + torch.arange(n, device=self._device))
         for ring, item in zip(self._rings, items):
             ring.index_copy_(0, idx, item[batch_size - n :])
         self._current_pos.add_(n)
         self._current_size.copy_(torch.clamp(self._current_size + n, max=self._max_length))
+        self._positions_changed()
 
     def get_batch(self, batch_size: int) -> Any:
         """Get batch_size random samples in the buffer (uniformly, with

@@ -28,6 +28,18 @@ of the recurrence (no ``O(T)`` accumulation of float32 rounding errors), and
 solve long inputs a cache-sized block at a time (``row_blocks``,
 ``column_blocks``) in buffers from ``workspace``, which are reused across calls:
 fresh multi-megabyte buffers would cost a page fault per 4 KiB on every call.
+
+Threads: with more than one torch intra-op thread, blocks are kept below
+torch's parallel grain (32768 elements per op), so no op of a value op enters
+an intra-op parallel region. These ops are memory bound and gain little from
+a second thread; but a parallel region waits for all its threads, and on
+cores shared with other busy processes (environment workers) each wait can
+last a scheduler time slice: GAE at T=1000, B=64 took 30-270 ms instead of
+0.6 ms (p90, 2 threads, 4 busy processes on 2 cores), which is what the
+159 ms outlier of issue 16 was. (Up to ``B = 1927`` columns, as a block has
+at least ``_MIN_ROWS`` + 1 = 17 rows, or ``T = 32766`` steps in a
+batch-major layout; beyond that the smallest block still exceeds the grain.)
+With one thread, large blocks cost fewer op launches.
 """
 
 import math
@@ -53,8 +65,11 @@ _DENSE_SYSTEMS = 256
 _DENSE_WORK = 1 << 16
 # Length below which the halving recursion finishes with a short loop.
 _BASE = 4
-# Target number of elements per block (2 MiB of float64).
+# Target number of elements per block (2 MiB of float64) with one thread.
 _BLOCK_ELEMENTS = 1 << 18
+# torch's intra-op parallel grain (at::internal::GRAIN_SIZE): an op on fewer
+# elements runs on the calling thread alone.
+_PARALLEL_GRAIN = 32768
 # Fewest time steps in a time block.
 _MIN_ROWS = 16
 # Workspaces up to this many bytes are kept for reuse (per thread and device).
@@ -74,7 +89,11 @@ def column_blocks(n: int, shape: torch.Size) -> Iterator[slice]:
     Returns:
         An iterator of slices of ``range(shape[0])``, in order.
     """
-    width = max(1, _BLOCK_ELEMENTS // (n * max(1, shape[1:].numel())))
+    per_column = max(1, shape[1:].numel())
+    if torch.get_num_threads() > 1:  # every op below the grain (see above)
+        width = max(1, (_PARALLEL_GRAIN - 1) // ((n + 1) * per_column))
+    else:
+        width = max(1, _BLOCK_ELEMENTS // (n * per_column))
     for start in range(0, shape[0], width):
         yield slice(start, min(start + width, shape[0]))
 
@@ -90,7 +109,12 @@ def row_blocks(n: int, shape: torch.Size) -> Iterator[slice]:
     Returns:
         An iterator of slices of ``range(n)``, from the end of time backwards.
     """
-    height = max(_MIN_ROWS, _BLOCK_ELEMENTS // max(1, shape.numel()))
+    per_row = max(1, shape.numel())
+    if torch.get_num_threads() > 1:  # every op below the grain (see above)
+        # (values take one row more than the block: height + 1 rows)
+        height = max(_MIN_ROWS, (_PARALLEL_GRAIN - 1) // per_row - 1)
+    else:
+        height = max(_MIN_ROWS, _BLOCK_ELEMENTS // per_row)
     for stop in range(n, 0, -height):
         yield slice(max(0, stop - height), stop)
 

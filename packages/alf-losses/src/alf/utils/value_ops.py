@@ -314,11 +314,13 @@ def _scan_by_blocks(coefficients, r, v, st, d, arg, final) -> torch.Tensor:
     n = v.shape[0] - 1
     rest = v.shape[1:]
     time_outer = rest[0] == 1 or v.stride(0) >= v.stride(1)
-    out = torch.empty((n, *rest), dtype=v.dtype, device=v.device)
     if time_outer:
+        out = torch.empty((n, *rest), dtype=v.dtype, device=v.device)
         blocks = [(rows, slice(None)) for rows in row_blocks(n, rest)]
     else:
-        out = out.transpose(0, 1).contiguous().transpose(0, 1)
+        # batch major like v (allocated so: no copy of an uninitialized buffer)
+        out = torch.empty((rest[0], n, *rest[1:]), dtype=v.dtype, device=v.device)
+        out = out.transpose(0, 1)
         blocks = [(slice(0, n), cols) for cols in column_blocks(n, rest)]
     # Buffer sizes of the largest (first) block: per step, ``ce`` elements
     # of coefficients ``a`` and ``ve`` of values.

@@ -171,7 +171,10 @@ class _FlatLayout:
                 elif leaf_outer != outer:
                     same_outer = False
                 # not reshape(-1, numel): -1 is ambiguous for a leaf of no elements
-                mats.append(leaf.reshape(math.prod(leaf_outer), numel))
+                rows = math.prod(leaf_outer)
+                if leaf.dim() != 2 or leaf.shape[1] != numel:  # else: already [N, D]
+                    leaf = leaf.reshape(rows, numel)
+                mats.append(leaf)
             if not same_outer:
                 out.append(mats)
             elif len(mats) == 1:
@@ -229,7 +232,8 @@ class _FlatLayout:
             else:
                 parts = (out,)
             for i, part in zip(g.leaves, parts):
-                result[i] = part.reshape(leaves[i].shape)
+                shape = leaves[i].shape
+                result[i] = part if part.shape == shape else part.reshape(shape)
         return self.pack(result)
 
     def pack(self, leaves: List[Any]) -> Any:
@@ -328,7 +332,7 @@ class EMAverager(nn.Module):
         self._accumulate(means, self._update_rate)
 
     def _accumulate(self, means: List[torch.Tensor], rate: Union[float, torch.Tensor]) -> None:
-        mass = self._mass
+        mass = _buffer(self, "_mass")  # (nn.Module.__getattr__ costs more)
         if isinstance(rate, torch.Tensor):
             rate64 = rate.reshape(()).to(device=mass.device, dtype=torch.float64)
             for name, m in zip(self._average_names, means):
@@ -339,16 +343,52 @@ class EMAverager(nn.Module):
             rate = float(rate)
             for name, m in zip(self._average_names, means):
                 buf = _buffer(self, name)
-                buf.lerp_(m.to(buf.dtype), rate)
-            mass.mul_(1.0 - rate).add_(rate)
+                buf.lerp_(m if m.dtype == buf.dtype else m.to(buf.dtype), rate)
+            if mass.is_cpu:
+                # on the CPU the 0-d mass is read and written through a NumPy
+                # view: no sync, no dispatch (the same float64 rounding)
+                view = self._scalar_view("_mass")
+                view[()] = float(view) * (1.0 - rate) + rate
+            else:
+                mass.mul_(1.0 - rate).add_(rate)
 
-    def _group_average(self, index: int) -> torch.Tensor:
+    def _scalar_view(self, name: str) -> Any:
+        """A NumPy view of the 0-d CPU buffer ``name`` (read and written
+        without a torch dispatch, which costs more than the update of a
+        small average), cached while the buffer is the same tensor on the
+        same memory (``share_memory_()`` swaps a tensor's storage in place:
+        a view of the old one would write into freed memory)."""
+        tensor = _buffer(self, name)
+        views = self.__dict__.get("_scalar_views")
+        if views is None:
+            views = self.__dict__["_scalar_views"] = {}
+        hit = views.get(name)
+        address = tensor.data_ptr()
+        if hit is None or hit[0] is not tensor or hit[1] != address:
+            hit = views[name] = (tensor, address, tensor.numpy())
+        return hit[2]
+
+    def __getstate__(self):
+        state = dict(super().__getstate__())
+        state.pop("_scalar_views", None)  # views of this object's tensors
+        return state
+
+    def _group_average(self, index: int, may_alias: bool = False) -> torch.Tensor:
         """``[D]`` current average of dtype group ``index`` (in the buffer's
-        dtype)."""
+        dtype). With ``may_alias``, the result may be the buffer itself
+        (when no correction is due: a mass of exactly 1, as adaptive
+        averagers keep after their first update): only for callers that read
+        it at once and never modify it."""
         buf = _buffer(self, self._average_names[index])
         # mass is 0 only before the first update, when buf is 0 too; the 0-d
         # float64 mass does not promote buf's dtype
-        return buf / self._mass.clamp(min=1e-30)
+        mass = _buffer(self, "_mass")  # (nn.Module.__getattr__ costs more)
+        if mass.is_cpu:  # read without a sync: one kernel instead of two
+            value = mass.item()
+            if value == 1.0 and may_alias:
+                return buf
+            return buf / max(value, 1e-30)
+        return buf / mass.clamp(min=1e-30)
 
     def get(self) -> Any:
         """Get the current average.
@@ -422,8 +462,17 @@ class AdaptiveAverager(EMAverager):
         self.register_buffer("_total_steps", torch.tensor(self._speed, dtype=torch.float64))
 
     def _update_means(self, means: List[torch.Tensor]) -> None:
-        rate = self._speed / self._total_steps
-        self._total_steps.add_(1.0)
+        steps = _buffer(self, "_total_steps")
+        if steps.is_cpu:
+            # the rate as a Python float: read without a sync on the CPU,
+            # and a float rate takes the cheaper path of _accumulate
+            view = self._scalar_view("_total_steps")
+            total = float(view)
+            view[()] = total + 1.0
+            self._accumulate(means, self._speed / total)
+            return
+        rate = self._speed / steps
+        steps.add_(1.0)
         self._accumulate(means, rate)
 
 
@@ -508,7 +557,9 @@ class WindowAverager(nn.Module):
         self._current_pos.add_(1).remainder_(self._window_size)
         self._current_size.add_(1).clamp_(max=self._window_size)
 
-    def _group_average(self, index: int) -> torch.Tensor:
+    def _group_average(self, index: int, may_alias: bool = False) -> torch.Tensor:
+        """``[D]`` mean of the window of dtype group ``index`` (a new tensor,
+        whatever ``may_alias``: see ``EMAverager._group_average``)."""
         buf = _buffer(self, self._buffer_names[index])
         count = self._current_size.clamp(min=1).to(buf.dtype)
         return buf.sum(dim=0) / count
