@@ -13,6 +13,13 @@ settings.register_profile(
 )
 settings.load_profile("alf")
 
+# This suite forks worker processes (the kill tests, multiprocess buffers,
+# DDP). A child forked from a process whose OpenMP thread pool has started
+# can hang in its first parallel region (GNU libgomp is not fork-safe), which
+# showed up as rare hangs of forked kill-test workers: the test process keeps
+# torch on one thread, so it never starts that pool.
+torch.set_num_threads(1)
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
