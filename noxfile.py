@@ -27,6 +27,7 @@ Arguments after ``--`` go to pytest in ``tests`` and ``isolated``.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -166,12 +167,14 @@ def _step(session: nox.Session, label: str, *args: str, **kwargs) -> None:
         session.error(f"{label} failed ({exc.reason})")
 
 
-def _pip_find_links() -> list[str]:
-    """The ``find-links`` locations of the machine's pip configuration.
+@functools.cache
+def _uv_find_links() -> tuple[str, ...]:
+    """``--find-links`` arguments for uv: the locations of pip's configuration.
 
     uv does not read pip's configuration; on a machine whose pip finds the torch
     wheel in a local folder (``pip config``: ``global.find-links``), uv is pointed
     there too, so it installs that wheel instead of downloading another build.
+    Asked of pip once per nox run, when the first uv install needs it.
     """
     try:
         out = subprocess.run(
@@ -182,7 +185,7 @@ def _pip_find_links() -> list[str]:
             check=False,
         ).stdout
     except (OSError, subprocess.TimeoutExpired):
-        return []
+        return ()
     links: list[str] = []
     for line in out.splitlines():
         key, _, value = line.partition("=")
@@ -190,10 +193,7 @@ def _pip_find_links() -> list[str]:
             for item in value.strip().strip("'\"").split():
                 if item not in links:
                     links.append(item)
-    return links
-
-
-FIND_LINKS = _pip_find_links()
+    return tuple(arg for loc in links for arg in ("--find-links", loc))
 
 
 def _uses_uv(session: nox.Session) -> bool:
@@ -203,8 +203,7 @@ def _uses_uv(session: nox.Session) -> bool:
 def _pip_install(session: nox.Session, *args: str) -> None:
     """Install into the session's venv with ``-c constraints.txt`` (uv or pip)."""
     if _uses_uv(session):
-        links = [arg for loc in FIND_LINKS for arg in ("--find-links", loc)]
-        session.install(*links, "-c", str(CONSTRAINTS), *args)
+        session.install(*_uv_find_links(), "-c", str(CONSTRAINTS), *args)
     else:
         session.install("--disable-pip-version-check", "-c", str(CONSTRAINTS), *args)
 
@@ -255,13 +254,21 @@ def _run_pytest(
     """
     if not list(tests.rglob("test_*.py")) and not list(tests.rglob("*_test.py")):
         session.error(f"{pkg.name} has no tests: {pkg.tests.relative_to(ROOT)}/test_*.py not found")
+    _pytest_with_report(session, "tests", config, [*extra, str(tests)], env)
+
+
+def _pytest_with_report(
+    session: nox.Session, label: str, config: Path, args: list[str], env: dict[str, str]
+) -> None:
+    """``pytest -c config ARGS`` writing the session's JUnit report, which .ci/run reads;
+    ``label`` names the step in a failure. Arguments after ``--`` go to pytest."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     junit = RESULTS / f"{results_name(session.name)}.xml"
     junit.unlink(missing_ok=True)
     # Exit status 5 (nothing collected) fails the session like any other non-zero status.
     _step(
         session,
-        "tests",
+        label,
         "pytest",
         "-c",
         str(config),
@@ -270,8 +277,7 @@ def _run_pytest(
         f"--junitxml={junit}",
         "-o",
         "junit_family=xunit2",
-        *extra,
-        str(tests),
+        *args,
         *session.posargs,
         env=env,
     )
@@ -588,23 +594,8 @@ def examples(session: nox.Session) -> None:
     """
     _install_examples(session, "pytest")
     session.chdir(ROOT)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    junit = RESULTS / f"{results_name(session.name)}.xml"
-    junit.unlink(missing_ok=True)
-    _step(
-        session,
-        "examples tests",
-        "pytest",
-        "-c",
-        str(ROOT / "pyproject.toml"),
-        "-p",
-        "no:cacheprovider",
-        f"--junitxml={junit}",
-        "-o",
-        "junit_family=xunit2",
-        "examples",
-        *session.posargs,
-        env={"OMP_NUM_THREADS": "1"},
+    _pytest_with_report(
+        session, "examples tests", ROOT / "pyproject.toml", ["examples"], {"OMP_NUM_THREADS": "1"}
     )
 
 
@@ -647,14 +638,13 @@ def _subset_install(session: nox.Session, venv: Path, names: list[str]) -> None:
     if os.environ.get("ALF_SUBSET_INSTALLER", "uv") == "pip":
         session.run(str(_venv_python(venv)), "-m", "pip", *args, external=True)
     else:
-        links = [arg for loc in FIND_LINKS for arg in ("--find-links", loc)]
         session.run(
             "uv",
             "pip",
             *args[:1],
             "--python",
             str(_venv_python(venv)),
-            *links,
+            *_uv_find_links(),
             *args[1:],
             external=True,
         )
