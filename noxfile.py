@@ -5,7 +5,7 @@ The package table is read from ``packages/*/pyproject.toml`` (see
 ``tools/workspace.py``); every per-package session is generated from it.
 
     nox -s demo                           train PPO on CartPole with every package (runs/demo)
-    nox -s tests isolated lowest subset typecheck lint examples   what CI runs (.ci/run)
+    nox -j auto -s tests isolated lowest subset typecheck lint examples   what CI runs (.ci/run)
     nox -s "tests(alf-math-cpu)"          one package, one torch flavour
     nox -s "tests(alf-plot-none-py3.9)"   the torch-free package on one CPython
     nox -s "isolated(alf-dist)"           one package's wheel, installed alone
@@ -62,6 +62,8 @@ CUDA_INDEX = os.environ.get("ALF_TORCH_CUDA_INDEX", "https://download.pytorch.or
 
 PACKAGES: dict[str, Package] = discover_packages(ROOT)
 
+# ``nox -j auto`` (what CI runs) needs the parallel scheduler of nox 2026.8.10.
+nox.needs_version = ">=2026.8.10"
 nox.options.sessions = ["tests", "isolated", "lowest", "subset", "typecheck", "lint", "examples"]
 nox.options.error_on_external_run = True
 # uv creates the venvs and installs into them, hard-linking every file from its
@@ -314,7 +316,7 @@ def _run_source_tests(
     _run_pytest(session, pkg, pkg.tests.relative_to(ROOT), ROOT / "pyproject.toml", env, extra)
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 @nox.parametrize(("python", "package", "torch", "version"), _test_matrix())
 def tests(session: nox.Session, package: str, torch: str, version: str) -> None:
     """Run one package's suite with only the package, its declared dependencies and test tools.
@@ -449,7 +451,7 @@ def _build_all(session: nox.Session, names: list[str], out: Path) -> list[Path]:
     return archives
 
 
-@nox.session(reuse_venv=False)
+@nox.session(reuse_venv=False, allow_parallel=True)
 @nox.parametrize("package", [nox.param(name, id=name, tags=[name]) for name in PACKAGES])
 def isolated(session: nox.Session, package: str) -> None:
     """Build the wheel, install it alone in a fresh venv, import every module, run the suite.
@@ -484,7 +486,7 @@ def isolated(session: nox.Session, package: str) -> None:
     _run_pytest(session, pkg, Path("tests"), run_dir / "pyproject.toml", {"ALF_TEST_DEVICE": "cpu"})
 
 
-@nox.session(reuse_venv=False)
+@nox.session(reuse_venv=False, allow_parallel=True)
 @nox.parametrize("package", [nox.param(name, id=name, tags=[name]) for name in PACKAGES])
 def lowest(session: nox.Session, package: str) -> None:
     """Run the suite with every third-party dependency at the lowest version declared.
@@ -509,7 +511,7 @@ def lowest(session: nox.Session, package: str) -> None:
     _run_source_tests(session, pkg, "cpu")
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 def lint(session: nox.Session) -> None:
     """ruff, the dependency/namespace check and the tools' own tests (``-- NAME`` limits to packages).
 
@@ -584,7 +586,7 @@ def demo(session: nox.Session) -> None:
     )
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 def examples(session: nox.Session) -> None:
     """The tests of examples/ (``pytest examples/``), with what the demo installs.
 
@@ -658,7 +660,7 @@ def _make_venv(session: nox.Session, venv: Path, python: str) -> None:
         session.run("uv", "venv", "--python", python, str(venv), external=True, silent=True)
 
 
-@nox.session(reuse_venv=False)
+@nox.session(reuse_venv=False, allow_parallel=True)
 def subset(session: nox.Session) -> None:
     """Each package installed alone from the wheelhouse, by the README's one command.
 
@@ -739,7 +741,7 @@ def subset(session: nox.Session) -> None:
     shutil.rmtree(venv, ignore_errors=True)
 
 
-@nox.session
+@nox.session(allow_parallel=True)
 def typecheck(session: nox.Session) -> None:
     """mypy over every package's src/ (configured in the root pyproject.toml).
 

@@ -27,8 +27,9 @@ For each package under ``packages/`` (or only the ones named) this reads every
   so uninstalling one package never untypes another);
 * the release metadata is complete and truthful: ``LICENSE`` in the repository
   root and the same file in the package folder (listed in ``license-files``, so
-  the wheel and sdist carry it), an SPDX ``license`` with its ``License ::``
-  classifier, ``authors``, ``[project.urls]``, one ``Development Status ::``
+  the wheel and sdist carry it), an SPDX ``license`` expression and no
+  ``License ::`` classifier (PEP 639 replaced them by the expression; setuptools
+  refuses the two together and indexes may), ``authors``, ``[project.urls]``, one ``Development Status ::``
   classifier, ``Typing :: Typed``, and ``requires-python`` plus the
   ``Programming Language :: Python :: 3.X`` classifiers naming exactly the
   CPython versions the test matrix runs the package on
@@ -74,7 +75,7 @@ except ModuleNotFoundError:  # Python < 3.11
 
 __all__ = [
     "IMPORT_TO_DIST",
-    "LICENSE_CLASSIFIERS",
+    "LICENSES",
     "TORCH_FLOOR",
     "ImportRef",
     "check",
@@ -107,10 +108,8 @@ IMPORT_TO_DIST: dict[str, tuple[str, ...]] = {
     "yaml": ("pyyaml",),
 }
 
-#: The ``License ::`` classifier that goes with each SPDX ``license`` a package may declare.
-LICENSE_CLASSIFIERS: dict[str, str] = {
-    "Apache-2.0": "License :: OSI Approved :: Apache Software License",
-}
+#: The SPDX ``license`` expressions a package may declare (the LICENSE file's).
+LICENSES = ("Apache-2.0",)
 
 #: The lowest torch a package may admit: torch 2.3 is the first release built
 #: against NumPy 2, and every package admits NumPy 2.
@@ -410,16 +409,16 @@ def _metadata_problems(pkg: Package, root: Path) -> list[str]:
         problems.append(f'{name}: [project] license-files must list "LICENSE"')
     spdx = project.get("license")
     classifiers = list(project.get("classifiers", []))
-    if not isinstance(spdx, str) or spdx not in LICENSE_CLASSIFIERS:
+    if not isinstance(spdx, str) or spdx not in LICENSES:
         problems.append(
-            f"{name}: [project] license must be an SPDX expression of "
-            f"{sorted(LICENSE_CLASSIFIERS)}; got {spdx!r}"
+            f"{name}: [project] license must be an SPDX expression of {list(LICENSES)}; got {spdx!r}"
         )
-    elif LICENSE_CLASSIFIERS[spdx] not in classifiers:
-        problems.append(f"{name}: classifiers lack {LICENSE_CLASSIFIERS[spdx]!r} (license {spdx})")
-    others = [c for c in classifiers if c.startswith("License ::")]
-    if isinstance(spdx, str) and [c for c in others if c != LICENSE_CLASSIFIERS.get(spdx)]:
-        problems.append(f"{name}: License classifiers {others} do not match license {spdx!r}")
+    license_classifiers = [c for c in classifiers if c.startswith("License ::")]
+    if license_classifiers:
+        problems.append(
+            f"{name}: License classifiers {license_classifiers} beside the SPDX license: "
+            "PEP 639 superseded them (the License-Expression field says it)"
+        )
     authors = project.get("authors")
     if not authors or not all(isinstance(a, dict) and a.get("name") for a in authors):
         problems.append(f"{name}: [project] authors must list at least one author with a name")

@@ -60,7 +60,6 @@ class FakeRepo:
             pythons = TORCH_PYTHONS if name in self.torch_users else TORCH_FREE_PYTHONS
             classifiers = [
                 "Development Status :: 3 - Alpha",
-                "License :: OSI Approved :: Apache Software License",
                 *(f"Programming Language :: Python :: {v}" for v in pythons),
                 "Typing :: Typed",
             ]

@@ -242,9 +242,10 @@ def test_metadata_must_be_truthful(repo, math_pkg):
     edit_pyproject(math_pkg, 'requires-python = ">=3.11"', 'requires-python = ">=3.9"')
     edit_pyproject(
         math_pkg,
-        '"License :: OSI Approved :: Apache Software License"',
-        '"License :: OSI Approved :: MIT License"',
+        '"Typing :: Typed"',
+        '"Typing :: Typed", "License :: OSI Approved :: Apache Software License"',
     )
+    edit_pyproject(math_pkg, 'license = "Apache-2.0"', 'license = "MIT"')
     edit_pyproject(math_pkg, '"torch>=2.3"', '"torch>=2.1"')
     found = "\n".join(problems(repo))
     assert "alf-math: LICENSE differs from the repository's LICENSE" in found
@@ -252,8 +253,8 @@ def test_metadata_must_be_truthful(repo, math_pkg):
     assert (
         "requires-python '>=3.9' must admit the tested versions ['3.11'] and nothing older" in found
     )
-    assert "classifiers lack 'License :: OSI Approved :: Apache Software License'" in found
-    assert "do not match license 'Apache-2.0'" in found
+    assert "license must be an SPDX expression of ['Apache-2.0']; got 'MIT'" in found
+    assert "License classifiers ['License :: OSI Approved :: Apache Software License']" in found
     assert "'torch>=2.1' admits torch older than 2.3" in found
 
 
