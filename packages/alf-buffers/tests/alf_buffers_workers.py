@@ -1,6 +1,8 @@
 """Process targets of the multi-process tests (a module of its own so that
 children started with ``spawn`` can import them)."""
 
+import faulthandler
+import signal
 import time
 import warnings
 
@@ -94,6 +96,9 @@ def kill_worker(conn):
     it is received, and the report of the role when it ends (a killed worker
     sends nothing more)."""
     torch.set_num_threads(1)
+    # SIGUSR1 prints this worker's Python stack (the kill test asks a worker
+    # that hangs where it is before killing it)
+    faulthandler.register(signal.SIGUSR1)
     # a survivor that takes over the lock of a killed holder warns: expected here
     warnings.filterwarnings("ignore", "RingBuffer: a process died", RuntimeWarning)
     conn.send("ready")

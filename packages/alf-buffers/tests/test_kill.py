@@ -239,7 +239,12 @@ def run_trial(pool, plan, stats):
         )
         within_deadline("load_state_dict()", rebuilt.load_state_dict, state)
         check_snapshot(plan, state, progress, rebuilt, stats)
-    except BaseException:
+    except BaseException as error:
+        if isinstance(error, Hang):  # where each live worker is, in the test's output
+            for w in team:
+                if w.alive():
+                    os.kill(w.process.pid, signal.SIGUSR1)
+            time.sleep(1.0)
         for w in team:
             w.kill()
         raise

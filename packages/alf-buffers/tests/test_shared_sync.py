@@ -165,6 +165,72 @@ def test_a_killed_waiter_blocks_nothing():
     assert not stopper.is_alive()
 
 
+def _holder_that_vanishes(rb, conn):
+    """Take the buffer's lock, report the lock word, then (told to) free the
+    word without unlocking (so no wake-up is sent) and exit."""
+    rb._sync.lock.acquire()
+    conn.send(int(rb._sync._state.view("int32")[0]))
+    conn.recv()
+    rb._sync._state.view("int32")[0] = 0
+    os._exit(0)
+
+
+def _lock_waiter(rb, conn):
+    """Wait for the buffer's lock with no time limit; report when taken."""
+    conn.send("waiting")
+    rb._sync.lock.acquire()
+    conn.send("locked")
+    rb._sync.lock.release()
+
+
+def _sleeps_on_a_futex(pid):
+    with open(f"/proc/{pid}/wchan") as f:
+        return "futex" in f.read()
+
+
+@pytest.mark.skipif(
+    not (_buffer_sync.robust_lock_available() and os.path.exists("/proc/self/wchan")),
+    reason="needs the robust process-shared lock and /proc/PID/wchan (Linux)",
+)
+def test_a_lost_wake_up_of_the_lock_does_not_strand_a_waiter():
+    """An unlock wakes one waiter. When that waiter is killed before it takes
+    the lock and another process takes the lock uncontended, the kernel wakes
+    nobody else: the other waiters got no wake-up and will get none. Made here
+    without the race: a holder frees the lock word (glibc's layout: the first
+    int32, holding the owner's thread id) while a waiter sleeps, and sends no
+    wake-up. The waiter must still get the lock (it waits in bounded steps)
+    instead of sleeping forever."""
+    ctx = multiprocessing.get_context("fork")
+    rb = RingBuffer(SPEC, 1, max_length=2, allow_multiprocess=True)
+    to_holder, holder_end = ctx.Pipe()
+    from_waiter, waiter_end = ctx.Pipe()
+    holder = ctx.Process(target=_holder_that_vanishes, args=(rb, holder_end), daemon=True)
+    waiter = ctx.Process(target=_lock_waiter, args=(rb, waiter_end), daemon=True)
+    holder.start()
+    try:
+        assert to_holder.poll(DEADLINE_S), "the holder did not take the lock"
+        word = to_holder.recv()
+        if word & 0x3FFFFFFF != holder.pid:
+            pytest.skip(f"the mutex is not glibc's (lock word {word:#x}, holder {holder.pid})")
+        waiter.start()
+        assert from_waiter.poll(DEADLINE_S) and from_waiter.recv() == "waiting"
+        wait_until(lambda: _sleeps_on_a_futex(waiter.pid), "the waiter sleeping on the lock")
+        assert rb._sync._state.view("int32")[0] < 0  # FUTEX_WAITERS: someone sleeps
+        to_holder.send("vanish")
+        holder.join(DEADLINE_S)
+        assert from_waiter.poll(DEADLINE_S), f"the waiter slept {DEADLINE_S} s on a free lock"
+        assert from_waiter.recv() == "locked"
+        waiter.join(DEADLINE_S)
+        assert waiter.exitcode == 0
+    finally:
+        for proc in (holder, waiter):
+            if proc.pid is not None and proc.is_alive():
+                proc.kill()
+                proc.join(DEADLINE_S)
+    assert rb._sync.lock.acquire(timeout=DEADLINE_S)  # free again, and still works
+    rb._sync.lock.release()
+
+
 @pytest.mark.parametrize("env_ids", [None, [0, 1], [1]])
 def test_full_shared_rings_keep_the_newest_items(env_ids):
     """Non-blocking enqueues into full rings of a shared buffer (which first

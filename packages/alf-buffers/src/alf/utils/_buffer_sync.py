@@ -10,6 +10,11 @@ OOM killer) at any moment:
   takes it over; nobody waits for a dead holder. Owner and death are tracked
   by the kernel (the robust futex list), so there is no window between taking
   the lock and recording the owner in which a death would go unnoticed.
+  Waiting for the lock is bounded too (steps of ``_POLL_S``): an unlock wakes
+  one waiter, and if that waiter is killed before it takes the lock while a
+  third process takes it uncontended, the kernel wakes nobody else (it only
+  does when the lock is still free), and the remaining waiters would sleep
+  forever in an unbounded ``pthread_mutex_lock``.
 * Waits use a sequence number per kind (space, data) and the ``futex``
   system call on it: a waiter reads the number under the lock, releases the
   lock and sleeps until the number changes; a notifier (under the lock)
@@ -119,11 +124,17 @@ class _Native:
             self.trylock = pylibc.pthread_mutex_trylock
             self.unlock = pylibc.pthread_mutex_unlock
             self.consistent = int_fn(("pthread_mutex_consistent", libc))
-            # may block: called releasing the GIL
-            self.lock = int_fn(("pthread_mutex_lock", libc))
+            # may block (never longer than the deadline given): called releasing the GIL
             self.timedlock = ctypes.CFUNCTYPE(
                 ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(_Timespec)
             )(("pthread_mutex_timedlock", libc))
+            # glibc >= 2.30: a deadline on the monotonic clock (not moved by
+            # changes of the wall clock)
+            self.clocklock = None
+            if hasattr(libc, "pthread_mutex_clocklock"):
+                self.clocklock = ctypes.CFUNCTYPE(
+                    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(_Timespec)
+                )(("pthread_mutex_clocklock", libc))
             self.attr_init = int_fn(("pthread_mutexattr_init", libc))
             self.attr_destroy = int_fn(("pthread_mutexattr_destroy", libc))
             set_fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int)
@@ -159,6 +170,15 @@ class _Native:
             )
         finally:
             self.attr_destroy(attr)
+
+    def lock_for(self, address: int, seconds: float) -> int:
+        """``pthread_mutex_lock`` of the mutex at ``address`` giving up after
+        ``seconds``: 0 or ``EOWNERDEAD`` when taken, ``ETIMEDOUT`` when not, else
+        an error number. The GIL is released while it waits."""
+        if self.clocklock is not None:
+            deadline = _timespec(time.clock_gettime(time.CLOCK_MONOTONIC) + seconds)
+            return self.clocklock(address, time.CLOCK_MONOTONIC, deadline)
+        return self.timedlock(address, _timespec(time.time() + seconds))
 
     def futex_wait(self, address: int, expected: int, timeout: _Timespec) -> None:
         """Sleep while the int32 at ``address`` equals ``expected``, at most
@@ -233,17 +253,26 @@ class _RobustLock:
         if not blocking:
             return False
         if timeout is None:
-            # a live holder releases it soon, a dead one is detected by the
-            # kernel, which then wakes us with EOWNERDEAD
-            rc = self._native.lock(self._address)
-            return True if rc == 0 else self._acquired(rc)
+            return self._lock_unbounded()
         deadline = time.monotonic() + timeout
         while True:
             step = min(_POLL_S, deadline - time.monotonic())
             if step <= 0:
                 return False
             # short steps keep Ctrl-C working
-            rc = self._native.timedlock(self._address, _timespec(time.time() + step))
+            rc = self._native.lock_for(self._address, step)
+            if rc == 0:
+                return True
+            if rc != errno.ETIMEDOUT:
+                return self._acquired(rc)
+
+    def _lock_unbounded(self) -> bool:
+        """Wait for the lock as long as it takes, in steps of ``_POLL_S``: a
+        live holder releases it, a dead one is detected by the kernel (which
+        then hands it over with ``EOWNERDEAD``), and a wake-up lost with a
+        waiter killed on its way to the lock costs one step, not forever."""
+        while True:
+            rc = self._native.lock_for(self._address, _POLL_S)
             if rc == 0:
                 return True
             if rc != errno.ETIMEDOUT:
@@ -258,9 +287,8 @@ class _RobustLock:
     def finish_acquire(self, rc: int) -> None:
         """Take the lock after ``try_lock()`` returned ``rc`` (not 0)."""
         if rc == errno.EBUSY:
-            rc = self._native.lock(self._address)
-            if rc == 0:
-                return
+            self._lock_unbounded()
+            return
         self._acquired(rc)
 
     def _acquired(self, rc: int) -> bool:
