@@ -7,8 +7,10 @@ the adaptive rates ``speed / (speed + k - 1)``."""
 import copy
 import io
 import pickle
+import warnings
 
 import numpy as np
+import pytest
 import torch
 
 from alf.tensor_specs import TensorSpec
@@ -143,6 +145,35 @@ def test_clip_by_global_norm_list_and_tuple_paths():
     assert same is work
     for w, e in zip(work, expected):
         np.testing.assert_allclose(w.numpy(), e, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64, torch.complex64])
+@pytest.mark.parametrize("clip_norm", [0.5, 3, 1e30, float("inf")])
+@pytest.mark.parametrize("content", ["random", "zeros", "nan"])
+def test_clip_by_global_norm_list_path_equals_the_general_path(dtype, clip_norm, content):
+    """A list takes the list path (its factor from fewer operations); the
+    same tensors in a dict take the general path: same values, same norm,
+    same warning for a NaN norm."""
+    from alf.utils.tensor_utils import clip_by_global_norm
+
+    gen = torch.Generator().manual_seed(3)
+    tensors = [(torch.randn(s, generator=gen) * 3).to(dtype) for s in [(5, 4), (4,), (3, 3)]]
+    if content == "zeros":
+        tensors = [torch.zeros_like(t) for t in tensors]
+    elif content == "nan":
+        tensors[1][2] = float("nan")
+    with warnings.catch_warnings(record=True) as listed:
+        warnings.simplefilter("always")
+        got, norm = clip_by_global_norm(list(tensors), clip_norm)
+    with warnings.catch_warnings(record=True) as general:
+        warnings.simplefilter("always")
+        ref, ref_norm = clip_by_global_norm(dict(enumerate(tensors)), clip_norm)
+    assert [str(w.message) for w in listed] == [str(w.message) for w in general]
+    assert (content == "nan") == bool(listed)
+    torch.testing.assert_close(norm, ref_norm, rtol=0, atol=0, equal_nan=True)
+    for i, g in enumerate(got):
+        assert g.dtype == dtype
+        torch.testing.assert_close(g, ref[i], rtol=0, atol=0, equal_nan=True)
 
 
 def test_clip_by_global_norm_lists_that_take_the_general_path():

@@ -6,6 +6,7 @@ weights (the code keeps ``m`` and ``m2`` and uses ``m2 - m^2``).
 """
 
 import io
+import math
 
 import numpy as np
 import pytest
@@ -80,6 +81,57 @@ rows = st.lists(
     min_size=1,
     max_size=10,
 )
+
+
+@pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32, torch.float64])
+@given(
+    data=st.lists(
+        st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=16), min_size=4, max_size=4),
+        min_size=1,
+        max_size=6,
+    ),
+    options=st.sampled_from(
+        [(True, False, EPS), (False, False, EPS), (True, True, EPS), (True, False, 0.0)]
+    ),
+    clip=st.sampled_from([-1.0, 2.0]),
+)
+def test_scalar_statistics_read_as_floats_give_the_tensor_results(
+    kind, param, dtype, data, options, clip
+):
+    """A one-element group on the CPU is normalized from its statistics read
+    as Python floats; ``debug_summaries`` keeps the tensor path. The two agree
+    to the rounding of the float64 statistics (torch may fuse ``m2 - m * m``
+    into one rounding): one unit in the last place of the shift and scale in
+    the computing dtype, and of the output (zero_mean, unit_std, epsilon 0,
+    clipping, each dtype, a constant input giving variance 0)."""
+    zero_mean, unit_std, eps = options
+    fast, tensor_path = (
+        make(
+            kind,
+            TensorSpec((), dtype),
+            param,
+            zero_mean=zero_mean,
+            unit_std=unit_std,
+            variance_epsilon=eps,
+            debug_summaries=debug,
+        )
+        for debug in (False, True)
+    )
+    for row in data:
+        x = torch.tensor(row, dtype=dtype).view(2, 2)
+        a, b = fast.normalize(x, clip), tensor_path.normalize(x, clip)
+        assert a.dtype == b.dtype == dtype
+        assert torch.equal(a.isnan(), b.isnan())
+        assert torch.equal(a.isinf(), b.isinf())
+        finite = b.isfinite()
+        a64, b64 = a[finite].double(), b[finite].double()
+        mean, var = (float(v) for v in tensor_path._group_stats(0))
+        scale = 1.0 if unit_std else 1.0 / max(math.sqrt(var + eps), 1e-300)
+        computing = torch.float32 if dtype == torch.float16 else dtype
+        tol = 4 * torch.finfo(computing).eps * (abs(mean) * scale + b64.abs())
+        tol += 2 * torch.finfo(dtype).eps * b64.abs()
+        assert ((a64 - b64).abs() <= tol).all(), (a, b, mean, var)
 
 
 @pytest.mark.parametrize("kind,param", KINDS, ids=[k for k, _ in KINDS])

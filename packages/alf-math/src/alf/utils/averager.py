@@ -353,7 +353,7 @@ class EMAverager(nn.Module):
                 mass.mul_(1.0 - rate).add_(rate)
 
     def _scalar_view(self, name: str) -> Any:
-        """A NumPy view of the 0-d CPU buffer ``name`` (read and written
+        """A NumPy view of the small CPU buffer ``name`` (read and written
         without a torch dispatch, which costs more than the update of a
         small average), cached while the buffer is the same tensor on the
         same memory (``share_memory_()`` swaps a tensor's storage in place:
@@ -389,6 +389,14 @@ class EMAverager(nn.Module):
                 return buf
             return buf / max(value, 1e-30)
         return buf / mass.clamp(min=1e-30)
+
+    def _group_scalar(self, index: int) -> float:
+        """``_group_average(index)`` of a dtype group holding one element in
+        a CPU buffer, as a Python float (float64), read without a torch
+        dispatch."""
+        value = float(self._scalar_view(self._average_names[index])[0])
+        mass = float(self._scalar_view("_mass"))
+        return value if mass == 1.0 else value / max(mass, 1e-30)
 
     def get(self) -> Any:
         """Get the current average.

@@ -36,6 +36,7 @@ whatever the spec dtype, and each update's second moment is formed as
 back to the spec dtype.
 """
 
+import math
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
@@ -267,11 +268,21 @@ class Normalizer(nn.Module):
         outputs = []
         stats = []
         for index, x in enumerate(inputs):
+            group = self._layout.groups[index]
+            out: Any
+            if (
+                group.total == 1
+                and not self._debug_summaries
+                and not isinstance(x, list)
+                and x.is_cpu
+                and self._statistics_on_cpu()
+            ):
+                shift_f, scale_f = self._scalar_affine(index)
+                outputs.append(self._normalize_matrix(x, shift_f, scale_f, clip_value))
+                continue
             mean, var = self._group_stats(index)
             stats.append((mean, var))
-            group = self._layout.groups[index]
             shift, scale = self._affine(mean, var, _accumulation_dtype(group.dtype))
-            out: Any
             if isinstance(x, list):  # leaves with different outer dims
                 out = []
                 for offset, numel, leaf in zip(group.offsets, group.numels, x):
@@ -290,6 +301,30 @@ class Normalizer(nn.Module):
         if self._debug_summaries and alf.summary.should_record_summaries():
             self._summarize(stats)
         return self._layout.unflatten_like(outputs, leaves)
+
+    def _statistics_on_cpu(self) -> bool:
+        """Whether the moments are kept by exponential averagers on the CPU
+        (whose one-element groups ``_scalar_affine`` reads)."""
+        averager: Any = self._modules["_mean_averager"]
+        return isinstance(averager, EMAverager) and averager._buffers["_mass"].is_cpu
+
+    def _scalar_affine(self, index: int) -> Tuple[Optional[float], Optional[float]]:
+        """``_affine`` of dtype group ``index``, which holds one element, as
+        Python floats computed in float64 from the averagers' CPU buffers
+        without a torch dispatch (a scalar normalizer's statistics cost more
+        in dispatches than in arithmetic). An operation of a tensor with a
+        Python float rounds the float to the tensor's dtype, as ``_affine``
+        casts its tensors, so the normalized values are the same."""
+        averagers: Any = self._modules
+        mean = averagers["_mean_averager"]._group_scalar(index)
+        m2 = averagers["_m2_averager"]._group_scalar(index)
+        var = max(m2 - mean * mean, 0.0) if self._zero_mean else m2
+        scale = None
+        if not self._unit_std:
+            # as torch.rsqrt: inf at 0 (a NaN statistic stays NaN)
+            root = math.sqrt(var + self._variance_epsilon)
+            scale = math.inf if root == 0.0 else 1.0 / root
+        return (-mean if self._zero_mean else None), scale
 
     def _affine(
         self, mean: torch.Tensor, var: torch.Tensor, dtype: torch.dtype

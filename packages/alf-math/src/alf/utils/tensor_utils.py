@@ -6,6 +6,7 @@ Shape legend: ``B`` batch, ``C`` channels, ``H``/``W`` image height/width,
 ``D`` embedding size.
 """
 
+import math
 import numbers
 import warnings
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -302,6 +303,25 @@ def _clip_factor(norm: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
     return torch.where(unclipped, torch.ones_like(norm), clip / torch.where(unclipped, clip, norm))
 
 
+def _cpu_clip_factor(norm: torch.Tensor, clip_norm: float) -> torch.Tensor:
+    """``_clip_factor`` of a CPU ``norm`` (float32 or float64, from
+    ``_group_norms``) and a positive Python ``clip_norm``, in ``norm``'s dtype
+    with fewer operations: ``clip / max(norm, clip)`` is exactly 1 when
+    ``norm <= clip``; ``clip_norm = inf`` gives 1; a NaN norm gives 1 with a
+    ``RuntimeWarning``, as in ``clip_by_global_norm``."""
+    if math.isnan(norm.item()):
+        warnings.warn(
+            "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return torch.ones((), dtype=norm.dtype)
+    if math.isinf(clip_norm):
+        return torch.ones((), dtype=norm.dtype)
+    clip = torch.tensor(clip_norm, dtype=norm.dtype)
+    return torch.div(clip, torch.maximum(norm, clip))
+
+
 def _repack(tensors: Any, leaves: Sequence[Optional[torch.Tensor]]) -> Any:
     it = iter(leaves)
     return nest.map_structure(lambda x: None if x is None else next(it), tensors)
@@ -361,6 +381,15 @@ def clip_by_global_norm(
         norm = torch.as_tensor(use_norm)
     if not leaves:
         return tensors, norm
+    if single is not None and use_norm is None and type(clip_norm) in (float, int):
+        # the usual call (CPU gradients, a plain clip_norm): fewest dispatches
+        factor = _cpu_clip_factor(norm, clip_norm)
+        if factor.dtype != leaves[0].dtype:
+            factor = factor.to(dtype=leaves[0].dtype)
+        scaled_list = _mul(leaves, factor, in_place)
+        if in_place:
+            return tensors, norm
+        return (scaled_list if type(tensors) is list else tuple(scaled_list)), norm
     # the factor in at least float32, whatever use_norm's dtype (an integer
     # norm would truncate clip_norm, a float16 one round it)
     acc = torch.promote_types(norm.dtype, torch.float32)
