@@ -305,8 +305,11 @@ class Normalizer(nn.Module):
     def _statistics_on_cpu(self) -> bool:
         """Whether the moments are kept by exponential averagers on the CPU
         (whose one-element groups ``_scalar_affine`` reads)."""
-        averager: Any = self._modules["_mean_averager"]
-        return isinstance(averager, EMAverager) and averager._buffers["_mass"].is_cpu
+        averager = self._modules["_mean_averager"]
+        if not isinstance(averager, EMAverager):
+            return False
+        mass = averager._buffers["_mass"]
+        return mass is not None and mass.is_cpu
 
     def _scalar_affine(self, index: int) -> Tuple[Optional[float], Optional[float]]:
         """``_affine`` of dtype group ``index``, which holds one element, as

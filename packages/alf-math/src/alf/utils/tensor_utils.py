@@ -381,7 +381,7 @@ def clip_by_global_norm(
         norm = torch.as_tensor(use_norm)
     if not leaves:
         return tensors, norm
-    if single is not None and use_norm is None and type(clip_norm) in (float, int):
+    if single is not None and use_norm is None and isinstance(clip_norm, (float, int)):
         # the usual call (CPU gradients, a plain clip_norm): fewest dispatches
         factor = _cpu_clip_factor(norm, clip_norm)
         if factor.dtype != leaves[0].dtype:
