@@ -18,6 +18,10 @@ The package table is read from ``packages/*/pyproject.toml`` (see
     nox -s examples                       the tests of examples/ (pytest examples/)
     nox -s bench -- bench_buffers         benchmarks (not part of CI)
 
+``-j auto`` runs the sessions that allow it (``allow_parallel=True``: the test
+sessions, subset, typecheck, lint, examples) side by side, one per CPU; build
+(writes dist/, which subset also fills), bench (timings), demo (uses every
+core) and gpu always run alone.
 Add ``-r`` to reuse the test virtualenvs between runs (``isolated`` always starts
 from a fresh one). Every pip install passes ``-c constraints.txt``, which pins
 torch to the local CPU build; the ``cuda`` flavour alone installs torch from the
