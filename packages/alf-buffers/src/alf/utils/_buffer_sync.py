@@ -252,27 +252,20 @@ class _RobustLock:
             return self._acquired(rc)
         if not blocking:
             return False
-        if timeout is None:
-            return self._lock_unbounded()
-        deadline = time.monotonic() + timeout
+        return self._lock_within(timeout)
+
+    def _lock_within(self, timeout: Optional[float]) -> bool:
+        """Wait for the lock at most ``timeout`` seconds (None: as long as it
+        takes), in steps of at most ``_POLL_S``: a live holder releases it, a
+        dead one is detected by the kernel (which then hands it over with
+        ``EOWNERDEAD``), a wake-up lost with a waiter killed on its way to the
+        lock costs one step, not forever, and Ctrl-C keeps working."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            step = min(_POLL_S, deadline - time.monotonic())
+            step = _POLL_S if deadline is None else min(_POLL_S, deadline - time.monotonic())
             if step <= 0:
                 return False
-            # short steps keep Ctrl-C working
             rc = self._native.lock_for(self._address, step)
-            if rc == 0:
-                return True
-            if rc != errno.ETIMEDOUT:
-                return self._acquired(rc)
-
-    def _lock_unbounded(self) -> bool:
-        """Wait for the lock as long as it takes, in steps of ``_POLL_S``: a
-        live holder releases it, a dead one is detected by the kernel (which
-        then hands it over with ``EOWNERDEAD``), and a wake-up lost with a
-        waiter killed on its way to the lock costs one step, not forever."""
-        while True:
-            rc = self._native.lock_for(self._address, _POLL_S)
             if rc == 0:
                 return True
             if rc != errno.ETIMEDOUT:
@@ -287,9 +280,9 @@ class _RobustLock:
     def finish_acquire(self, rc: int) -> None:
         """Take the lock after ``try_lock()`` returned ``rc`` (not 0)."""
         if rc == errno.EBUSY:
-            self._lock_unbounded()
-            return
-        self._acquired(rc)
+            self._lock_within(None)
+        else:
+            self._acquired(rc)
 
     def _acquired(self, rc: int) -> bool:
         if rc == errno.EOWNERDEAD:
