@@ -267,16 +267,13 @@ class Normalizer(nn.Module):
         update)."""
         outputs = []
         stats = []
+        # one-element groups may read their statistics as floats (no summaries
+        # to write, exponential averagers on the CPU)
+        scalars_as_floats = not self._debug_summaries and self._statistics_on_cpu()
         for index, x in enumerate(inputs):
             group = self._layout.groups[index]
             out: Any
-            if (
-                group.total == 1
-                and not self._debug_summaries
-                and not isinstance(x, list)
-                and x.is_cpu
-                and self._statistics_on_cpu()
-            ):
+            if scalars_as_floats and group.total == 1 and not isinstance(x, list) and x.is_cpu:
                 shift_f, scale_f = self._scalar_affine(index)
                 outputs.append(self._normalize_matrix(x, shift_f, scale_f, clip_value))
                 continue

@@ -303,18 +303,43 @@ def _clip_factor(norm: torch.Tensor, clip: torch.Tensor) -> torch.Tensor:
     return torch.where(unclipped, torch.ones_like(norm), clip / torch.where(unclipped, clip, norm))
 
 
+def _warn_nan_norm() -> None:
+    """The warning of a NaN global norm, attributed to the caller of
+    ``clip_by_global_norm`` (which calls the factor function that calls this)."""
+    warnings.warn(
+        "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
+def _global_clip_factor(
+    norm: torch.Tensor, clip_norm: Scalar, device: torch.device
+) -> torch.Tensor:
+    """``clip_by_global_norm``'s factor on ``device``, in at least float32
+    whatever ``norm``'s dtype (an integer norm would truncate ``clip_norm``, a
+    float16 one round it); 1 for a NaN norm (as ALF), with a warning when the
+    norm is on the CPU (a CUDA norm is not read: that would synchronise the
+    device)."""
+    acc = torch.promote_types(norm.dtype, torch.float32)
+    norm_t = norm.to(device=device, dtype=acc)
+    clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
+    factor = _clip_factor(norm_t, clip)
+    if norm_t.device.type != "cpu":
+        return torch.where(torch.isnan(norm_t), torch.ones_like(factor), factor)
+    if bool(torch.isnan(norm_t)):
+        _warn_nan_norm()
+        return torch.ones_like(factor)
+    return factor
+
+
 def _cpu_clip_factor(norm: torch.Tensor, clip_norm: float) -> torch.Tensor:
-    """``_clip_factor`` of a CPU ``norm`` (float32 or float64, from
-    ``_group_norms``) and a positive Python ``clip_norm``, in ``norm``'s dtype
-    with fewer operations: ``clip / max(norm, clip)`` is exactly 1 when
-    ``norm <= clip``; ``clip_norm = inf`` gives 1; a NaN norm gives 1 with a
-    ``RuntimeWarning``, as in ``clip_by_global_norm``."""
+    """``_global_clip_factor`` of a CPU ``norm`` (float32 or float64, from
+    ``_group_norms``) and a positive Python ``clip_norm``, with fewer
+    operations: ``clip / max(norm, clip)`` is exactly 1 when ``norm <= clip``;
+    ``clip_norm = inf`` gives 1; a NaN norm gives 1 with the warning."""
     if math.isnan(norm.item()):
-        warnings.warn(
-            "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+        _warn_nan_norm()
         return torch.ones((), dtype=norm.dtype)
     if math.isinf(clip_norm):
         return torch.ones((), dtype=norm.dtype)
@@ -384,31 +409,12 @@ def clip_by_global_norm(
     if single is not None and use_norm is None and isinstance(clip_norm, (float, int)):
         # the usual call (CPU gradients, a plain clip_norm): fewest dispatches
         factor = _cpu_clip_factor(norm, clip_norm)
+    else:
+        factor = _global_clip_factor(norm, clip_norm, leaves[0].device)
+    if single is not None:  # one group: no regrouping, no repacking
         if factor.dtype != leaves[0].dtype:
             factor = factor.to(dtype=leaves[0].dtype)
         scaled_list = _mul(leaves, factor, in_place)
-        if in_place:
-            return tensors, norm
-        return (scaled_list if type(tensors) is list else tuple(scaled_list)), norm
-    # the factor in at least float32, whatever use_norm's dtype (an integer
-    # norm would truncate clip_norm, a float16 one round it)
-    acc = torch.promote_types(norm.dtype, torch.float32)
-    norm_t = norm.to(device=leaves[0].device, dtype=acc)
-    clip = torch.as_tensor(clip_norm, dtype=acc, device=norm_t.device)
-    factor = _clip_factor(norm_t, clip)
-    # a NaN norm leaves the tensors as they are (ALF); a CUDA norm is not
-    # read (that would synchronise the device)
-    if norm_t.device.type != "cpu":
-        factor = torch.where(torch.isnan(norm_t), torch.ones_like(factor), factor)
-    elif bool(torch.isnan(norm_t)):
-        warnings.warn(
-            "clip_by_global_norm: the global norm is NaN; the tensors are left unclipped",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        factor = torch.ones_like(factor)
-    if single is not None:  # one group: no regrouping, no repacking
-        scaled_list = _mul(leaves, factor.to(dtype=leaves[0].dtype), in_place)
         if in_place:
             return tensors, norm
         return (scaled_list if type(tensors) is list else tuple(scaled_list)), norm
