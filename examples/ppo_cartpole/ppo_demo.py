@@ -31,7 +31,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch.distributed as dist
 from ppo_config import PPOConfig
-from ppo_train import check_inputs, ckpt_dir, config_mismatch, record_video, train
+from ppo_train import (
+    check_inputs,
+    ckpt_dir,
+    config_mismatch,
+    record_video,
+    train,
+    write_json_atomically,
+)
 from tqdm import tqdm
 
 from alf.utils import common
@@ -544,13 +551,7 @@ def _report(
         "jobs": jobs,
     }
     summary_path = os.path.join(out, "results.json")
-    tmp = summary_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(summary, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, summary_path)
+    write_json_atomically(summary_path, summary)
 
     print(
         f"\n{'seed':>4}  {'steps to ' + str(int(base.target_return)):>14}  "

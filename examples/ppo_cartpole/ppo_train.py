@@ -166,7 +166,9 @@ def ckpt_dir(out_dir: str, rank: int = 0) -> str:
     return os.path.join(out_dir, "ckpt" if rank == 0 else f"ckpt-rank{rank}")
 
 
-def _write_json_atomically(path: str, data: Dict[str, Any]) -> None:
+def write_json_atomically(path: str, data: Dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` so that a kill at any moment leaves the
+    previous file or the new one (a temporary file, fsync, rename)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         json.dump(data, f, indent=2)
@@ -481,7 +483,7 @@ def train(
             )
     resumed_from = state.iteration
     if rank == 0 and not resumed:
-        _write_json_atomically(os.path.join(out_dir, "config.json"), _config_dict(config))
+        write_json_atomically(os.path.join(out_dir, "config.json"), _config_dict(config))
 
     writer = None
     if rank == 0:
@@ -683,7 +685,7 @@ def train(
         "resumed_from": resumed_from,
         "num_processes": world,
     }
-    _write_json_atomically(os.path.join(out_dir, "result.json"), result)
+    write_json_atomically(os.path.join(out_dir, "result.json"), result)
     return result
 
 
