@@ -87,16 +87,7 @@ def random_items(spec, n):
 
 def measure(candidates, repeats, calls):
     """Median seconds per call of each candidate, interleaving the repeats."""
-    times = {name: [] for name in candidates}
-    for fn in candidates.values():
-        for _ in range(3):
-            fn()
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            times[name].append((time.perf_counter() - start) / calls)
+    times = interleaved(candidates, repeats, calls, warmup=3)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -141,12 +132,13 @@ def percentiles(samples):
     return statistics.median(s), s[len(s) // 10], s[(len(s) * 9) // 10]
 
 
-def interleaved(candidates, repeats, calls):
+def interleaved(candidates, repeats, calls, warmup=1):
     """Seconds per call of each candidate over ``repeats`` interleaved rounds
-    of ``calls`` calls: {name: [per-round times]}."""
+    of ``calls`` calls, after ``warmup`` calls of each: {name: [per-round times]}."""
     times = {name: [] for name in candidates}
     for fn in candidates.values():
-        fn()
+        for _ in range(warmup):
+            fn()
     for _ in range(repeats):
         for name, fn in candidates.items():
             start = time.perf_counter()
